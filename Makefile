@@ -1,0 +1,37 @@
+# The two commands of the README, and a few helpers. Every target sets up what it needs.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV_PYTHON := .venv/bin/python
+# UTC day for `make run`; default: yesterday.
+DATE ?= $(shell date -u -d yesterday +%F)
+
+.PHONY: help setup run test lint format lock
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+setup: ## create .venv from the lock files and install PostgreSQL if it is missing
+	@scripts/bootstrap.sh
+	@scripts/install_postgres.sh
+
+run: setup ## run the learning platform DAG for DATE (default yesterday) on local services and print what landed
+	$(VENV_PYTHON) -m devservices.local_run --date $(DATE) $(if $(filter 1 true,$(TEST_MODE)),--test-mode)
+
+test: setup lint ## run the whole test suite (starts and stops its own services)
+	$(VENV_PYTHON) -m pytest
+
+lint: ## ruff: lint and formatting check
+	@scripts/bootstrap.sh
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+
+format: ## apply ruff's fixes and formatting
+	.venv/bin/ruff check --fix .
+	.venv/bin/ruff format .
+
+lock: ## recompile requirements*.txt after editing requirements*.in
+	@scripts/bootstrap.sh
+	.venv/bin/uv pip compile requirements.in --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+		--no-header --annotation-style line -o requirements.txt
+	.venv/bin/uv pip compile requirements-dev.in --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+		--no-header --annotation-style line -o requirements-dev.txt

@@ -1,0 +1,191 @@
+"""``make run``: run the learning platform DAG for one date on this machine, then report.
+
+Starts what the configuration asks for (a local PostgreSQL for the warehouse, the API
+simulator), runs ``airflow dags test learning_platform_etl DATE`` against them, prints what
+landed, and stops everything it started, also on failure or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from contextlib import ExitStack
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import psycopg
+import requests
+
+from devservices.environment import (
+    PROJECT_ROOT,
+    airflow_environment,
+    connection_from_env,
+    flag,
+    load_settings,
+)
+from devservices.postgres import LocalPostgres
+from include.common.intervals import TEST_MODE_SPAN, Interval
+from include.common.postgres import conninfo_from_connection
+from include.learning_platform.api import API_CONN_ID
+from include.learning_platform.summary import summarize_interval
+from include.learning_platform.warehouse import DB_CONN_ID
+
+DAG_ID = "learning_platform_etl"
+LOCAL_DIR = PROJECT_ROOT / ".local"
+
+log = logging.getLogger("make run")
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    args = _parse_args(argv)
+    load_settings()
+    airflow_home = Path(os.environ["AIRFLOW_HOME"])
+    env = airflow_environment(airflow_home)
+    interval = Interval.for_day(args.date)
+    if args.test_mode:
+        interval = Interval(interval.start, interval.start + TEST_MODE_SPAN)
+
+    with ExitStack() as services:
+        if flag("START_LOCAL_POSTGRES"):
+            services.enter_context(_local_warehouse())
+        if flag("START_LOCAL_SIMULATOR"):
+            services.enter_context(SimulatorProcess())
+        _airflow(["db", "migrate"], env, log_name="airflow-db-migrate")
+        conf = json.dumps({"test_mode": args.test_mode})
+        log.info("running %s for %s (Airflow home %s)", DAG_ID, args.date, airflow_home)
+        dag_test = _airflow(
+            ["dags", "test", DAG_ID, args.date.isoformat(), "--conf", conf],
+            env,
+            log_name=f"dags-test-{args.date}",
+            check=False,
+        )
+        summary = _summary(interval)
+
+    if summary is None or dag_test.returncode != 0:
+        log.error("the run did not publish %s (airflow exit code %d)", interval, dag_test.returncode)
+        return 1
+    return 0
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--date",
+        type=date.fromisoformat,
+        default=(datetime.now(UTC) - timedelta(days=1)).date(),
+        help="UTC day to process, YYYY-MM-DD (default: yesterday)",
+    )
+    parser.add_argument("--test-mode", action="store_true", help="process only the first hour of the day")
+    return parser.parse_args(argv)
+
+
+def _local_warehouse() -> LocalPostgres:
+    connection = connection_from_env(DB_CONN_ID)
+    server = LocalPostgres(
+        state_dir=LOCAL_DIR / "postgres",
+        port=int(connection.port),
+        user=connection.login,
+        password=connection.password,
+    )
+    server.start()
+    server.create_database(connection.schema)
+    log.info("local PostgreSQL on 127.0.0.1:%s, database %s", connection.port, connection.schema)
+    return server
+
+
+class SimulatorProcess:
+    """The API simulator as a child process, serving the API connection's address and credentials."""
+
+    def __enter__(self) -> SimulatorProcess:
+        connection = connection_from_env(API_CONN_ID)
+        address = urlsplit(connection.host)
+        port = connection.port or address.port
+        self.base_url = f"http://{address.hostname}:{port}"
+        command = [
+            sys.executable,
+            "-m",
+            "devservices.simulator",
+            "--host",
+            address.hostname,
+            "--port",
+            str(port),
+            "--client",
+            connection.login,
+            "--client-key",
+            connection.password,
+            "--records-per-day",
+            os.environ.get("SIMULATOR_RECORDS_PER_DAY", "15000"),
+        ]
+        log_file = _log_path("simulator").open("ab")
+        self.process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT)
+        log_file.close()
+        self._wait_until_healthy()
+        log.info("API simulator on %s", self.base_url)
+        return self
+
+    def _wait_until_healthy(self, timeout_s: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the simulator exited at start-up; see {_log_path('simulator')}")
+            try:
+                if requests.get(f"{self.base_url}/_simulator/health", timeout=1).ok:
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.2)
+        self.__exit__()
+        raise RuntimeError(f"the simulator did not answer within {timeout_s:.0f} s")
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def _airflow(args: list[str], env: dict[str, str], *, log_name: str, check: bool = True):
+    path = _log_path(log_name)
+    with path.open("w") as out:
+        completed = subprocess.run(
+            [str(Path(sys.executable).parent / "airflow"), *args],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=PROJECT_ROOT,
+            check=False,
+        )
+    if check and completed.returncode != 0:
+        tail = "".join(path.read_text(errors="replace").splitlines(keepends=True)[-30:])
+        raise RuntimeError(f"airflow {' '.join(args)} failed ({completed.returncode}); log {path}:\n{tail}")
+    return completed
+
+
+def _summary(interval: Interval):
+    conninfo = conninfo_from_connection(connection_from_env(DB_CONN_ID))
+    try:
+        with psycopg.connect(conninfo, connect_timeout=10) as conn:
+            return summarize_interval(conn, interval)
+    except psycopg.errors.UndefinedTable:
+        return None
+
+
+def _log_path(name: str) -> Path:
+    directory = LOCAL_DIR / "logs"
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory / f"{name}.log"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Plain-Python logic of the pipelines, importable and testable without a scheduler."""

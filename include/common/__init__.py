@@ -1,0 +1,1 @@
+"""Building blocks shared by every pipeline: database access, HTTP, run intervals."""

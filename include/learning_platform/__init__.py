@@ -1,0 +1,1 @@
+"""The learning platform pipeline: grader attempts from the statistics API into the warehouse."""

@@ -1,0 +1,12 @@
+INSERT INTO learning_platform.load_batches (
+    interval_start, interval_end, fetched, loaded, quarantined, flagged, dag_run_id
+)
+VALUES (%(start)s, %(end)s, %(fetched)s, %(loaded)s, %(quarantined)s, %(flagged)s, %(dag_run_id)s)
+ON CONFLICT (interval_start) DO UPDATE SET
+    interval_end = excluded.interval_end,
+    fetched      = excluded.fetched,
+    loaded       = excluded.loaded,
+    quarantined  = excluded.quarantined,
+    flagged      = excluded.flagged,
+    dag_run_id   = excluded.dag_run_id,
+    loaded_at    = excluded.loaded_at

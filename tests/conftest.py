@@ -1,0 +1,94 @@
+"""Fixtures shared by the whole suite: an isolated Airflow home, real local services."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from devservices.postgres import LocalPostgres, free_port
+from devservices.simulator import SimulatorConfig, SimulatorServer
+from include.common.http import RetryPolicy
+from include.learning_platform.api import LearningPlatformClient
+from include.learning_platform.warehouse import migrate_schema
+
+CLIENT = "test-client"
+CLIENT_KEY = "test-key-Secret-42"
+
+
+@pytest.fixture(scope="session")
+def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A throwaway AIRFLOW_HOME so tests never touch a developer's Airflow state."""
+    home = tmp_path_factory.mktemp("airflow_home")
+    os.environ["AIRFLOW_HOME"] = str(home)
+    os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+    return home
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module() -> Iterator[pytest.MonkeyPatch]:
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPostgres]:
+    """One real PostgreSQL cluster for the session (durability off: tests only)."""
+    server = LocalPostgres(
+        state_dir=tmp_path_factory.mktemp("postgres"),
+        port=free_port(),
+        password="test-password",
+        fast=True,
+    )
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def warehouse_conninfo(postgres_server: LocalPostgres, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh, empty database per test, dropped afterwards."""
+    name = "t_" + hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:16]
+    postgres_server.drop_database(name)
+    postgres_server.create_database(name)
+    yield postgres_server.conninfo(name)
+    postgres_server.drop_database(name)
+
+
+@pytest.fixture
+def warehouse(warehouse_conninfo: str) -> Iterator[psycopg.Connection]:
+    """A connection to a fresh warehouse with the learning platform schema migrated."""
+    with psycopg.connect(warehouse_conninfo) as conn:
+        migrate_schema(conn)
+        yield conn
+
+
+@pytest.fixture(scope="session")
+def simulator_server() -> Iterator[SimulatorServer]:
+    with SimulatorServer(SimulatorConfig(client=CLIENT, client_key=CLIENT_KEY)) as server:
+        yield server
+
+
+@pytest.fixture
+def simulator(simulator_server: SimulatorServer) -> Iterator[SimulatorServer]:
+    """The session's simulator, back at its start-up configuration for every test."""
+    simulator_server.reset()
+    yield simulator_server
+    simulator_server.reset()
+
+
+@pytest.fixture
+def api_client(simulator: SimulatorServer) -> Iterator[LearningPlatformClient]:
+    client = LearningPlatformClient(
+        simulator.base_url,
+        CLIENT,
+        CLIENT_KEY,
+        timeout=(2.0, 5.0),
+        retry=RetryPolicy(attempts=4, initial_wait_s=0.05, max_wait_s=0.2, max_retry_after_s=2.0),
+    )
+    with client:
+        yield client

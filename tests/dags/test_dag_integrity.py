@@ -1,0 +1,87 @@
+"""Every DAG in dags/ imports cleanly, cheaply, without I/O, and follows the house rules."""
+
+from __future__ import annotations
+
+import itertools
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+DAGS_FOLDER = Path(__file__).resolve().parents[2] / "dags"
+DAG_FILES = sorted(DAGS_FOLDER.glob("*.py"))
+ALLOWED_TAGS = {"learning_platform", "etl", "daily", "maintenance", "imports", "streaming"}
+PARSE_BUDGET_S = 2.0
+
+
+class IOAttempted(AssertionError):
+    pass
+
+
+@pytest.fixture(scope="module")
+def dag_bag(airflow_home: Path, monkeypatch_module: pytest.MonkeyPatch):
+    """Parse the dags folder with every connection, variable and socket lookup forbidden."""
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.sdk import BaseHook, Connection, Variable
+
+    def forbidden(*args: object, **kwargs: object) -> None:
+        raise IOAttempted(f"I/O while parsing DAGs: {args!r}")
+
+    monkeypatch_module.setattr(Connection, "get", classmethod(forbidden))
+    monkeypatch_module.setattr(BaseHook, "get_connection", classmethod(forbidden))
+    monkeypatch_module.setattr(Variable, "get", staticmethod(forbidden))
+    monkeypatch_module.setattr(socket.socket, "connect", forbidden)
+    started = time.perf_counter()
+    bag = DagBag(dag_folder=str(DAGS_FOLDER), safe_mode=False)
+    bag.parse_seconds = time.perf_counter() - started
+    return bag
+
+
+def test_every_dag_file_imports_without_errors(dag_bag) -> None:
+    assert dag_bag.import_errors == {}
+    assert {Path(dag.fileloc).stem for dag in dag_bag.dags.values()} == {p.stem for p in DAG_FILES}
+
+
+def test_parsing_is_within_budget(dag_bag) -> None:
+    per_file = dag_bag.parse_seconds / max(len(DAG_FILES), 1)
+    assert per_file < PARSE_BUDGET_S, f"{per_file:.2f} s per DAG file"
+
+
+def dags(dag_bag):
+    return sorted(dag_bag.dags.values(), key=lambda d: d.dag_id)
+
+
+def test_dag_id_is_the_file_name(dag_bag) -> None:
+    for dag in dags(dag_bag):
+        assert dag.dag_id == Path(dag.fileloc).stem
+
+
+def test_every_dag_is_documented_tagged_and_bounded(dag_bag) -> None:
+    for dag in dags(dag_bag):
+        assert len(dag.doc_md or "") > 200, dag.dag_id
+        assert dag.tags, dag.dag_id
+        assert set(dag.tags) <= ALLOWED_TAGS, (dag.dag_id, dag.tags)
+        assert dag.catchup is False, dag.dag_id
+        assert 1 <= dag.max_active_runs <= 5, dag.dag_id
+        assert str(dag.timezone) == "UTC", dag.dag_id
+        for name, param in dag.params.items():
+            assert param.description, f"{dag.dag_id}: param {name} has no description"
+
+
+def test_every_task_has_an_owner_and_retries_with_backoff(dag_bag) -> None:
+    for dag in dags(dag_bag):
+        for task in dag.tasks:
+            where = f"{dag.dag_id}.{task.task_id}"
+            assert task.owner not in (None, "", "airflow"), where
+            assert task.retries >= 1, where
+            assert task.retry_exponential_backoff, where
+            assert task.execution_timeout is not None, where
+
+
+def test_learning_platform_etl_runs_its_steps_in_order_and_publishes_the_asset(dag_bag) -> None:
+    dag = dag_bag.dags["learning_platform_etl"]
+    order = ["migrate_schema", "extract", "validate", "load"]
+    for upstream, downstream in itertools.pairwise(order):
+        assert dag.get_task(downstream).upstream_task_ids == {upstream}
+    assert [outlet.name for outlet in dag.get_task("load").outlets] == ["learning_platform.attempts"]

@@ -1,0 +1,85 @@
+"""The passback_params parser accepts flat dicts of strings and never evaluates anything."""
+
+from __future__ import annotations
+
+import ast
+
+import pytest
+
+from include.learning_platform.passback import (
+    MAX_PASSBACK_CHARS,
+    PassbackParseError,
+    parse_passback_params,
+)
+
+REAL_VALUE = (
+    "{'oauth_consumer_key': '', 'lis_result_sourcedid': 'course-v1:SF+DST-3.0+28FEB2021:"
+    "lms.example.org-ca3ecf8e5f284c329eb7bd529e1a9f7e:3583bf109f8b458e13ae1ac9d85c396a', "
+    "'lis_outcome_service_url': 'https://lms.example.org/courses/course-v1:SF+DST-3.0+28FEB2021/"
+    "xblock/block-v1:SF+DST-3.0+28FEB2021+type@lti+block@ca3ecf8e5f284c329eb7bd529e1a9f7e/"
+    "handler_noauth/grade_handler'}"
+)
+
+
+def test_a_real_value_parses_to_what_python_would_read() -> None:
+    assert parse_passback_params(REAL_VALUE) == ast.literal_eval(REAL_VALUE)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{}",
+        "{'a': 'b'}",
+        "{ 'a' : 'b' , }",
+        '{"a": "it\'s"}',
+        "{'a': 'line\\nbreak', 'b': '\\u00e9t\\u00e9'}",
+        "{'a': 'x' 'y'}",
+        "{'key': 'юникод ✓'}",
+        "{'a': '1', 'a': '2'}",
+    ],
+)
+def test_any_flat_dict_of_strings_matches_python_semantics(text: str) -> None:
+    assert parse_passback_params(text) == ast.literal_eval(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "__import__('os').system('touch /tmp/pwned')",
+        "{'a': __import__('os').getcwd()}",
+        "{'a': open('/etc/passwd').read()}",
+        "{**{'a': 'b'}}",
+        "{'a': f'{1+1}'}",
+        "{'a': b'bytes'}",
+        "{'a': 1}",
+        "{1: 'a'}",
+        "{'a': ['nested']}",
+        "{'a': {'b': 'c'}}",
+        "[1, 2, 3]",
+        "'just a string'",
+        "{'a': 'b'",
+        "",
+        "None",
+        "lambda: 0",
+    ],
+)
+def test_anything_else_is_refused_without_being_run(text: str, tmp_path) -> None:
+    with pytest.raises(PassbackParseError):
+        parse_passback_params(text)
+
+
+def test_code_in_the_value_is_never_executed(tmp_path) -> None:
+    marker = tmp_path / "pwned"
+    with pytest.raises(PassbackParseError):
+        parse_passback_params(f"{{'a': __import__('pathlib').Path({str(marker)!r}).touch()}}")
+    assert not marker.exists()
+
+
+def test_deep_nesting_is_refused_not_crashing() -> None:
+    with pytest.raises(PassbackParseError):
+        parse_passback_params("{'a': " + "[" * 5000 + "]" * 5000 + "}")
+
+
+def test_oversized_values_are_refused_before_parsing() -> None:
+    with pytest.raises(PassbackParseError, match="longer than"):
+        parse_passback_params("{'a': '" + "x" * MAX_PASSBACK_CHARS + "'}")

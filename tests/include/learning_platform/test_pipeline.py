@@ -1,0 +1,286 @@
+"""extract → validate → load against a real PostgreSQL and the API simulator over HTTP."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import psycopg
+import pytest
+
+from devservices.simulator import generate_records
+from include.common.http import TransientSourceError
+from include.common.intervals import Interval
+from include.learning_platform.api import LearningPlatformAuthError, LearningPlatformClient
+from include.learning_platform.extract import extract_interval
+from include.learning_platform.load import StagingIncomplete, load_interval
+from include.learning_platform.rules import Reason
+from include.learning_platform.summary import summarize_interval
+from include.learning_platform.validate import validate_interval
+from tests.include.learning_platform.stages import DAY, HOUR, attempts, quarantine, run_stages
+
+
+def expected_records(simulator, interval: Interval, window: timedelta = HOUR) -> list[dict]:
+    """What the API returns for the interval, window by window, computed without HTTP."""
+    return [
+        record
+        for part in interval.windows(window)
+        for record in generate_records(simulator.config, part.start, part.end)
+    ]
+
+
+def test_every_fetched_record_is_loaded_or_quarantined_exactly_once(simulator, api_client, warehouse) -> None:
+    result = run_stages(warehouse, api_client)
+
+    fetched = expected_records(simulator, DAY)
+    assert result.fetched == len(fetched) > 1000
+    assert result.loaded + result.quarantined == result.fetched
+    assert result.quarantined > 0, "the default simulator mix includes defective records"
+    assert len(attempts(warehouse)) == result.loaded
+    assert len(quarantine(warehouse)) == result.quarantined
+    summary = summarize_interval(warehouse, DAY)
+    assert (summary.fetched, summary.loaded, summary.quarantined) == (
+        result.fetched,
+        result.loaded,
+        result.quarantined,
+    )
+
+
+def test_rerunning_a_day_leaves_identical_rows(simulator, api_client, warehouse) -> None:
+    first = run_stages(warehouse, api_client, dag_run_id="first")
+    rows, rejected = attempts(warehouse), quarantine(warehouse)
+
+    second = run_stages(warehouse, api_client, dag_run_id="second")
+
+    assert second == first
+    assert attempts(warehouse) == rows
+    assert quarantine(warehouse) == rejected
+    assert warehouse.execute("SELECT DISTINCT dag_run_id FROM learning_platform.attempts").fetchall() == [
+        ("second",)
+    ]
+
+
+def test_other_days_are_left_alone(simulator, api_client, warehouse) -> None:
+    next_day = Interval(DAY.end, DAY.end + timedelta(days=1))
+    run_stages(warehouse, api_client, DAY)
+    run_stages(warehouse, api_client, next_day)
+    before = attempts(warehouse)
+
+    run_stages(warehouse, api_client, DAY)
+
+    assert attempts(warehouse) == before
+    days = warehouse.execute(
+        "SELECT created_at::date, count(*) FROM learning_platform.attempts GROUP BY 1 ORDER BY 1"
+    ).fetchall()
+    assert [d for d, _ in days] == [DAY.day, next_day.day]
+
+
+def test_a_null_user_id_is_quarantined_with_its_raw_record(simulator, api_client, warehouse) -> None:
+    simulator.configure(defects={"user_id_null": 0.1})
+    interval = Interval(DAY.start, DAY.start + HOUR)
+
+    run_stages(warehouse, api_client, interval)
+
+    nulls = [r for r in expected_records(simulator, interval) if r.get("lti_user_id") is None]
+    rejected = quarantine(warehouse)
+    assert len(rejected) == len(nulls) > 0
+    assert all(reasons == [Reason.USER_ID_MISSING] for _, reasons, _, _ in rejected)
+    assert all('"lti_user_id":null' in record for record, _, _, _ in rejected)
+
+
+def test_records_outside_the_window_are_counted_not_loaded(simulator, api_client, warehouse) -> None:
+    simulator.configure(defects={"outside_window": 0.05})
+    interval = Interval(DAY.start, DAY.start + 3 * HOUR)
+
+    result = run_stages(warehouse, api_client, interval)
+
+    outside = [
+        r
+        for part in interval.windows(HOUR)
+        for r in generate_records(simulator.config, part.start, part.end)
+        if not part.start.strftime("%F %T") <= r["created_at"] < part.end.strftime("%F %T")
+    ]
+    reasons = summarize_interval(warehouse, interval).reasons
+    assert reasons.get(Reason.CREATED_AT_OUTSIDE_WINDOW) == len(outside) > 0
+    lo, hi = warehouse.execute(
+        "SELECT min(created_at), max(created_at) FROM learning_platform.attempts"
+    ).fetchone()
+    assert interval.start <= lo
+    assert hi < interval.end
+    assert result.loaded + result.quarantined == result.fetched
+
+
+def test_window_size_does_not_change_the_result(simulator, api_client, warehouse) -> None:
+    interval = Interval(DAY.start, DAY.start + 4 * HOUR)
+    run_stages(warehouse, api_client, interval, window=HOUR)
+    hourly = {row[:8] for row in attempts(warehouse)}
+
+    run_stages(warehouse, api_client, interval, window=timedelta(minutes=25))
+
+    assert {row[:8] for row in attempts(warehouse)} == hourly
+
+
+def test_wrong_credentials_fail_at_once_and_change_nothing(simulator, api_client, warehouse) -> None:
+    run_stages(warehouse, api_client)
+    before = attempts(warehouse)
+    requests_before = simulator.stats()["requests"]["total"]
+
+    with (
+        LearningPlatformClient(simulator.base_url, "test-client", "wrong-key") as bad_client,
+        pytest.raises(LearningPlatformAuthError, match="learning_platform_api") as error,
+    ):
+        extract_interval(warehouse, bad_client, DAY, window=HOUR, dag_run_id="bad")
+
+    assert "wrong-key" not in str(error.value)
+    assert simulator.stats()["requests"]["total"] == requests_before + 1, "no retry storm"
+    validate_interval(warehouse, DAY)
+    load_interval(warehouse, DAY, dag_run_id="after")
+    assert attempts(warehouse) == before
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"kind": "error", "status": 503, "times": 2},
+        {"kind": "error", "status": 500, "times": 1},
+        {"kind": "rate_limit", "retry_after": 1, "times": 1},
+        {"kind": "cut_body", "times": 2},
+        {"kind": "malformed_json", "times": 1},
+    ],
+    ids=lambda f: f"{f['kind']}-{f.get('status', '')}",
+)
+def test_transient_faults_are_retried_without_loss_or_duplicates(
+    simulator, api_client, warehouse, fault
+) -> None:
+    interval = Interval(DAY.start, DAY.start + 3 * HOUR)
+    run_stages(warehouse, api_client, interval)
+    clean_rows, clean_rejected = attempts(warehouse), quarantine(warehouse)
+    simulator.set_faults([fault])
+
+    run_stages(warehouse, api_client, interval)
+
+    assert attempts(warehouse) == clean_rows
+    assert quarantine(warehouse) == clean_rejected
+
+
+def test_a_fault_that_outlasts_the_retries_fails_the_extract_and_keeps_the_landing(
+    simulator, api_client, warehouse
+) -> None:
+    interval = Interval(DAY.start, DAY.start + 2 * HOUR)
+    run_stages(warehouse, api_client, interval)
+    landed = warehouse.execute("SELECT count(*) FROM learning_platform.raw_attempts").fetchone()
+    simulator.set_faults([{"kind": "error", "status": 503, "times": None}])
+
+    with pytest.raises(TransientSourceError, match="503") as error:
+        extract_interval(warehouse, api_client, interval, window=HOUR, dag_run_id="doomed")
+
+    assert "test-key" not in str(error.value)
+    assert warehouse.execute("SELECT count(*) FROM learning_platform.raw_attempts").fetchone() == landed
+
+
+def test_a_read_timeout_is_retried(simulator, warehouse) -> None:
+    simulator.set_faults([{"kind": "stall", "seconds": 2, "times": 1}])
+    interval = Interval(DAY.start, DAY.start + HOUR)
+    with LearningPlatformClient(
+        simulator.base_url, "test-client", "test-key-Secret-42", timeout=(2.0, 0.5)
+    ) as client:
+        result = run_stages(warehouse, client, interval)
+    assert result.fetched == len(expected_records(simulator, interval))
+
+
+def test_load_refuses_a_landing_that_was_not_validated(simulator, api_client, warehouse) -> None:
+    interval = Interval(DAY.start, DAY.start + HOUR)
+    run_stages(warehouse, api_client, interval)
+    simulator.configure(records_per_day=30_000)
+    extract_interval(warehouse, api_client, interval, window=HOUR, dag_run_id="new")
+
+    with pytest.raises(StagingIncomplete, match="run the validate task"):
+        load_interval(warehouse, interval, dag_run_id="new")
+
+
+def test_a_load_that_fails_midway_leaves_the_previous_day(simulator, api_client, warehouse) -> None:
+    interval = Interval(DAY.start, DAY.start + HOUR)
+    run_stages(warehouse, api_client, interval)
+    before, before_rejected = attempts(warehouse), quarantine(warehouse)
+    # A staged row the warehouse refuses: the INSERT fails after the DELETE has run.
+    warehouse.execute(
+        "UPDATE learning_platform.staged_attempts SET user_id = 'short' "
+        "WHERE position = (SELECT max(position) FROM learning_platform.staged_attempts)"
+    )
+    warehouse.commit()
+
+    with pytest.raises(psycopg.errors.CheckViolation):
+        load_interval(warehouse, interval, dag_run_id="broken")
+
+    assert attempts(warehouse) == before
+    assert quarantine(warehouse) == before_rejected
+
+
+def test_a_load_killed_midway_leaves_the_previous_day(
+    simulator, api_client, warehouse, warehouse_conninfo
+) -> None:
+    interval = Interval(DAY.start, DAY.start + HOUR)
+    run_stages(warehouse, api_client, interval)
+    before = attempts(warehouse)
+    warehouse.commit()
+
+    with psycopg.connect(warehouse_conninfo) as blocker, psycopg.connect(warehouse_conninfo) as victim:
+        # Hold the ledger so the load stops after replacing the attempts, then kill its backend.
+        blocker.execute("LOCK TABLE learning_platform.load_batches IN EXCLUSIVE MODE")
+        victim_pid = victim.info.backend_pid
+        outcome: list[BaseException] = []
+
+        def load() -> None:
+            try:
+                load_interval(victim, interval, dag_run_id="killed")
+            except BaseException as error:
+                outcome.append(error)
+
+        thread = threading.Thread(target=load)
+        thread.start()
+        _wait_until_waiting_on_lock(blocker, victim_pid)
+        blocker.execute("SELECT pg_terminate_backend(%s)", (victim_pid,))
+        blocker.rollback()
+        thread.join(timeout=30)
+
+    assert outcome
+    assert isinstance(outcome[0], psycopg.OperationalError)
+    assert attempts(warehouse) == before
+
+
+def _wait_until_waiting_on_lock(conn: psycopg.Connection, pid: int) -> None:
+    for _ in range(600):
+        row = conn.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()
+        if row and row[0] == "Lock":
+            return
+        threading.Event().wait(0.05)
+    raise AssertionError("the load never reached the ledger")
+
+
+def test_two_runs_of_the_same_day_at_once_do_not_double_it(
+    simulator, warehouse, warehouse_conninfo, api_client
+) -> None:
+    interval = Interval(DAY.start, DAY.start + 2 * HOUR)
+    run_stages(warehouse, api_client, interval)
+    expected = attempts(warehouse)
+    warehouse.commit()
+    errors: list[BaseException] = []
+
+    def run(name: str) -> None:
+        try:
+            with (
+                psycopg.connect(warehouse_conninfo) as conn,
+                LearningPlatformClient(simulator.base_url, "test-client", "test-key-Secret-42") as client,
+            ):
+                run_stages(conn, client, interval, dag_run_id=name)
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(f"run{i}",)) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    assert errors == []
+    assert attempts(warehouse) == expected
