@@ -6,8 +6,11 @@ Settings come from the real environment first, then ``.env`` (local, never commi
 
 from __future__ import annotations
 
+import json
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from dotenv import load_dotenv
 
@@ -45,14 +48,38 @@ def airflow_environment(airflow_home: Path, *, base: dict[str, str] | None = Non
     return env
 
 
-def connection_from_env(conn_id: str):
-    """The Airflow connection ``conn_id`` as defined by its ``AIRFLOW_CONN_*`` variable."""
-    from airflow.sdk import Connection
+@dataclass(frozen=True)
+class ConnectionSettings:
+    """The fields of an Airflow connection that local tooling needs (same names as Airflow's)."""
 
+    host: str | None = None
+    port: int | None = None
+    schema: str | None = None
+    login: str | None = None
+    password: str | None = None
+    extra_dejson: dict[str, Any] = field(default_factory=dict)
+
+
+def connection_from_env(conn_id: str) -> ConnectionSettings:
+    """The connection ``conn_id`` as its ``AIRFLOW_CONN_*`` variable defines it (JSON form).
+
+    Read without importing Airflow: Airflow takes over logging and stdout in the importing
+    process, and these commands print their own report.
+    """
     name = f"AIRFLOW_CONN_{conn_id.upper()}"
-    value = os.environ.get(name)
+    value = os.environ.get(name, "").strip()
     if not value:
         raise KeyError(f"{name} is not set: define it in .env (see .env.example)")
-    if value.lstrip().startswith("{"):
-        return Connection.from_json(value, conn_id=conn_id)
-    return Connection.from_uri(value, conn_id=conn_id)
+    try:
+        fields = json.loads(value)
+    except json.JSONDecodeError:
+        raise ValueError(f"{name} must be an Airflow connection in JSON form, as in .env.example") from None
+    extra = fields.get("extra") or {}
+    return ConnectionSettings(
+        host=fields.get("host"),
+        port=int(fields["port"]) if fields.get("port") else None,
+        schema=fields.get("schema"),
+        login=fields.get("login"),
+        password=fields.get("password"),
+        extra_dejson=json.loads(extra) if isinstance(extra, str) else extra,
+    )

@@ -37,7 +37,8 @@ from include.learning_platform.summary import summarize_interval
 from include.learning_platform.warehouse import DB_CONN_ID
 
 DAG_ID = "learning_platform_etl"
-LOCAL_DIR = PROJECT_ROOT / ".local"
+# Local state (database cluster, logs); tests point it elsewhere.
+LOCAL_DIR = Path(os.environ.get("PIPELINES_LOCAL_DIR", PROJECT_ROOT / ".local"))
 
 log = logging.getLogger("make run")
 
@@ -58,7 +59,9 @@ def main(argv: list[str] | None = None) -> int:
         if flag("START_LOCAL_SIMULATOR"):
             services.enter_context(SimulatorProcess())
         _airflow(["db", "migrate"], env, log_name="airflow-db-migrate")
-        conf = json.dumps({"test_mode": args.test_mode})
+        # The date goes in as the DAG's `date` param: for a manual run Airflow 3 infers the data
+        # interval that *ends* at the logical date, which would be the day before.
+        conf = json.dumps({"date": args.date.isoformat(), "test_mode": args.test_mode})
         log.info("running %s for %s (Airflow home %s)", DAG_ID, args.date, airflow_home)
         dag_test = _airflow(
             ["dags", "test", DAG_ID, args.date.isoformat(), "--conf", conf],
@@ -69,8 +72,16 @@ def main(argv: list[str] | None = None) -> int:
         summary = _summary(interval)
 
     if summary is None or dag_test.returncode != 0:
-        log.error("the run did not publish %s (airflow exit code %d)", interval, dag_test.returncode)
+        log.error(
+            "the run did not publish %s (airflow exit code %d); see %s",
+            interval,
+            dag_test.returncode,
+            _log_path(f"dags-test-{args.date}"),
+        )
         return 1
+    print(f"\n{DAG_ID} {args.date}: published to the warehouse (schema learning_platform)")
+    print("\n".join(summary.lines()))
+    print(f"\nAirflow log of the run: {_log_path(f'dags-test-{args.date}')}")
     return 0
 
 

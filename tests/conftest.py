@@ -46,7 +46,7 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalP
     )
     server.start()
     yield server
-    server.stop()
+    server.destroy()
 
 
 @pytest.fixture

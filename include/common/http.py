@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+DEFAULT_ATTEMPTS = 5
+
 
 class TransientSourceError(RuntimeError):
     """A failure that may well not happen again; ``retry_after`` is the server's hint in seconds."""
@@ -41,7 +43,7 @@ class TransientSourceError(RuntimeError):
 class RetryPolicy:
     """Bounded retries of :class:`TransientSourceError` inside one task try."""
 
-    attempts: int = 5
+    attempts: int = DEFAULT_ATTEMPTS
     initial_wait_s: float = 1.0
     max_wait_s: float = 30.0
     max_retry_after_s: float = 120.0
@@ -61,7 +63,7 @@ class RetryPolicy:
         hint = getattr(error, "retry_after", None)
         if hint is not None:
             return min(max(hint, 0.0), self.max_retry_after_s)
-        backoff = wait_exponential_jitter(initial=self.initial_wait_s, max=self.max_wait_s)
+        backoff = wait_exponential_jitter(multiplier=self.initial_wait_s, max=self.max_wait_s)
         return backoff(state)
 
 

@@ -13,6 +13,7 @@ from datetime import datetime
 import requests
 
 from include.common.http import (
+    DEFAULT_ATTEMPTS,
     RetryPolicy,
     TransientSourceError,
     describe_transport_error,
@@ -77,7 +78,7 @@ class LearningPlatformClient:
                 float(extras.get("connect_timeout", DEFAULT_TIMEOUT[0])),
                 float(extras.get("read_timeout", DEFAULT_TIMEOUT[1])),
             ),
-            retry=RetryPolicy(attempts=int(extras.get("retry_attempts", RetryPolicy.attempts))),
+            retry=RetryPolicy(attempts=int(extras.get("retry_attempts", DEFAULT_ATTEMPTS))),
         )
 
     def close(self) -> None:

@@ -88,10 +88,10 @@ def _stage_batch(writer: psycopg.Cursor, batch: list[tuple], result: ValidateRes
                     list(verdict.defects),
                 )
             )
-            result.defects.update(verdict.defects)
+            result.defects.update(defect.value for defect in verdict.defects)
         else:
             rejections.append((window_start, window_end, position, record_json, list(verdict.reasons)))
-            result.reasons.update(verdict.reasons)
+            result.reasons.update(reason.value for reason in verdict.reasons)
     _copy(writer, sql("copy_staged_attempts"), attempts)
     _copy(writer, sql("copy_staged_rejections"), rejections)
     result.checked += len(batch)

@@ -1,0 +1,185 @@
+"""The README's run command, end to end: local services, ``airflow dags test``, the report.
+
+These tests run ``python -m devservices.local_run`` (what ``make run`` calls) in a separate
+process with its own Airflow home, state folder and ports, so they exercise exactly what a
+newcomer runs, including start-up and shutdown of the local PostgreSQL and the simulator.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from devservices.environment import PROJECT_ROOT, airflow_environment
+from devservices.postgres import LocalPostgres, free_port
+
+pytestmark = pytest.mark.timeout(600)
+
+DATE = "2026-11-20"
+RECORDS_PER_DAY = 3000
+DB_PASSWORD = "e2e-password"
+API_KEY = "e2e-key"
+
+
+@pytest.fixture(scope="module")
+def run_environment(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    state = tmp_path_factory.mktemp("local_run")
+    db_port, api_port = free_port(), free_port()
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("AIRFLOW", "START_LOCAL", "SIMULATOR_"))
+    }
+    env.update(
+        {
+            "PIPELINES_LOCAL_DIR": str(state),
+            "AIRFLOW_HOME": str(state / "airflow"),
+            "AIRFLOW_CONN_LEARNING_PLATFORM_DB": json.dumps(
+                {
+                    "conn_type": "postgres",
+                    "host": "127.0.0.1",
+                    "port": db_port,
+                    "schema": "warehouse",
+                    "login": "postgres",
+                    "password": DB_PASSWORD,
+                }
+            ),
+            "AIRFLOW_CONN_LEARNING_PLATFORM_API": json.dumps(
+                {
+                    "conn_type": "http",
+                    "host": f"http://127.0.0.1:{api_port}",
+                    "login": "e2e-client",
+                    "password": API_KEY,
+                }
+            ),
+            "SIMULATOR_RECORDS_PER_DAY": str(RECORDS_PER_DAY),
+            "AIRFLOW__PIPELINES__TASK_RETRIES": "1",
+            "AIRFLOW__PIPELINES__RETRY_DELAY_SECONDS": "1",
+        }
+    )
+    env["db_port"], env["api_port"] = str(db_port), str(api_port)
+    return env
+
+
+def local_run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "devservices.local_run", *args],
+        env=env,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=540,
+        check=False,
+    )
+
+
+def printed_counts(output: str) -> dict[str, int]:
+    return {
+        name: int(value.replace(",", ""))
+        for name, value in re.findall(r"^(fetched|loaded|quarantined)\s+([\d,]+)", output, re.MULTILINE)
+    }
+
+
+def port_is_closed(port: str) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", int(port))) != 0
+
+
+def warehouse_rows(env: dict[str, str]) -> list[tuple]:
+    """Reopen the cluster `make run` left on disk and read what it published."""
+    with (
+        LocalPostgres(
+            state_dir=Path(env["PIPELINES_LOCAL_DIR"]) / "postgres",
+            port=int(env["db_port"]),
+            password=DB_PASSWORD,
+        ) as server,
+        psycopg.connect(server.conninfo("warehouse")) as conn,
+    ):
+        return conn.execute(
+            "SELECT created_at::date, count(*), count(DISTINCT (source_window_start, source_position)) "
+            "FROM learning_platform.attempts GROUP BY 1"
+        ).fetchall()
+
+
+def test_the_run_command_publishes_the_day_and_stops_its_services(run_environment) -> None:
+    first = local_run(run_environment, "--date", DATE)
+    assert first.returncode == 0, first.stdout + first.stderr
+
+    counts = printed_counts(first.stdout)
+    assert counts["fetched"] == counts["loaded"] + counts["quarantined"]
+    assert counts["fetched"] > RECORDS_PER_DAY * 0.9
+    assert port_is_closed(run_environment["db_port"]), "PostgreSQL left running"
+    assert port_is_closed(run_environment["api_port"]), "simulator left running"
+
+    second = local_run(run_environment, "--date", DATE)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert printed_counts(second.stdout) == counts, "a rerun must give the same figures"
+
+    [(day, rows, distinct)] = warehouse_rows(run_environment)
+    assert (str(day), rows, distinct) == (DATE, counts["loaded"], counts["loaded"])
+
+
+def test_a_date_chosen_at_trigger_time_overrides_the_logical_date(
+    run_environment, postgres_server, simulator, warehouse_conninfo, tmp_path
+) -> None:
+    """``airflow dags test`` with the ``date`` param, against services this test started."""
+    from tests.conftest import CLIENT, CLIENT_KEY
+
+    database = psycopg.conninfo.conninfo_to_dict(warehouse_conninfo)["dbname"]
+    simulator.configure(records_per_day=RECORDS_PER_DAY)
+    env = airflow_environment(tmp_path / "airflow", base=run_environment)
+    env["AIRFLOW_CONN_LEARNING_PLATFORM_DB"] = json.dumps(
+        {
+            "conn_type": "postgres",
+            "host": "127.0.0.1",
+            "port": postgres_server.port,
+            "schema": database,
+            "login": "postgres",
+            "password": "test-password",
+        }
+    )
+    env["AIRFLOW_CONN_LEARNING_PLATFORM_API"] = json.dumps(
+        {"conn_type": "http", "host": simulator.base_url, "login": CLIENT, "password": CLIENT_KEY}
+    )
+    airflow = str(Path(sys.executable).parent / "airflow")
+    subprocess.run([airflow, "db", "migrate"], env=env, capture_output=True, check=True, timeout=300)
+    chosen = "2026-11-18"
+
+    run = subprocess.run(
+        [airflow, "dags", "test", "learning_platform_etl", DATE, "-c", json.dumps({"date": chosen})],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    with psycopg.connect(warehouse_conninfo) as conn:
+        days = conn.execute(
+            "SELECT DISTINCT created_at::date::text FROM learning_platform.attempts"
+        ).fetchall()
+        ledger = conn.execute(
+            "SELECT interval_start::date::text, fetched = loaded + quarantined "
+            "FROM learning_platform.load_batches"
+        ).fetchall()
+    assert days == [(chosen,)]
+    assert ledger == [(chosen, True)]
+
+
+def test_secrets_stay_out_of_the_logs(run_environment) -> None:
+    logs = Path(run_environment["PIPELINES_LOCAL_DIR"]) / "logs"
+    airflow_logs = Path(run_environment["AIRFLOW_HOME"]) / "logs"
+    texts = [p.read_text(errors="replace") for d in (logs, airflow_logs) for p in d.rglob("*.log")]
+    assert texts, "the runs above left logs to scan"
+    for text in texts:
+        assert API_KEY not in text
+        assert DB_PASSWORD not in text
