@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from include.common.dag_defaults import DAG_TAGS
+
 DAGS_FOLDER = Path(__file__).resolve().parents[2] / "dags"
 DAG_FILES = sorted(DAGS_FOLDER.glob("*.py"))
-ALLOWED_TAGS = {"learning_platform", "etl", "daily", "maintenance", "imports", "streaming"}
 PARSE_BUDGET_S = 2.0
 
 
@@ -61,7 +62,7 @@ def test_every_dag_is_documented_tagged_and_bounded(dag_bag) -> None:
     for dag in dags(dag_bag):
         assert len(dag.doc_md or "") > 200, dag.dag_id
         assert dag.tags, dag.dag_id
-        assert set(dag.tags) <= ALLOWED_TAGS, (dag.dag_id, dag.tags)
+        assert set(dag.tags) <= DAG_TAGS, (dag.dag_id, dag.tags)
         assert dag.catchup is False, dag.dag_id
         assert 1 <= dag.max_active_runs <= 5, dag.dag_id
         assert str(dag.timezone) == "UTC", dag.dag_id

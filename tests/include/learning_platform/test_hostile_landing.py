@@ -1,0 +1,71 @@
+"""Hostile records that reach the landing table go through validate and load without harm."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+from include.common.intervals import Interval
+from include.learning_platform.load import load_interval
+from include.learning_platform.validate import validate_interval
+from include.learning_platform.warehouse import sql
+from tests.include.learning_platform.stages import DAY, attempts, quarantine
+
+USER = "3583bf109f8b458e13ae1ac9d85c396a"
+PASSBACK = "{'oauth_consumer_key': '', 'lis_result_sourcedid': 's', 'lis_outcome_service_url': 'u'}"
+MARKER = Path("/tmp/learning-platform-pwned")
+
+
+def hostile_records() -> list[object]:
+    good = {"lti_user_id": USER, "attempt_type": "run", "is_correct": None}
+    return [
+        {**good, "created_at": "2026-11-22 00:00:01", "passback_params": PASSBACK},
+        {
+            **good,
+            "created_at": "2026-11-22 00:00:02",
+            "passback_params": f"__import__('pathlib').Path('{MARKER}').touch()",
+        },
+        {
+            **good,
+            "created_at": "2026-11-22 00:00:03",
+            "passback_params": PASSBACK.replace("'s'", "'\x00'").replace("'u'", "'\ud800'"),
+        },
+        {**good, "created_at": "2026-11-22 00:00:04", "passback_params": "{'a': " + "[" * 10_000},
+        {**good, "created_at": "2026-11-22 00:00:05", "passback_params": "{'k': '" + "x" * 1_000_000 + "'}"},
+        {**good, "created_at": "2026-11-22 00:00:06", "lti_user_id": "\x00" * 32},
+        {**good, "created_at": "2026-11-22 00:00:07", "lti_user_id": "\ud83d" * 32},
+        {**good, "created_at": "2026-11-22 00:00:08", "lti_user_id": "ю" * 32},
+        {**good, "created_at": "2026-11-22 00:00:09", "lti_user_id": {"$gt": ""}},
+        {**good, "created_at": "'; DROP TABLE learning_platform.attempts; --"},
+        ["not", "an", "object"],
+        None,
+        "a string record",
+    ]
+
+
+def test_hostile_records_are_stored_or_quarantined_never_run(warehouse) -> None:
+    interval = Interval(DAY.start, DAY.start + timedelta(hours=1))
+    records = hostile_records()
+    with warehouse.cursor() as cursor, cursor.copy(sql("copy_raw")) as copy:
+        for position, record in enumerate(records):
+            copy.write_row((interval.start, interval.end, position, json.dumps(record), "hostile"))
+    warehouse.commit()
+
+    checked = validate_interval(warehouse, interval)
+    result = load_interval(warehouse, interval, dag_run_id="hostile")
+
+    assert not MARKER.exists()
+    assert checked.checked == result.fetched == len(records)
+    assert result.loaded + result.quarantined == len(records)
+    assert result.loaded == 5  # the passback is only lineage: those rows load, flagged
+    loaded_defects = sorted(tuple(row[7]) for row in attempts(warehouse))
+    assert loaded_defects == [
+        (),
+        ("passback_malformed",),
+        ("passback_malformed",),
+        ("passback_malformed",),
+        ("passback_value_unstorable",),
+    ]
+    kept = {json.dumps(json.loads(record)) for record, _, _, _ in quarantine(warehouse)}
+    assert kept == {json.dumps(r) for r in records[5:]}
