@@ -20,6 +20,7 @@ import pytest
 
 from devservices.environment import PROJECT_ROOT, airflow_environment
 from devservices.postgres import LocalPostgres, free_port
+from tests.conftest import CLIENT, CLIENT_KEY
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -131,8 +132,6 @@ def test_a_date_chosen_at_trigger_time_overrides_the_logical_date(
     run_environment, postgres_server, simulator, warehouse_conninfo, tmp_path
 ) -> None:
     """``airflow dags test`` with the ``date`` param, against services this test started."""
-    from tests.conftest import CLIENT, CLIENT_KEY
-
     database = psycopg.conninfo.conninfo_to_dict(warehouse_conninfo)["dbname"]
     simulator.configure(records_per_day=RECORDS_PER_DAY)
     env = airflow_environment(tmp_path / "airflow", base=run_environment)

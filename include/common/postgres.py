@@ -17,6 +17,8 @@ from psycopg.conninfo import make_conninfo
 
 from include.common.intervals import Interval
 
+DEFAULT_CONNECT_TIMEOUT_S = 15
+
 # Connection extras passed through to libpq; anything else in extras is ignored.
 _LIBPQ_EXTRAS = ("sslmode", "sslrootcert", "sslcert", "sslkey", "connect_timeout", "options")
 
@@ -34,7 +36,7 @@ def conninfo_from_airflow(conn_id: str) -> str:
 
 def conninfo_from_connection(connection: Any) -> str:
     """A libpq connection string from an Airflow ``Connection`` (schema = database name)."""
-    extras = connection.extra_dejson
+    extras = {"connect_timeout": DEFAULT_CONNECT_TIMEOUT_S, **connection.extra_dejson}
     return make_conninfo(
         host=connection.host or None,
         port=connection.port or None,
@@ -48,7 +50,7 @@ def conninfo_from_connection(connection: Any) -> str:
 def connect(conninfo: str, *, conn_id: str, application_name: str) -> psycopg.Connection:
     """Open a connection, turning a failure into one message that names what to fix."""
     try:
-        return psycopg.connect(conninfo, application_name=application_name, connect_timeout=15)
+        return psycopg.connect(conninfo, application_name=application_name)
     except psycopg.OperationalError as error:
         # libpq's message says what failed (host, auth, database) and never holds the password.
         reason = " ".join(str(error).split()) or type(error).__name__

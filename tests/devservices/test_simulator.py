@@ -28,9 +28,8 @@ from devservices.simulator import (
     hourly_counts,
     serialize_records,
 )
+from tests.conftest import CLIENT, CLIENT_KEY
 
-CLIENT = "sim-test-client"
-CLIENT_KEY = "sim-test-Key-7"
 DAY = datetime(2024, 3, 5, tzinfo=UTC)
 HOUR = timedelta(hours=1)
 # The last instant of DAY: windows are closed, and the next day may have a record at 00:00.
@@ -39,19 +38,6 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PASSBACK_KEYS = ("oauth_consumer_key", "lis_result_sourcedid", "lis_outcome_service_url")
 CREATED_AT = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d{6})?")
 SOURCEDID = re.compile(r"(course-v1:[^+:]+\+[^+:]+\+[^+:]+):lms\.example\.org-([0-9a-f]{32}):([0-9a-f]{32})")
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[SimulatorServer]:
-    with SimulatorServer(SimulatorConfig(client=CLIENT, client_key=CLIENT_KEY)) as simulator:
-        yield simulator
-
-
-@pytest.fixture
-def sim(server: SimulatorServer) -> Iterator[SimulatorServer]:
-    server.reset()
-    yield server
-    server.reset()
 
 
 @pytest.fixture
@@ -65,7 +51,7 @@ def api_time(moment: datetime) -> str:
 
 
 def fetch(
-    sim: SimulatorServer,
+    simulator: SimulatorServer,
     session: requests.Session,
     start: datetime,
     end: datetime,
@@ -74,11 +60,13 @@ def fetch(
     **params: str,
 ) -> requests.Response:
     query = {"client": CLIENT, "client_key": CLIENT_KEY, "start": api_time(start), "end": api_time(end)}
-    return session.get(f"{sim.base_url}/api/statistics", params={**query, **params}, timeout=timeout)
+    return session.get(f"{simulator.base_url}/api/statistics", params={**query, **params}, timeout=timeout)
 
 
-def records_of(sim: SimulatorServer, session: requests.Session, start: datetime, end: datetime) -> list[dict]:
-    response = fetch(sim, session, start, end)
+def records_of(
+    simulator: SimulatorServer, session: requests.Session, start: datetime, end: datetime
+) -> list[dict]:
+    response = fetch(simulator, session, start, end)
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -122,9 +110,9 @@ def is_clean(record: dict, start: datetime, end: datetime) -> bool:
     [{}, {"client": CLIENT}, {"client_key": CLIENT_KEY}, {"client": CLIENT, "client_key": ""}],
     ids=["none", "no-key", "no-client", "empty-key"],
 )
-def test_missing_credentials_are_401_with_an_error_object(sim, session, credentials) -> None:
+def test_missing_credentials_are_401_with_an_error_object(simulator, session, credentials) -> None:
     params = {"start": api_time(DAY), "end": api_time(DAY + HOUR), **credentials}
-    response = session.get(f"{sim.base_url}/api/statistics", params=params, timeout=10)
+    response = session.get(f"{simulator.base_url}/api/statistics", params=params, timeout=10)
 
     assert response.status_code == 401
     assert isinstance(response.json(), dict)
@@ -136,8 +124,8 @@ def test_missing_credentials_are_401_with_an_error_object(sim, session, credenti
     [(CLIENT, "not-the-key"), ("someone-else", CLIENT_KEY), (CLIENT, CLIENT_KEY.upper())],
     ids=["wrong-key", "wrong-client", "key-is-case-sensitive"],
 )
-def test_wrong_credentials_are_403_never_a_list(sim, session, client, client_key) -> None:
-    response = fetch(sim, session, DAY, DAY + HOUR, client=client, client_key=client_key)
+def test_wrong_credentials_are_403_never_a_list(simulator, session, client, client_key) -> None:
+    response = fetch(simulator, session, DAY, DAY + HOUR, client=client, client_key=client_key)
 
     assert response.status_code == 403
     assert isinstance(response.json(), dict)
@@ -156,35 +144,35 @@ def test_wrong_credentials_are_403_never_a_list(sim, session, client, client_key
     ],
     ids=["iso-t", "garbage", "reversed", "too-long", "missing-end"],
 )
-def test_a_bad_window_is_400(sim, session, start, end) -> None:
+def test_a_bad_window_is_400(simulator, session, start, end) -> None:
     params = {"client": CLIENT, "client_key": CLIENT_KEY, "start": start, "end": end}
-    response = session.get(f"{sim.base_url}/api/statistics", params=params, timeout=10)
+    response = session.get(f"{simulator.base_url}/api/statistics", params=params, timeout=10)
 
     assert response.status_code == 400
     assert "detail" in response.json()
 
 
-def test_times_without_a_fractional_part_are_accepted(sim, session) -> None:
+def test_times_without_a_fractional_part_are_accepted(simulator, session) -> None:
     params = {
         "client": CLIENT,
         "client_key": CLIENT_KEY,
         "start": "2024-03-05 10:00:00",
         "end": "2024-03-05 11:00:00",
     }
-    response = session.get(f"{sim.base_url}/api/statistics", params=params, timeout=10)
+    response = session.get(f"{simulator.base_url}/api/statistics", params=params, timeout=10)
 
     assert response.status_code == 200
-    assert response.json() == generate_records(sim.config, DAY + 10 * HOUR, DAY + 11 * HOUR)
+    assert response.json() == generate_records(simulator.config, DAY + 10 * HOUR, DAY + 11 * HOUR)
 
 
 # --- the records ----------------------------------------------------------------------------
 
 
-def test_clean_records_follow_the_contract(sim, session) -> None:
-    sim.configure(defects={})
-    records = records_of(sim, session, DAY, DAY_END)
+def test_clean_records_follow_the_contract(simulator, session) -> None:
+    simulator.configure(defects={})
+    records = records_of(simulator, session, DAY, DAY_END)
 
-    assert len(records) == sim.config.records_per_day
+    assert len(records) == simulator.config.records_per_day
     assert all(is_clean(record, DAY, DAY_END) for record in records)
     for record in records:
         passback = passback_dict(record["passback_params"])
@@ -200,9 +188,9 @@ def test_clean_records_follow_the_contract(sim, session) -> None:
     assert [r["created_at"] for r in records] == sorted(r["created_at"] for r in records)
 
 
-def test_the_records_look_like_a_real_course_platform(sim, session) -> None:
-    sim.configure(defects={})
-    records = records_of(sim, session, DAY, DAY_END)
+def test_the_records_look_like_a_real_course_platform(simulator, session) -> None:
+    simulator.configure(defects={})
+    records = records_of(simulator, session, DAY, DAY_END)
     sourcedids = [
         SOURCEDID.fullmatch(passback_dict(r["passback_params"])["lis_result_sourcedid"]) for r in records
     ]
@@ -225,31 +213,31 @@ def test_the_records_look_like_a_real_course_platform(sim, session) -> None:
     assert 0 < sum("." not in r["created_at"] for r in records) < 0.05 * len(records)
 
 
-def test_the_answer_is_what_generate_records_predicts_byte_for_byte(sim, session) -> None:
+def test_the_answer_is_what_generate_records_predicts_byte_for_byte(simulator, session) -> None:
     start, end = DAY + 9 * HOUR + timedelta(minutes=13), DAY + 11 * HOUR
-    response = fetch(sim, session, start, end)
+    response = fetch(simulator, session, start, end)
 
     assert response.headers["Content-Type"] == "application/json"
-    assert response.content == serialize_records(generate_records(sim.config, start, end))
+    assert response.content == serialize_records(generate_records(simulator.config, start, end))
 
 
-def test_generate_records_takes_naive_times_as_utc_and_returns_copies(sim) -> None:
-    aware = generate_records(sim.config, DAY, DAY + HOUR)
-    naive = generate_records(sim.config, DAY.replace(tzinfo=None), (DAY + HOUR).replace(tzinfo=None))
+def test_generate_records_takes_naive_times_as_utc_and_returns_copies(simulator) -> None:
+    aware = generate_records(simulator.config, DAY, DAY + HOUR)
+    naive = generate_records(simulator.config, DAY.replace(tzinfo=None), (DAY + HOUR).replace(tzinfo=None))
     assert naive == aware
 
     aware[0]["lti_user_id"] = "changed"
-    assert generate_records(sim.config, DAY, DAY + HOUR)[0]["lti_user_id"] != "changed"
+    assert generate_records(simulator.config, DAY, DAY + HOUR)[0]["lti_user_id"] != "changed"
 
 
 # --- determinism and windows ----------------------------------------------------------------
 
 
-def test_windows_that_split_an_hour_concatenate_to_the_whole_hour(sim, session) -> None:
+def test_windows_that_split_an_hour_concatenate_to_the_whole_hour(simulator, session) -> None:
     start, middle, end = DAY + 14 * HOUR, DAY + 14 * HOUR + timedelta(minutes=25), DAY + 15 * HOUR
-    whole = records_of(sim, session, start, end)
-    first = records_of(sim, session, start, middle)
-    second = records_of(sim, session, middle, end)
+    whole = records_of(simulator, session, start, end)
+    first = records_of(simulator, session, start, middle)
+    second = records_of(simulator, session, middle, end)
 
     # Closed intervals: a record at exactly ``middle`` comes back twice.
     assert first + [r for r in second if created_at(r) > middle] == whole
@@ -257,9 +245,11 @@ def test_windows_that_split_an_hour_concatenate_to_the_whole_hour(sim, session) 
     assert second
 
 
-def test_the_same_config_gives_the_same_records_whatever_was_asked_before(sim, session) -> None:
-    day = records_of(sim, session, DAY, DAY + 24 * HOUR)
-    by_hour = [r for h in range(24) for r in records_of(sim, session, DAY + h * HOUR, DAY + (h + 1) * HOUR)]
+def test_the_same_config_gives_the_same_records_whatever_was_asked_before(simulator, session) -> None:
+    day = records_of(simulator, session, DAY, DAY + 24 * HOUR)
+    by_hour = [
+        r for h in range(24) for r in records_of(simulator, session, DAY + h * HOUR, DAY + (h + 1) * HOUR)
+    ]
     with SimulatorServer(SimulatorConfig(client=CLIENT, client_key=CLIENT_KEY)) as other:
         again = records_of(other, session, DAY, DAY + 24 * HOUR)
 
@@ -273,23 +263,23 @@ def test_the_same_config_gives_the_same_records_whatever_was_asked_before(sim, s
     assert again == day
 
 
-def test_the_seed_and_the_date_change_the_records(sim) -> None:
-    sim.configure(defects={})
-    base = generate_records(sim.config, DAY, DAY + HOUR)
-    next_day = generate_records(sim.config, DAY + 24 * HOUR, DAY + 25 * HOUR)
-    sim.configure(seed=sim.config.seed + 1)
-    other_seed = generate_records(sim.config, DAY, DAY + HOUR)
+def test_the_seed_and_the_date_change_the_records(simulator) -> None:
+    simulator.configure(defects={})
+    base = generate_records(simulator.config, DAY, DAY + HOUR)
+    next_day = generate_records(simulator.config, DAY + 24 * HOUR, DAY + 25 * HOUR)
+    simulator.configure(seed=simulator.config.seed + 1)
+    other_seed = generate_records(simulator.config, DAY, DAY + HOUR)
 
     shared_times = {r["created_at"][11:] for r in base} & {r["created_at"][11:] for r in next_day}
     assert len(shared_times) < 0.05 * len(base)
     assert {r["lti_user_id"] for r in base}.isdisjoint(r["lti_user_id"] for r in other_seed)
 
 
-def test_changing_one_defect_share_damages_records_without_moving_the_others(sim) -> None:
-    sim.configure(defects={})
-    clean = generate_records(sim.config, DAY, DAY + 2 * HOUR)
-    sim.configure(defects={"user_id_null": 0.1})
-    damaged = generate_records(sim.config, DAY, DAY + 2 * HOUR)
+def test_changing_one_defect_share_damages_records_without_moving_the_others(simulator) -> None:
+    simulator.configure(defects={})
+    clean = generate_records(simulator.config, DAY, DAY + 2 * HOUR)
+    simulator.configure(defects={"user_id_null": 0.1})
+    damaged = generate_records(simulator.config, DAY, DAY + 2 * HOUR)
 
     assert len(clean) == len(damaged)
     differences = [(a, b) for a, b in zip(clean, damaged, strict=True) if a != b]
@@ -297,32 +287,32 @@ def test_changing_one_defect_share_damages_records_without_moving_the_others(sim
     assert all(b == {**a, "lti_user_id": None} for a, b in differences)
 
 
-def test_the_window_is_closed_at_both_ends(sim, session) -> None:
-    hour = records_of(sim, session, DAY + 8 * HOUR, DAY + 9 * HOUR)
+def test_the_window_is_closed_at_both_ends(simulator, session) -> None:
+    hour = records_of(simulator, session, DAY + 8 * HOUR, DAY + 9 * HOUR)
     target = hour[len(hour) // 2]
     moment = created_at(target)
 
-    assert records_of(sim, session, moment, moment) == [r for r in hour if created_at(r) == moment]
-    assert records_of(sim, session, DAY + 8 * HOUR, moment)[-1] == target
-    assert records_of(sim, session, moment, DAY + 9 * HOUR)[0] == target
+    assert records_of(simulator, session, moment, moment) == [r for r in hour if created_at(r) == moment]
+    assert records_of(simulator, session, DAY + 8 * HOUR, moment)[-1] == target
+    assert records_of(simulator, session, moment, DAY + 9 * HOUR)[0] == target
 
 
-def test_every_record_lies_in_the_window_asked_for(sim, session) -> None:
+def test_every_record_lies_in_the_window_asked_for(simulator, session) -> None:
     start, end = DAY + 10 * HOUR + timedelta(seconds=7.5), DAY + 10 * HOUR + timedelta(minutes=3, seconds=1)
-    records = records_of(sim, session, start, end)
+    records = records_of(simulator, session, start, end)
 
     assert records
     assert all(start <= created_at(r) <= end for r in records)
     assert len(records) == sum(
-        start <= created_at(r) <= end for r in generate_records(sim.config, DAY, DAY_END)
+        start <= created_at(r) <= end for r in generate_records(simulator.config, DAY, DAY_END)
     )
 
 
-def test_empty_dates_have_no_records(sim, session) -> None:
-    sim.configure(empty_dates=[DAY.date().isoformat()])
+def test_empty_dates_have_no_records(simulator, session) -> None:
+    simulator.configure(empty_dates=[DAY.date().isoformat()])
 
-    assert records_of(sim, session, DAY, DAY_END) == []
-    next_hour = records_of(sim, session, DAY + 23 * HOUR, DAY + 25 * HOUR - timedelta(microseconds=1))
+    assert records_of(simulator, session, DAY, DAY_END) == []
+    next_hour = records_of(simulator, session, DAY + 23 * HOUR, DAY + 25 * HOUR - timedelta(microseconds=1))
     assert len(next_hour) == hourly_counts(15_000)[0]
 
 
@@ -336,9 +326,9 @@ def test_hourly_counts_sum_to_the_daily_volume_exactly(per_day) -> None:
     assert sum(counts) == per_day
 
 
-def test_a_day_has_the_configured_volume_and_a_daily_rhythm(sim, session) -> None:
-    sim.configure(records_per_day=40_000)
-    records = records_of(sim, session, DAY, DAY_END)
+def test_a_day_has_the_configured_volume_and_a_daily_rhythm(simulator, session) -> None:
+    simulator.configure(records_per_day=40_000)
+    records = records_of(simulator, session, DAY, DAY_END)
     per_hour = Counter(created_at(r).hour for r in records)
 
     assert len(records) == 40_000
@@ -346,9 +336,9 @@ def test_a_day_has_the_configured_volume_and_a_daily_rhythm(sim, session) -> Non
     assert max(per_hour, key=per_hour.__getitem__) in range(12, 21)
 
 
-def test_a_peak_hour_at_a_million_a_day_is_served_whole(sim, session) -> None:
-    sim.configure(records_per_day=1_000_000)
-    records = records_of(sim, session, DAY + 17 * HOUR, DAY + 18 * HOUR - timedelta(microseconds=1))
+def test_a_peak_hour_at_a_million_a_day_is_served_whole(simulator, session) -> None:
+    simulator.configure(records_per_day=1_000_000)
+    records = records_of(simulator, session, DAY + 17 * HOUR, DAY + 18 * HOUR - timedelta(microseconds=1))
 
     assert len(records) == hourly_counts(1_000_000)[17] > 60_000
     assert len({r.get("lti_user_id") for r in records}) > 5_000
@@ -384,10 +374,10 @@ def test_every_defect_kind_is_covered() -> None:
 
 
 @pytest.mark.parametrize("kind", DEFECT_KINDS)
-def test_each_defect_appears_at_its_share_and_alone(sim, session, kind) -> None:
-    sim.configure(defects={kind: 0.2})
+def test_each_defect_appears_at_its_share_and_alone(simulator, session, kind) -> None:
+    simulator.configure(defects={kind: 0.2})
     start, end = DAY + 10 * HOUR, DAY + 16 * HOUR
-    records = records_of(sim, session, start, end)
+    records = records_of(simulator, session, start, end)
     shows = DEFECT_SHOWS[kind]
     damaged = [r for r in records if shows(r, start, end)]
 
@@ -396,10 +386,10 @@ def test_each_defect_appears_at_its_share_and_alone(sim, session, kind) -> None:
     assert all(is_clean(r, start, end) for r in records if not shows(r, start, end))
 
 
-def test_records_outside_the_window_are_moved_just_outside_and_stay_sorted(sim, session) -> None:
-    sim.configure(defects={"outside_window": 0.1})
+def test_records_outside_the_window_are_moved_just_outside_and_stay_sorted(simulator, session) -> None:
+    simulator.configure(defects={"outside_window": 0.1})
     start, end = DAY + 12 * HOUR, DAY + 13 * HOUR - timedelta(microseconds=1)
-    records = records_of(sim, session, start, end)
+    records = records_of(simulator, session, start, end)
     outside = [created_at(r) for r in records if not start <= created_at(r) <= end]
 
     assert len(records) == hourly_counts(15_000)[12]
@@ -410,17 +400,17 @@ def test_records_outside_the_window_are_moved_just_outside_and_stay_sorted(sim, 
     assert [r["created_at"] for r in records] == sorted(r["created_at"] for r in records)
 
 
-def test_not_a_dict_passbacks_include_hostile_strings(sim) -> None:
-    sim.configure(defects={"passback_not_dict": 1.0})
-    passbacks = {r["passback_params"] for r in generate_records(sim.config, DAY, DAY + 2 * HOUR)}
+def test_not_a_dict_passbacks_include_hostile_strings(simulator) -> None:
+    simulator.configure(defects={"passback_not_dict": 1.0})
+    passbacks = {r["passback_params"] for r in generate_records(simulator.config, DAY, DAY + 2 * HOUR)}
 
     assert "__import__('os').system('touch /tmp/pwned')" in passbacks
     assert "[1, 2, 3]" in passbacks
     assert any(p.startswith("{'oauth_consumer_key': ") for p in passbacks), "truncated literals"
 
 
-def test_the_default_mix_has_a_few_defects_mostly_null_user_ids(sim, session) -> None:
-    records = records_of(sim, session, DAY, DAY_END)
+def test_the_default_mix_has_a_few_defects_mostly_null_user_ids(simulator, session) -> None:
+    records = records_of(simulator, session, DAY, DAY_END)
     dirty = [r for r in records if not is_clean(r, DAY, DAY_END)]
     nulls = [r for r in records if DEFECT_SHOWS["user_id_null"](r)]
 
@@ -431,84 +421,90 @@ def test_the_default_mix_has_a_few_defects_mostly_null_user_ids(sim, session) ->
 # --- faults ---------------------------------------------------------------------------------
 
 
-def test_an_error_fault_answers_its_status_for_its_number_of_times(sim, session) -> None:
-    sim.set_faults([{"kind": "error", "times": 2}, {"kind": "error", "status": 500, "times": 1}])
+def test_an_error_fault_answers_its_status_for_its_number_of_times(simulator, session) -> None:
+    simulator.set_faults([{"kind": "error", "times": 2}, {"kind": "error", "status": 500, "times": 1}])
 
-    statuses = [fetch(sim, session, DAY, DAY + HOUR).status_code for _ in range(4)]
+    statuses = [fetch(simulator, session, DAY, DAY + HOUR).status_code for _ in range(4)]
 
     assert statuses == [503, 503, 500, 200]
-    assert [(f["times_left"], f["fired"]) for f in sim.stats()["faults"]] == [(0, 2), (0, 1)]
+    assert [(f["times_left"], f["fired"]) for f in simulator.stats()["faults"]] == [(0, 2), (0, 1)]
 
 
-def test_a_rate_limit_fault_sends_retry_after(sim, session) -> None:
-    sim.set_faults([{"kind": "rate_limit", "times": 1}, {"kind": "rate_limit", "retry_after": 7, "times": 1}])
+def test_a_rate_limit_fault_sends_retry_after(simulator, session) -> None:
+    simulator.set_faults(
+        [{"kind": "rate_limit", "times": 1}, {"kind": "rate_limit", "retry_after": 7, "times": 1}]
+    )
 
-    first, second = fetch(sim, session, DAY, DAY + HOUR), fetch(sim, session, DAY, DAY + HOUR)
+    first, second = fetch(simulator, session, DAY, DAY + HOUR), fetch(simulator, session, DAY, DAY + HOUR)
 
     assert (first.status_code, first.headers["Retry-After"]) == (429, "1")
     assert (second.status_code, second.headers["Retry-After"]) == (429, "7")
     assert "error" in first.json()
 
 
-def test_a_cut_body_fails_on_the_client_and_the_next_request_works(sim, session) -> None:
-    sim.set_faults([{"kind": "cut_body", "times": 1}])
+def test_a_cut_body_fails_on_the_client_and_the_next_request_works(simulator, session) -> None:
+    simulator.set_faults([{"kind": "cut_body", "times": 1}])
 
     with pytest.raises(requests.exceptions.ChunkedEncodingError):
-        fetch(sim, session, DAY, DAY + HOUR)
-    assert fetch(sim, session, DAY, DAY + HOUR).json() == generate_records(sim.config, DAY, DAY + HOUR)
+        fetch(simulator, session, DAY, DAY + HOUR)
+    assert fetch(simulator, session, DAY, DAY + HOUR).json() == generate_records(
+        simulator.config, DAY, DAY + HOUR
+    )
 
 
-def test_a_malformed_body_is_complete_http_but_not_json(sim, session) -> None:
-    sim.set_faults([{"kind": "malformed_json", "times": 1}])
+def test_a_malformed_body_is_complete_http_but_not_json(simulator, session) -> None:
+    simulator.set_faults([{"kind": "malformed_json", "times": 1}])
 
-    response = fetch(sim, session, DAY, DAY + HOUR)
+    response = fetch(simulator, session, DAY, DAY + HOUR)
 
     assert response.status_code == 200
     assert int(response.headers["Content-Length"]) == len(response.content)
     with pytest.raises(requests.JSONDecodeError):
         response.json()
-    assert fetch(sim, session, DAY, DAY + HOUR).status_code == 200
+    assert fetch(simulator, session, DAY, DAY + HOUR).status_code == 200
 
 
-def test_a_stall_trips_the_client_timeout_without_blocking_other_requests(sim, session) -> None:
-    sim.set_faults([{"kind": "stall", "seconds": 2, "times": 1}])
+def test_a_stall_trips_the_client_timeout_without_blocking_other_requests(simulator, session) -> None:
+    simulator.set_faults([{"kind": "stall", "seconds": 2, "times": 1}])
 
     with pytest.raises(requests.ReadTimeout):
-        fetch(sim, session, DAY, DAY + HOUR, timeout=0.5)
+        fetch(simulator, session, DAY, DAY + HOUR, timeout=0.5)
     # Answered while the stalled request still sleeps: requests have their own threads.
     started = time.monotonic()
     with requests.Session() as other:
-        assert fetch(sim, other, DAY, DAY + HOUR, timeout=10).status_code == 200
+        assert fetch(simulator, other, DAY, DAY + HOUR, timeout=10).status_code == 200
     assert time.monotonic() - started < 1.5
 
 
-def test_latency_is_added_to_every_api_answer(sim, session) -> None:
-    sim.configure(latency_ms=400)
+def test_latency_is_added_to_every_api_answer(simulator, session) -> None:
+    simulator.configure(latency_ms=400)
 
     started = time.monotonic()
-    assert fetch(sim, session, DAY, DAY + HOUR, client_key="wrong").status_code == 403
+    assert fetch(simulator, session, DAY, DAY + HOUR, client_key="wrong").status_code == 403
     assert time.monotonic() - started >= 0.35
 
 
-def test_a_probable_fault_fires_on_some_requests_the_same_way_each_run(sim, session) -> None:
+def test_a_probable_fault_fires_on_some_requests_the_same_way_each_run(simulator, session) -> None:
     rules = [{"kind": "error", "times": None, "probability": 0.5}]
 
     def statuses() -> list[int]:
-        sim.set_faults(rules)
-        return [fetch(sim, session, DAY, DAY + timedelta(minutes=1)).status_code for _ in range(40)]
+        simulator.set_faults(rules)
+        return [fetch(simulator, session, DAY, DAY + timedelta(minutes=1)).status_code for _ in range(40)]
 
     first = statuses()
     assert 8 <= first.count(503) <= 32
     assert statuses() == first
 
 
-def test_faults_leave_the_control_endpoints_alone(sim, session) -> None:
-    sim.set_faults([{"kind": "error", "times": 1}, {"kind": "stall", "seconds": 30, "times": None}])
+def test_faults_leave_the_control_endpoints_alone(simulator, session) -> None:
+    simulator.set_faults([{"kind": "error", "times": 1}, {"kind": "stall", "seconds": 30, "times": None}])
 
     for method, path in [("GET", "health"), ("GET", "config"), ("GET", "stats")]:
-        assert session.request(method, f"{sim.base_url}/_simulator/{path}", timeout=5).status_code == 200
-    assert sim.stats()["faults"][0]["times_left"] == 1
-    assert fetch(sim, session, DAY, DAY + HOUR).status_code == 503
+        assert (
+            session.request(method, f"{simulator.base_url}/_simulator/{path}", timeout=5).status_code == 200
+        )
+    assert simulator.stats()["faults"][0]["times_left"] == 1
+    assert fetch(simulator, session, DAY, DAY + HOUR).status_code == 503
 
 
 @pytest.mark.parametrize(
@@ -523,36 +519,36 @@ def test_faults_leave_the_control_endpoints_alone(sim, session) -> None:
         "error",
     ],
 )
-def test_an_invalid_fault_rule_is_refused(sim, session, rule) -> None:
-    response = session.put(f"{sim.base_url}/_simulator/config", json={"faults": [rule]}, timeout=5)
+def test_an_invalid_fault_rule_is_refused(simulator, session, rule) -> None:
+    response = session.put(f"{simulator.base_url}/_simulator/config", json={"faults": [rule]}, timeout=5)
 
     assert response.status_code == 400
-    assert sim.config.faults == ()
+    assert simulator.config.faults == ()
 
 
 # --- control endpoints and statistics --------------------------------------------------------
 
 
-def test_wrong_credentials_count_as_exactly_one_request(sim, session) -> None:
-    before = sim.stats()["requests"]["total"]
+def test_wrong_credentials_count_as_exactly_one_request(simulator, session) -> None:
+    before = simulator.stats()["requests"]["total"]
 
-    fetch(sim, session, DAY, DAY + HOUR, client_key="wrong")
+    fetch(simulator, session, DAY, DAY + HOUR, client_key="wrong")
 
-    stats = session.get(f"{sim.base_url}/_simulator/stats", timeout=5).json()
+    stats = session.get(f"{simulator.base_url}/_simulator/stats", timeout=5).json()
     assert stats["requests"]["total"] == before + 1
     assert stats["requests"]["by_status"] == {"403": 1}
     assert stats["requests"]["by_outcome"] == {"forbidden": 1}
 
 
-def test_stats_count_requests_by_status_and_outcome_and_reset_zeroes_them(sim, session) -> None:
-    sim.set_faults([{"kind": "cut_body", "times": 1}, {"kind": "rate_limit", "times": 1}])
+def test_stats_count_requests_by_status_and_outcome_and_reset_zeroes_them(simulator, session) -> None:
+    simulator.set_faults([{"kind": "cut_body", "times": 1}, {"kind": "rate_limit", "times": 1}])
     with pytest.raises(requests.exceptions.ChunkedEncodingError):
-        fetch(sim, session, DAY, DAY + HOUR)
-    fetch(sim, session, DAY, DAY + HOUR)
-    served = len(fetch(sim, session, DAY, DAY + HOUR).json())
-    fetch(sim, session, DAY, DAY + HOUR, client_key="")
+        fetch(simulator, session, DAY, DAY + HOUR)
+    fetch(simulator, session, DAY, DAY + HOUR)
+    served = len(fetch(simulator, session, DAY, DAY + HOUR).json())
+    fetch(simulator, session, DAY, DAY + HOUR, client_key="")
 
-    stats = sim.stats()
+    stats = simulator.stats()
     assert stats["requests"] == {
         "total": 4,
         "by_status": {"200": 2, "401": 1, "429": 1},
@@ -560,13 +556,13 @@ def test_stats_count_requests_by_status_and_outcome_and_reset_zeroes_them(sim, s
     }
     assert stats["records_served"] == 2 * served
 
-    session.post(f"{sim.base_url}/_simulator/reset", timeout=5).raise_for_status()
-    assert sim.stats()["requests"]["total"] == 0
-    assert sim.stats()["faults"] == []
+    session.post(f"{simulator.base_url}/_simulator/reset", timeout=5).raise_for_status()
+    assert simulator.stats()["requests"]["total"] == 0
+    assert simulator.stats()["faults"] == []
 
 
-def test_config_can_be_read_and_changed_over_http_without_showing_credentials(sim, session) -> None:
-    url = f"{sim.base_url}/_simulator/config"
+def test_config_can_be_read_and_changed_over_http_without_showing_credentials(simulator, session) -> None:
+    url = f"{simulator.base_url}/_simulator/config"
     changed = session.put(
         url, json={"records_per_day": 500, "latency_ms": 0, "empty_dates": ["2024-01-01"]}, timeout=5
     )
@@ -577,11 +573,11 @@ def test_config_can_be_read_and_changed_over_http_without_showing_credentials(si
     assert (shown["records_per_day"], shown["empty_dates"], shown["seed"]) == (
         500,
         ["2024-01-01"],
-        sim.config.seed,
+        simulator.config.seed,
     )
     assert shown["defects"]["user_id_null"] == 0.005, "settings not given are kept"
     assert CLIENT_KEY not in session.get(url, timeout=5).text
-    assert len(records_of(sim, session, DAY, DAY_END)) == 500
+    assert len(records_of(simulator, session, DAY, DAY_END)) == 500
 
 
 @pytest.mark.parametrize(
@@ -597,24 +593,24 @@ def test_config_can_be_read_and_changed_over_http_without_showing_credentials(si
         b'{"empty_dates": ["05.03.2024"]}',
     ],
 )
-def test_an_invalid_config_change_is_refused_and_changes_nothing(sim, session, body) -> None:
-    before = sim.config
+def test_an_invalid_config_change_is_refused_and_changes_nothing(simulator, session, body) -> None:
+    before = simulator.config
 
-    response = session.put(f"{sim.base_url}/_simulator/config", data=body, timeout=5)
+    response = session.put(f"{simulator.base_url}/_simulator/config", data=body, timeout=5)
 
     assert response.status_code == 400
     assert response.json()["detail"]
-    assert sim.config == before
+    assert simulator.config == before
 
 
-def test_reset_restores_the_start_up_config(sim, session) -> None:
-    startup = sim.config
-    sim.configure(records_per_day=10, seed=1, defects={}, latency_ms=5)
+def test_reset_restores_the_start_up_config(simulator, session) -> None:
+    startup = simulator.config
+    simulator.configure(records_per_day=10, seed=1, defects={}, latency_ms=5)
 
-    answer = session.post(f"{sim.base_url}/_simulator/reset", timeout=5)
+    answer = session.post(f"{simulator.base_url}/_simulator/reset", timeout=5)
 
     assert answer.json() == startup.to_json()
-    assert sim.config == startup
+    assert simulator.config == startup
 
 
 @pytest.mark.parametrize(
@@ -627,15 +623,15 @@ def test_reset_restores_the_start_up_config(sim, session) -> None:
         ("PUT", "/_simulator/stats", 405),
     ],
 )
-def test_routes(sim, session, method, path, status) -> None:
-    response = session.request(method, sim.base_url + path, timeout=5)
+def test_routes(simulator, session, method, path, status) -> None:
+    response = session.request(method, simulator.base_url + path, timeout=5)
 
     assert response.status_code == status
     assert isinstance(response.json(), dict)
 
 
-def test_connections_are_kept_alive(sim) -> None:
-    address = urlsplit(sim.base_url)
+def test_connections_are_kept_alive(simulator) -> None:
+    address = urlsplit(simulator.base_url)
     connection = http.client.HTTPConnection(address.hostname, address.port, timeout=5)
     try:
         sockets = []
