@@ -13,6 +13,7 @@ import re
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -31,7 +32,7 @@ API_KEY = "e2e-key"
 
 
 @pytest.fixture(scope="module")
-def run_environment(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+def run_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     state = tmp_path_factory.mktemp("local_run")
     db_port, api_port = free_port(), free_port()
     env = {
@@ -67,7 +68,9 @@ def run_environment(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         }
     )
     env["db_port"], env["api_port"] = str(db_port), str(api_port)
-    return env
+    yield env
+    # `make run` keeps its cluster between runs on purpose; a test's cluster must go.
+    LocalPostgres(state_dir=state / "postgres", port=db_port).destroy()
 
 
 def local_run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
