@@ -131,10 +131,9 @@ def test_the_run_command_publishes_the_day_and_stops_its_services(run_environmen
     assert (str(day), rows, distinct) == (DATE, counts["loaded"], counts["loaded"])
 
 
-def test_a_date_chosen_at_trigger_time_overrides_the_logical_date(
-    run_environment, postgres_server, simulator, warehouse_conninfo, tmp_path
-) -> None:
-    """``airflow dags test`` with the ``date`` param, against services this test started."""
+@pytest.fixture
+def dag_test(run_environment, postgres_server, simulator, warehouse_conninfo, tmp_path):
+    """Run ``airflow dags test learning_platform_etl`` against services this test started."""
     database = psycopg.conninfo.conninfo_to_dict(warehouse_conninfo)["dbname"]
     simulator.configure(records_per_day=RECORDS_PER_DAY)
     env = airflow_environment(tmp_path / "airflow", base=run_environment)
@@ -148,21 +147,29 @@ def test_a_date_chosen_at_trigger_time_overrides_the_logical_date(
             "password": "test-password",
         }
     )
-    env["AIRFLOW_CONN_LEARNING_PLATFORM_API"] = json.dumps(
-        {"conn_type": "http", "host": simulator.base_url, "login": CLIENT, "password": CLIENT_KEY}
-    )
     airflow = str(Path(sys.executable).parent / "airflow")
     subprocess.run([airflow, "db", "migrate"], env=env, capture_output=True, check=True, timeout=300)
+
+    def run(conf: dict[str, object], *, client_key: str = CLIENT_KEY) -> subprocess.CompletedProcess[str]:
+        env["AIRFLOW_CONN_LEARNING_PLATFORM_API"] = json.dumps(
+            {"conn_type": "http", "host": simulator.base_url, "login": CLIENT, "password": client_key}
+        )
+        return subprocess.run(
+            [airflow, "dags", "test", "learning_platform_etl", DATE, "-c", json.dumps(conf)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+
+    return run
+
+
+def test_a_date_chosen_at_trigger_time_overrides_the_logical_date(dag_test, warehouse_conninfo) -> None:
     chosen = "2026-11-18"
 
-    run = subprocess.run(
-        [airflow, "dags", "test", "learning_platform_etl", DATE, "-c", json.dumps({"date": chosen})],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    run = dag_test({"date": chosen})
 
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     with psycopg.connect(warehouse_conninfo) as conn:
@@ -175,6 +182,15 @@ def test_a_date_chosen_at_trigger_time_overrides_the_logical_date(
         ).fetchall()
     assert days == [(chosen,)]
     assert ledger == [(chosen, True)]
+
+
+def test_refused_credentials_fail_the_run_without_task_retries(dag_test, simulator) -> None:
+    run = dag_test({"date": DATE}, client_key="revoked-key")
+
+    assert run.returncode != 0
+    assert "refused the credentials of Airflow connection 'learning_platform_api'" in run.stdout + run.stderr
+    # One request: no retry inside the try, and no Airflow retry of the task (retries is 1 here).
+    assert simulator.stats()["requests"]["total"] == 1
 
 
 def test_secrets_stay_out_of_the_logs(run_environment) -> None:

@@ -55,7 +55,7 @@ def load_interval(conn: psycopg.Connection, interval: Interval, *, dag_run_id: s
         result = LoadResult(fetched=fetched, loaded=loaded, quarantined=quarantined, flagged=flagged)
         cursor.execute(sql("upsert_load_batch"), {**params, **result.as_dict()})
     log.info(
-        "load %s: %d attempts replaced %d, %d quarantined, %d flagged, of %d fetched",
+        "load %s: %d attempts published (replacing %d), %d quarantined, %d flagged, of %d fetched",
         interval,
         loaded,
         replaced,

@@ -16,7 +16,7 @@ import psycopg
 
 from include.common.intervals import Interval, resolve_interval
 from include.common.postgres import connect, conninfo_from_airflow
-from include.learning_platform.api import LearningPlatformClient
+from include.learning_platform.api import LearningPlatformAuthError, LearningPlatformClient
 from include.learning_platform.extract import extract_interval
 from include.learning_platform.load import load_interval
 from include.learning_platform.validate import validate_interval
@@ -52,10 +52,16 @@ def migrate(context: dict[str, Any]) -> dict[str, Any]:
 
 
 def extract(context: dict[str, Any]) -> dict[str, Any]:
+    from airflow.sdk.exceptions import AirflowFailException
+
     interval = run_interval(context)
     window = timedelta(minutes=int(context["params"]["window_minutes"]))
-    with warehouse(context) as conn, LearningPlatformClient.from_connection() as client:
-        result = extract_interval(conn, client, interval, window=window, dag_run_id=context["run_id"])
+    try:
+        with warehouse(context) as conn, LearningPlatformClient.from_connection() as client:
+            result = extract_interval(conn, client, interval, window=window, dag_run_id=context["run_id"])
+    except LearningPlatformAuthError as error:
+        # Retrying cannot fix credentials: fail the task for good instead of retrying for minutes.
+        raise AirflowFailException(str(error)) from None
     return {"interval": str(interval), "windows": result.windows, "fetched": result.fetched}
 
 
