@@ -5,7 +5,7 @@ VENV_PYTHON := .venv/bin/python
 # UTC day for `make run`; default: yesterday.
 DATE ?= $(shell date -u -d yesterday +%F)
 
-.PHONY: help setup run test lint format lock
+.PHONY: help setup run test lint format lock simulator
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -19,6 +19,9 @@ run: setup ## run the learning platform DAG for DATE (default yesterday) on loca
 
 test: setup lint ## run the whole test suite (starts and stops its own services)
 	$(VENV_PYTHON) -m pytest
+
+simulator: setup ## serve the API simulator on 127.0.0.1:8765 in the foreground (Ctrl-C stops it)
+	$(VENV_PYTHON) -m devservices.simulator --host 127.0.0.1 --port 8765
 
 lint: ## ruff: lint and formatting check
 	@scripts/bootstrap.sh
