@@ -30,7 +30,7 @@ from devservices.environment import (
     load_settings,
 )
 from devservices.postgres import LocalPostgres
-from include.common.intervals import TEST_MODE_SPAN, Interval
+from include.common.intervals import Interval, resolve_interval
 from include.common.postgres import conninfo_from_connection
 from include.learning_platform.api import API_CONN_ID
 from include.learning_platform.summary import summarize_interval
@@ -49,9 +49,15 @@ def main(argv: list[str] | None = None) -> int:
     load_settings()
     airflow_home = Path(os.environ["AIRFLOW_HOME"])
     env = airflow_environment(airflow_home)
-    interval = Interval.for_day(args.date)
-    if args.test_mode:
-        interval = Interval(interval.start, interval.start + TEST_MODE_SPAN)
+    # The same params the DAG receives, resolved by the same function, name the interval to report.
+    params = {"date": args.date.isoformat(), "test_mode": args.test_mode}
+    interval = resolve_interval(
+        chosen_date=params["date"],
+        data_interval_start=None,
+        data_interval_end=None,
+        test_mode=params["test_mode"],
+    )
+    dag_test_log = f"dags-test-{args.date}"
 
     with ExitStack() as services:
         if flag("START_LOCAL_POSTGRES"):
@@ -61,12 +67,11 @@ def main(argv: list[str] | None = None) -> int:
         _airflow(["db", "migrate"], env, log_name="airflow-db-migrate")
         # The date goes in as the DAG's `date` param: for a manual run Airflow 3 infers the data
         # interval that *ends* at the logical date, which would be the day before.
-        conf = json.dumps({"date": args.date.isoformat(), "test_mode": args.test_mode})
         log.info("running %s for %s (Airflow home %s)", DAG_ID, args.date, airflow_home)
         dag_test = _airflow(
-            ["dags", "test", DAG_ID, args.date.isoformat(), "--conf", conf],
+            ["dags", "test", DAG_ID, args.date.isoformat(), "--conf", json.dumps(params)],
             env,
-            log_name=f"dags-test-{args.date}",
+            log_name=dag_test_log,
             check=False,
         )
         summary = _summary(interval)
@@ -76,12 +81,12 @@ def main(argv: list[str] | None = None) -> int:
             "the run did not publish %s (airflow exit code %d); see %s",
             interval,
             dag_test.returncode,
-            _log_path(f"dags-test-{args.date}"),
+            _log_path(dag_test_log),
         )
         return 1
     print(f"\n{DAG_ID} {args.date}: published to the warehouse (schema learning_platform)")
     print("\n".join(summary.lines()))
-    print(f"\nAirflow log of the run: {_log_path(f'dags-test-{args.date}')}")
+    print(f"\nAirflow log of the run: {_log_path(dag_test_log)}")
     return 0
 
 
