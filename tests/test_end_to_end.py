@@ -31,6 +31,23 @@ DB_PASSWORD = "e2e-password"
 API_KEY = "e2e-key"
 
 
+def warehouse_connection(port: int, database: str, password: str) -> str:
+    """An ``AIRFLOW_CONN_*`` value (JSON form) for a local PostgreSQL database."""
+    fields = {
+        "host": "127.0.0.1",
+        "port": port,
+        "schema": database,
+        "login": "postgres",
+        "password": password,
+    }
+    return json.dumps({"conn_type": "postgres", **fields})
+
+
+def api_connection(base_url: str, client: str, client_key: str) -> str:
+    """An ``AIRFLOW_CONN_*`` value (JSON form) for the statistics API."""
+    return json.dumps({"conn_type": "http", "host": base_url, "login": client, "password": client_key})
+
+
 @pytest.fixture(scope="module")
 def run_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     state = tmp_path_factory.mktemp("local_run")
@@ -44,23 +61,9 @@ def run_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[s
         {
             "PIPELINES_LOCAL_DIR": str(state),
             "AIRFLOW_HOME": str(state / "airflow"),
-            "AIRFLOW_CONN_LEARNING_PLATFORM_DB": json.dumps(
-                {
-                    "conn_type": "postgres",
-                    "host": "127.0.0.1",
-                    "port": db_port,
-                    "schema": "warehouse",
-                    "login": "postgres",
-                    "password": DB_PASSWORD,
-                }
-            ),
-            "AIRFLOW_CONN_LEARNING_PLATFORM_API": json.dumps(
-                {
-                    "conn_type": "http",
-                    "host": f"http://127.0.0.1:{api_port}",
-                    "login": "e2e-client",
-                    "password": API_KEY,
-                }
+            "AIRFLOW_CONN_LEARNING_PLATFORM_DB": warehouse_connection(db_port, "warehouse", DB_PASSWORD),
+            "AIRFLOW_CONN_LEARNING_PLATFORM_API": api_connection(
+                f"http://127.0.0.1:{api_port}", "e2e-client", API_KEY
             ),
             "SIMULATOR_RECORDS_PER_DAY": str(RECORDS_PER_DAY),
             "AIRFLOW__PIPELINES__TASK_RETRIES": "1",
@@ -137,23 +140,14 @@ def dag_test(run_environment, postgres_server, simulator, warehouse_conninfo, tm
     database = psycopg.conninfo.conninfo_to_dict(warehouse_conninfo)["dbname"]
     simulator.configure(records_per_day=RECORDS_PER_DAY)
     env = airflow_environment(tmp_path / "airflow", base=run_environment)
-    env["AIRFLOW_CONN_LEARNING_PLATFORM_DB"] = json.dumps(
-        {
-            "conn_type": "postgres",
-            "host": "127.0.0.1",
-            "port": postgres_server.port,
-            "schema": database,
-            "login": "postgres",
-            "password": "test-password",
-        }
+    env["AIRFLOW_CONN_LEARNING_PLATFORM_DB"] = warehouse_connection(
+        postgres_server.port, database, "test-password"
     )
     airflow = str(Path(sys.executable).parent / "airflow")
     subprocess.run([airflow, "db", "migrate"], env=env, capture_output=True, check=True, timeout=300)
 
     def run(conf: dict[str, object], *, client_key: str = CLIENT_KEY) -> subprocess.CompletedProcess[str]:
-        env["AIRFLOW_CONN_LEARNING_PLATFORM_API"] = json.dumps(
-            {"conn_type": "http", "host": simulator.base_url, "login": CLIENT, "password": client_key}
-        )
+        env["AIRFLOW_CONN_LEARNING_PLATFORM_API"] = api_connection(simulator.base_url, CLIENT, client_key)
         return subprocess.run(
             [airflow, "dags", "test", "learning_platform_etl", DATE, "-c", json.dumps(conf)],
             env=env,
