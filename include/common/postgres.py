@@ -73,10 +73,12 @@ def lock_interval(cursor: psycopg.Cursor, namespace: str, interval: Interval) ->
     would otherwise both delete and then both insert, doubling the day. Runs of different
     days do not wait for each other.
     """
-    cursor.execute(
-        "SELECT pg_advisory_xact_lock(%s, %s)",
-        (_namespace_key(namespace), interval.day.toordinal()),
-    )
+    lock_resource(cursor, namespace, interval.day.toordinal())
+
+
+def lock_resource(cursor: psycopg.Cursor, namespace: str, key: int = 0) -> None:
+    """Hold ``(namespace, key)``'s advisory lock until the current transaction ends."""
+    cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", (_namespace_key(namespace), key))
 
 
 def _namespace_key(namespace: str) -> int:

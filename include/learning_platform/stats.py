@@ -1,0 +1,38 @@
+"""Stage 4: the day's statistics, computed in SQL from what ``load`` published.
+
+One transaction replaces the date's figures, its per-course breakdown and its quarantine
+counts, and drops any quality verdict on the previous figures: rerunning a date leaves the
+same rows, and a failure leaves the previous ones.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import psycopg
+
+from include.common.intervals import Interval
+from include.learning_platform.warehouse import interval_params, lock_day, sql
+
+log = logging.getLogger(__name__)
+
+
+class NothingPublished(RuntimeError):
+    """No load has published the interval: there is nothing to compute statistics from."""
+
+
+def compute_daily_stats(conn: psycopg.Connection, interval: Interval, *, dag_run_id: str) -> None:
+    """Replace the statistics of ``interval.day`` with figures computed from ``interval``."""
+    params = interval_params(interval, day=interval.day, dag_run_id=dag_run_id)
+    with conn.transaction(), conn.cursor() as cursor:
+        lock_day(cursor, interval)
+        cursor.execute(sql("upsert_daily_stats"), params)
+        if cursor.fetchone() is None:
+            raise NothingPublished(
+                f"{interval}: no load has published this interval; run the load task for this date first"
+            )
+        cursor.execute(sql("delete_daily_details"), params)
+        cursor.execute(sql("insert_daily_course_stats"), params)
+        courses = cursor.rowcount
+        cursor.execute(sql("insert_daily_quarantine_reasons"), params)
+    log.info("compute_stats %s: figures of %s replaced (%d courses)", interval, interval.day, courses)
