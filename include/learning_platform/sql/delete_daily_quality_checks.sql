@@ -1,0 +1,1 @@
+DELETE FROM learning_platform.daily_quality_checks WHERE stats_date = %(day)s
