@@ -7,14 +7,17 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import gspread
 import psycopg
 import pytest
 
 from devservices.postgres import LocalPostgres, free_port
 from devservices.simulator import SimulatorConfig, SimulatorServer
+from include.common.google_sheets import client_from_service_account_info
 from include.common.http import RetryPolicy
 from include.learning_platform.api import LearningPlatformClient
 from include.learning_platform.warehouse import migrate_schema
+from tests.fakes.google_sheets import FakeGoogleSheets, service_account_info
 
 CLIENT = "test-client"
 CLIENT_KEY = "test-key-Secret-42"
@@ -92,3 +95,16 @@ def api_client(simulator: SimulatorServer) -> Iterator[LearningPlatformClient]:
     )
     with client:
         yield client
+
+
+@pytest.fixture
+def google() -> Iterator[FakeGoogleSheets]:
+    """Google's token endpoint and Sheets API, in memory; any other URL fails the request."""
+    with FakeGoogleSheets.running() as fake:
+        yield fake
+
+
+@pytest.fixture
+def gspread_client(google: FakeGoogleSheets) -> gspread.Client:
+    """A real gspread client of a generated service account, talking to the fake."""
+    return client_from_service_account_info(service_account_info())
