@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, time, timedelta
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -11,70 +10,32 @@ from email.parser import BytesParser
 import pytest
 
 from include.learning_platform.report import (
-    CourseFigures,
     DailyReport,
-    DayStats,
     Destination,
-    Figures,
     Publication,
     QualityCheck,
 )
 from include.learning_platform.report_email import build_report_email
 from include.learning_platform.texts import ENGLISH, RUSSIAN, Texts
+from tests.include.learning_platform.reports import FAILED, PASSED, build_report, figures
 
-DAY = date(2026, 11, 22)
 SENDER = "reports@example.org"
 RECIPIENTS = ("analyst@example.org", "head@example.org")
 CHART = b"\x89PNG\r\n\x1a\n" + b"not really a chart, the builder does not look inside"
 SHEET_URL = "https://docs.google.com/spreadsheets/d/1AbC/edit?gid=0&x=<y>"
 SHEETS = Publication(Destination.SHEETS, SHEET_URL)
 LOCAL = Publication(Destination.LOCAL_FILE, "/opt/airflow/reports/learning_platform_2026-11-22.html")
-PASSED = (
-    QualityCheck("attempts_present", True, "420", "> 0"),
-    QualityCheck("rejected_share", True, "4.55%", "<= 5.00%"),
-)
-FAILED = (
-    QualityCheck("attempts_present", True, "420", "> 0"),
-    QualityCheck("rejected_share", False, "12.00%", "<= 5.00%"),
-)
 HOSTILE_COURSE = '<script>alert("x")</script>'
 
 
-def figures(users: int = 40, runs: int = 300, submits: int = 12345, successful: int = 6706) -> Figures:
-    return Figures(
-        unique_users=users,
-        runs=runs,
-        submits=submits,
-        successful_submits=successful,
-        success_share=successful / submits if submits else None,
-        avg_submits_per_user=submits / users if users else None,
-        avg_successful_submits_per_user=successful / users if users else None,
-    )
+# Big enough to show the thousands separator.
+BIG = figures(users=40, runs=300, submits=12345, successful=6706)
 
 
-def sample_report(
-    *,
-    checks: tuple[QualityCheck, ...] = PASSED,
-    loaded: int = 12645,
-    hours: int = 24,
-    courses: tuple[CourseFigures, ...] = (CourseFigures("course-v1:Org+Python+2026", figures()),),
-    reasons: tuple[tuple[str, int], ...] = (("user_id_missing", 12), ("created_at_invalid", 8)),
-) -> DailyReport:
-    start = datetime.combine(DAY, time(), tzinfo=UTC)
-    day_figures = figures() if loaded else figures(users=0, runs=0, submits=0, successful=0)
-    stats = DayStats(
-        day=DAY,
-        interval_start=start,
-        interval_end=start + timedelta(hours=hours),
-        fetched=loaded + 20,
-        loaded=loaded,
-        quarantined=20 if loaded else 0,
-        flagged=3 if loaded else 0,
-        figures=day_figures,
-        computed_at=start + timedelta(days=1, minutes=5),
-        failed_checks=tuple(check.name for check in checks if not check.passed) if checks else None,
-    )
-    return DailyReport(stats, reasons if loaded else (), courses if loaded else (), checks, (stats,))
+def sample_report(*, loaded: bool = True, courses: tuple | None = None, **options) -> DailyReport:
+    day_figures = BIG if loaded else figures(0, 0, 0, 0)
+    courses = (("course-v1:Org+Python+2026", BIG),) if courses is None else courses
+    return build_report(day_figures=day_figures, courses=courses, **options)
 
 
 def build(
@@ -290,7 +251,7 @@ def test_a_russian_report_is_russian_throughout() -> None:
 
 def test_hostile_data_is_escaped_in_the_html() -> None:
     report = sample_report(
-        courses=(CourseFigures(HOSTILE_COURSE, figures()),),
+        courses=((HOSTILE_COURSE, BIG),),
         checks=(QualityCheck("<img src=x onerror=alert(1)>", False, "<b>1</b>", "&"),),
     )
 
@@ -324,7 +285,7 @@ def test_a_report_email_without_recipients_is_refused() -> None:
 
 @pytest.mark.parametrize("texts", [ENGLISH, RUSSIAN], ids=["en", "ru"])
 def test_the_message_is_seven_bit_clean_with_short_lines(texts: Texts) -> None:
-    raw = build(sample_report(courses=(CourseFigures("x" * 300, figures()),)), texts).as_bytes()
+    raw = build(sample_report(courses=(("x" * 300, BIG),)), texts).as_bytes()
 
     assert raw.isascii(), "no reliance on the server's 8BITMIME"
     assert max(len(line) for line in raw.splitlines()) <= 78
