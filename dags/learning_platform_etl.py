@@ -1,8 +1,9 @@
 """
-### Learning platform: daily grader attempts → warehouse
+### Learning platform: daily grader attempts → warehouse → report
 
 Brings one UTC day of students' grader attempts from the learning platform's statistics API
-into the warehouse, checked record by record.
+into the warehouse, checked record by record, computes the day's figures, checks them, and
+publishes the report to Google Sheets and by email.
 
 | task | what it does | writes |
 |---|---|---|
@@ -10,15 +11,27 @@ into the warehouse, checked record by record.
 | `extract` | fetches the day hour by hour (retrying API hiccups) and lands every record verbatim | `raw_attempts` |
 | `validate` | judges every record: valid, valid with flagged defects, or rejected with all its reasons | `staged_attempts`, `staged_rejections` |
 | `load` | publishes the day in one transaction: attempts, quarantine and the batch ledger | `attempts`, `quarantined_attempts`, `load_batches` |
+| `compute_stats` | the day's figures, per course, and quarantine counts by reason | `daily_stats`, `daily_course_stats`, `daily_quarantine_reasons` |
+| `check_quality` | data-quality gate: attempts present, rejected share under the threshold, no attempt stored twice, figures match the warehouse | `daily_quality_checks` |
+| `publish_report` | upserts the date's row in the sheet's history and rewrites the summary worksheet; without Google credentials, writes local CSV and HTML files instead | Google Sheets or files |
+| `send_email` | the report by email (HTML and text, 30-day chart) | mail |
 
 **Which day.** A scheduled run processes the data interval that just ended (the run at
 00:00 UTC on the 2nd processes the 1st). In the trigger form, set **date** to process any
 day; leave it empty to use the run's data interval. **test_mode** processes only the first
-hour of the day, as the original script's test mode did.
+hour of the day, as the original script's test mode did. **language** chooses English or
+Russian for the report and the email.
 
-**Reruns and backfills are safe.** Every task replaces its day; it never appends. Rerun a
-day by triggering it again (or clearing its tasks); backfill a range with *Trigger → Backfill*
-or `airflow backfill create --dag-id learning_platform_etl --from-date A --to-date B`.
+**Reruns and backfills are safe.** Every task replaces its day; it never appends, and the
+sheet keeps one row per date. Rerun a day by triggering it again (or clearing its tasks);
+backfill a range with *Trigger → Backfill* or
+`airflow backfill create --dag-id learning_platform_etl --from-date A --to-date B`.
+
+**When something fails.** A task that fails after its last retry sends an alert email to the
+Variable `alert_recipients`. If a quality check fails, `check_quality` fails (one alert) and the
+report still goes out, saying which check failed and marking the figures unreliable. If
+publishing fails, the email still goes out and says the report was NOT updated. Nothing is
+mailed for a day that was not loaded.
 
 **Rejected records** are never dropped: they sit in `learning_platform.quarantined_attempts`
 with the raw record and every reason (for example `user_id_wrong_length`,
@@ -26,8 +39,13 @@ with the raw record and every reason (for example `user_id_wrong_length`,
 passback details carry their flags in `attempts.defects`.
 
 **Connections.** `learning_platform_api` (HTTP: host = base URL, login = client,
-password = client_key; extras `read_timeout`, `connect_timeout`, `retry_attempts`) and
-`learning_platform_db` (Postgres: the warehouse, not Airflow's metadata database).
+password = client_key; extras `read_timeout`, `connect_timeout`, `retry_attempts`),
+`learning_platform_db` (Postgres: the warehouse, not Airflow's metadata database),
+`learning_platform_sheets` (Google Cloud: the service account's `keyfile_dict` or `key_path`;
+leave it undefined to write the report to files) and `smtp_default` (SMTP, extra `from_email`).
+**Variables.** `learning_platform_report` (JSON: `recipients`, `spreadsheet`,
+`history_worksheet`, `summary_worksheet`, `language`, `max_rejected_share`, `local_dir`) and
+`alert_recipients`.
 
 Downstream DAGs can be scheduled on the asset `learning_platform.attempts`.
 """
@@ -35,7 +53,7 @@ Downstream DAGs can be scheduled on the asset `learning_platform.attempts`.
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
+from airflow.sdk import CronDataIntervalTimetable, Param, TriggerRule, dag, get_current_context, task
 
 from include.common.dag_defaults import default_args
 from include.learning_platform.assets import ATTEMPTS
@@ -71,6 +89,13 @@ from include.learning_platform.assets import ATTEMPTS
             title="Fetch window (minutes)",
             description="The API has no paging: the day is fetched in windows of this size.",
         ),
+        "language": Param(
+            None,
+            type=["null", "string"],
+            enum=[None, "en", "ru"],
+            title="Report language",
+            description="en or ru. Empty: the language in the Variable learning_platform_report (default en).",
+        ),
     },
 )
 def learning_platform_etl() -> None:
@@ -99,7 +124,40 @@ def learning_platform_etl() -> None:
 
         return tasks.load(get_current_context())
 
-    migrate_schema() >> extract() >> validate() >> load()
+    @task
+    def compute_stats() -> dict:
+        from include.learning_platform import tasks
+
+        return tasks.compute_stats(get_current_context())
+
+    @task
+    def check_quality() -> dict:
+        from include.learning_platform import tasks
+
+        return tasks.check_quality(get_current_context())
+
+    # Runs when the quality gate failed too: the report then says which check failed.
+    @task(trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS)
+    def publish_report() -> dict:
+        from include.learning_platform import tasks
+
+        return tasks.publish_report(get_current_context())
+
+    # Runs when publishing failed too (and says the report was NOT updated), but only if the
+    # day's figures exist: compute_stats is among its upstreams and must have succeeded.
+    @task(trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS)
+    def send_email() -> dict:
+        from include.learning_platform import tasks
+
+        return tasks.send_email(get_current_context())
+
+    stats = compute_stats()
+    quality = check_quality()
+    report = publish_report()
+    email = send_email()
+    migrate_schema() >> extract() >> validate() >> load() >> stats >> quality >> report >> email
+    stats >> [report, email]
+    quality >> email
 
 
 learning_platform_etl()

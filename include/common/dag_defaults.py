@@ -23,8 +23,11 @@ def default_args(*, owner: str) -> dict[str, Any]:
 
     Tasks retry transient faults themselves within a try; these retries cover longer
     outages (a restarted database, an API down for minutes): 2, 4 then 8 minutes apart.
+    A task that fails for good sends one alert email (see ``include.common.alerts``).
     """
     from airflow.sdk import conf
+
+    from include.common.alerts import failure_alert
 
     return {
         "owner": owner,
@@ -35,4 +38,5 @@ def default_args(*, owner: str) -> dict[str, Any]:
         "retry_exponential_backoff": True,
         "max_retry_delay": timedelta(minutes=30),
         "execution_timeout": timedelta(hours=2),
+        "on_failure_callback": failure_alert(),
     }

@@ -7,20 +7,40 @@ No records ever pass through XCom: stages hand over through the warehouse.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import psycopg
 
+from include.common.email import parse_recipients, send_message
+from include.common.google_sheets import sheets_client
 from include.common.intervals import Interval, resolve_interval
-from include.common.postgres import connect, conninfo_from_airflow
+from include.common.postgres import connect, conninfo_from_airflow, lock_resource
 from include.learning_platform.api import LearningPlatformAuthError, LearningPlatformClient
+from include.learning_platform.chart import render_history_chart
 from include.learning_platform.extract import extract_interval
 from include.learning_platform.load import load_interval
+from include.learning_platform.local_report import write_local_report
+from include.learning_platform.quality import check_day
+from include.learning_platform.report import Destination, Publication, load_history, load_report
+from include.learning_platform.report_email import build_report_email
+from include.learning_platform.settings import (
+    REPORT_VARIABLE,
+    SHEETS_CONN_ID,
+    SMTP_CONN_ID,
+    ReportSettings,
+    report_settings,
+)
+from include.learning_platform.sheets_report import SheetsTarget, publish_to_sheets
+from include.learning_platform.stats import compute_daily_stats
+from include.learning_platform.texts import Texts, texts_for
 from include.learning_platform.validate import validate_interval
 from include.learning_platform.warehouse import DB_CONN_ID, migrate_schema
+
+log = logging.getLogger(__name__)
 
 
 def run_interval(context: dict[str, Any]) -> Interval:
@@ -77,3 +97,108 @@ def load(context: dict[str, Any]) -> dict[str, Any]:
     with warehouse(context) as conn:
         result = load_interval(conn, interval, dag_run_id=context["run_id"])
     return {"interval": str(interval), **result.as_dict()}
+
+
+def compute_stats(context: dict[str, Any]) -> dict[str, Any]:
+    interval = run_interval(context)
+    with warehouse(context) as conn:
+        compute_daily_stats(conn, interval, dag_run_id=context["run_id"])
+        (stats,) = load_history(conn, first_day=interval.day, last_day=interval.day)
+    figures = stats.figures
+    return {
+        "day": interval.day.isoformat(),
+        "loaded": stats.loaded,
+        "unique_users": figures.unique_users,
+        "runs": figures.runs,
+        "submits": figures.submits,
+        "successful_submits": figures.successful_submits,
+    }
+
+
+def check_quality(context: dict[str, Any]) -> dict[str, Any]:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    interval = run_interval(context)
+    settings = report_settings()
+    with warehouse(context) as conn:
+        checks = check_day(
+            conn, interval, max_rejected_share=settings.max_rejected_share, dag_run_id=context["run_id"]
+        )
+    failed = [
+        f"{check.name} (observed {check.observed}; expected {check.expected})"
+        for check in checks
+        if not check.passed
+    ]
+    if failed:
+        # The verdict is stored and the report will say so; failing the task alerts the operators,
+        # and retrying would judge the same data again.
+        raise AirflowFailException(f"data-quality checks failed for {interval.day}: {'; '.join(failed)}")
+    return {"day": interval.day.isoformat(), "passed": [check.name for check in checks]}
+
+
+def publish_report(context: dict[str, Any]) -> dict[str, str]:
+    """Publish to Google Sheets, or to local files when no Google credentials are configured."""
+    interval = run_interval(context)
+    settings = report_settings()
+    texts = report_texts(context, settings)
+    client = sheets_client(SHEETS_CONN_ID)
+    with warehouse(context) as conn:
+        report = load_report(conn, interval.day)
+        if client is None:
+            history = load_history(conn, first_day=date.min, last_day=date.max)
+            path = write_local_report(settings.report_directory, report, history, texts)
+            log.warning(
+                "no Google credentials (Airflow connection '%s' is not defined or holds no key): the "
+                "report was NOT published to Google Sheets; it was written to %s",
+                SHEETS_CONN_ID,
+                path,
+            )
+            return Publication(Destination.LOCAL_FILE, str(path)).as_dict()
+        if not settings.spreadsheet:
+            raise ValueError(
+                f"connection '{SHEETS_CONN_ID}' is defined but Variable {REPORT_VARIABLE} names no "
+                "spreadsheet: set its 'spreadsheet' key to the spreadsheet's key or URL"
+            )
+        target = SheetsTarget(settings.spreadsheet, settings.history_worksheet, settings.summary_worksheet)
+        # Concurrent runs (a backfill) take turns: each reads the sheet's dates, then writes its row.
+        with conn.transaction(), conn.cursor() as cursor:
+            lock_resource(cursor, "learning_platform.report")
+            url = publish_to_sheets(client, target, report, texts)
+    log.info("report for %s published to Google Sheets: %s", interval.day, url)
+    return Publication(Destination.SHEETS, url).as_dict()
+
+
+def send_email(context: dict[str, Any]) -> dict[str, Any]:
+    """Mail the day's report; says so plainly when publishing it failed."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    interval = run_interval(context)
+    settings = report_settings()
+    texts = report_texts(context, settings)
+    try:
+        recipients = parse_recipients(settings.recipients)
+    except ValueError as error:
+        raise AirflowFailException(f"Variable {REPORT_VARIABLE}: recipients: {error}") from None
+    published = context["ti"].xcom_pull(task_ids="publish_report")
+    publication = Publication.from_dict(published) if published else None
+    with warehouse(context) as conn:
+        report = load_report(conn, interval.day)
+    chart = render_history_chart(report.history, texts, last_day=interval.day)
+    # No sender: send_message takes the connection's from_email.
+    message = build_report_email(
+        report, texts, publication=publication, sender="", recipients=recipients, chart_png=chart
+    )
+    send_message(message, conn_id=SMTP_CONN_ID)
+    log.info(
+        "report email for %s sent to %d recipients: %s", interval.day, len(recipients), message["Subject"]
+    )
+    return {
+        "day": interval.day.isoformat(),
+        "recipients": len(recipients),
+        "report_updated": publication is not None,
+    }
+
+
+def report_texts(context: dict[str, Any], settings: ReportSettings) -> Texts:
+    """The run's language: the trigger form's choice, else the operator's setting."""
+    return texts_for(context["params"].get("language") or settings.language)

@@ -78,11 +78,26 @@ def test_every_task_has_an_owner_and_retries_with_backoff(dag_bag) -> None:
             assert task.retries >= 1, where
             assert task.retry_exponential_backoff, where
             assert task.execution_timeout is not None, where
+            # Failing for good must reach a person: the shared alert notifier is on every task.
+            assert any(type(callback).__name__ == "SmtpNotifier" for callback in task.on_failure_callback), (
+                where
+            )
 
 
 def test_learning_platform_etl_runs_its_steps_in_order_and_publishes_the_asset(dag_bag) -> None:
     dag = dag_bag.dags["learning_platform_etl"]
-    order = ["migrate_schema", "extract", "validate", "load"]
+    order = ["migrate_schema", "extract", "validate", "load", "compute_stats", "check_quality"]
     for upstream, downstream in itertools.pairwise(order):
         assert dag.get_task(downstream).upstream_task_ids == {upstream}
     assert [outlet.name for outlet in dag.get_task("load").outlets] == ["learning_platform.attempts"]
+
+
+def test_the_report_goes_out_when_the_gate_or_publishing_fails_but_not_without_figures(dag_bag) -> None:
+    dag = dag_bag.dags["learning_platform_etl"]
+    publish, email = dag.get_task("publish_report"), dag.get_task("send_email")
+    # "all done, at least one success": runs after a failed check (or a failed publish) as long
+    # as compute_stats succeeded; when compute_stats did not, nothing upstream succeeded.
+    assert publish.upstream_task_ids == {"compute_stats", "check_quality"}
+    assert email.upstream_task_ids == {"compute_stats", "check_quality", "publish_report"}
+    assert publish.trigger_rule == email.trigger_rule == "all_done_min_one_success"
+    assert set(dag.params) == {"date", "test_mode", "window_minutes", "language"}

@@ -67,7 +67,8 @@ def test_a_clean_day_passes_and_the_report_carries_the_verdict(simulator, api_cl
 
     assert all(check.passed for check in checks)
     report = load_report(warehouse, DAY.day)
-    assert report.reliable and report.stats.reliable
+    assert report.reliable
+    assert report.stats.reliable
     assert report.checks == tuple(sorted(checks, key=lambda check: check.name))
 
 
@@ -105,7 +106,8 @@ def test_recomputing_the_figures_voids_the_previous_verdict(simulator, api_clien
     compute_daily_stats(warehouse, DAY, dag_run_id="second")
 
     report = load_report(warehouse, DAY.day)
-    assert report.checks == () and report.stats.failed_checks is None
+    assert report.checks == ()
+    assert report.stats.failed_checks is None
     assert not report.reliable
 
 

@@ -130,7 +130,8 @@ def test_an_empty_day_has_zero_counts_and_no_shares(simulator, api_client, wareh
 
     assert not report.has_data
     assert report.stats.figures == Figures(0, 0, 0, 0, None, None, None)
-    assert report.courses == () and report.quarantine_by_reason == ()
+    assert report.courses == ()
+    assert report.quarantine_by_reason == ()
 
 
 def test_recomputing_a_day_replaces_its_rows(simulator, api_client, warehouse) -> None:
@@ -149,9 +150,8 @@ def test_recomputing_a_day_replaces_its_rows(simulator, api_client, warehouse) -
         len(report.courses),
         len(report.quarantine_by_reason),
     )
-    assert report.stats.computed_at and warehouse.execute(
-        "SELECT dag_run_id FROM learning_platform.daily_stats"
-    ).fetchone() == ("second",)
+    assert report.stats.computed_at
+    assert warehouse.execute("SELECT dag_run_id FROM learning_platform.daily_stats").fetchone() == ("second",)
     assert report.stats.fetched == 3000
     expected, _, _ = recompute(simulator, DAY)
     assert_same_figures(report.stats.figures, expected)
@@ -164,7 +164,8 @@ def test_test_mode_figures_cover_the_first_hour_and_say_so(simulator, api_client
 
     report = publish_day(warehouse, api_client, hour)
 
-    assert report.stats.partial and report.stats.interval_end - report.stats.interval_start == HOUR
+    assert report.stats.partial
+    assert report.stats.interval_end - report.stats.interval_start == HOUR
     expected, _, _ = recompute(simulator, hour)
     assert_same_figures(report.stats.figures, expected)
 
