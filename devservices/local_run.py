@@ -1,8 +1,9 @@
 """``make run``: run the learning platform DAG for one date on this machine, then report.
 
 Starts what the configuration asks for (a local PostgreSQL for the warehouse, the API
-simulator), runs ``airflow dags test learning_platform_etl DATE`` against them, prints what
-landed, and stops everything it started, also on failure or Ctrl-C.
+simulator, an SMTP sink that keeps every message as an ``.eml`` file), runs
+``airflow dags test learning_platform_etl DATE`` against them, prints what landed and where
+the report and the email went, and stops everything it started, also on failure or Ctrl-C.
 """
 
 from __future__ import annotations
@@ -30,15 +31,21 @@ from devservices.environment import (
     load_settings,
 )
 from devservices.postgres import LocalPostgres
+from devservices.smtp_sink import SmtpSink
 from include.common.intervals import Interval, resolve_interval
 from include.common.postgres import conninfo_from_connection
 from include.learning_platform.api import API_CONN_ID
+from include.learning_platform.rendering import text_table
+from include.learning_platform.report import load_report, notices, summary_tables
+from include.learning_platform.settings import REPORT_VARIABLE, SMTP_CONN_ID, parse_report_settings
 from include.learning_platform.summary import summarize_interval
+from include.learning_platform.texts import ENGLISH
 from include.learning_platform.warehouse import DB_CONN_ID
 
 DAG_ID = "learning_platform_etl"
 # Local state (database cluster, logs); tests point it elsewhere.
 LOCAL_DIR = Path(os.environ.get("PIPELINES_LOCAL_DIR", PROJECT_ROOT / ".local"))
+OUTBOX = LOCAL_DIR / "outbox"
 
 log = logging.getLogger("make run")
 
@@ -64,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
             services.enter_context(_local_warehouse())
         if flag("START_LOCAL_SIMULATOR"):
             services.enter_context(SimulatorProcess())
+        if flag("START_LOCAL_SMTP_SINK"):
+            services.enter_context(_local_smtp_sink())
+        mail_before = set(OUTBOX.glob("*.eml"))
         _airflow(["db", "migrate"], env, log_name="airflow-db-migrate")
         # The date goes in as the DAG's `date` param: for a manual run Airflow 3 infers the data
         # interval that *ends* at the logical date, which would be the day before.
@@ -74,18 +84,33 @@ def main(argv: list[str] | None = None) -> int:
             log_name=dag_test_log,
             check=False,
         )
-        summary = _summary(interval)
+        summary, report = _published(interval)
+    new_mail = sorted(set(OUTBOX.glob("*.eml")) - mail_before)
 
     if summary is None or dag_test.returncode != 0:
         log.error(
-            "the run did not publish %s (airflow exit code %d); see %s",
+            "the run did not complete for %s (airflow exit code %d); see %s",
             interval,
             dag_test.returncode,
             _log_path(dag_test_log),
         )
+        for path in new_mail:
+            log.error("mail sent by the run (alerts among them): %s", path)
         return 1
     print(f"\n{DAG_ID} {args.date}: published to the warehouse (schema learning_platform)")
     print("\n".join(summary.lines()))
+    if report is not None:
+        print()
+        for notice in notices(report, ENGLISH):
+            print(f"NOTE: {notice}")
+        overview, figures = summary_tables(report, ENGLISH)[:2]
+        print(text_table(overview, ENGLISH.language))
+        print()
+        print(text_table(figures, ENGLISH.language))
+    for path in _report_files(args.date):
+        print(f"report file: {path}")
+    for path in new_mail:
+        print(f"email: {path}")
     print(f"\nAirflow log of the run: {_log_path(dag_test_log)}")
     return 0
 
@@ -188,13 +213,32 @@ def _airflow(args: list[str], env: dict[str, str], *, log_name: str, check: bool
     return completed
 
 
-def _summary(interval: Interval):
+def _published(interval: Interval):
+    """What the run left in the warehouse: the load's summary and the day's report, if any."""
     conninfo = conninfo_from_connection(connection_from_env(DB_CONN_ID))
     try:
         with psycopg.connect(conninfo, connect_timeout=10) as conn:
-            return summarize_interval(conn, interval)
+            summary = summarize_interval(conn, interval)
+            try:
+                report = load_report(conn, interval.day)
+            except LookupError:
+                report = None
+            return summary, report
     except psycopg.errors.UndefinedTable:
-        return None
+        return None, None
+
+
+def _local_smtp_sink() -> SmtpSink:
+    connection = connection_from_env(SMTP_CONN_ID)
+    sink = SmtpSink(OUTBOX, host=connection.host, port=int(connection.port))
+    log.info("SMTP sink on %s:%s keeps every message in %s", connection.host, connection.port, OUTBOX)
+    return sink
+
+
+def _report_files(day: date) -> list[Path]:
+    """The local report files of ``day`` (written when no Google credentials are configured)."""
+    settings = parse_report_settings(os.environ.get(f"AIRFLOW_VAR_{REPORT_VARIABLE.upper()}"))
+    return sorted(settings.report_directory.glob(f"learning_platform_{day.isoformat()}.*"))
 
 
 def _log_path(name: str) -> Path:

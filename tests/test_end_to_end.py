@@ -7,6 +7,8 @@ newcomer runs, including start-up and shutdown of the local PostgreSQL and the s
 
 from __future__ import annotations
 
+import email
+import email.policy
 import json
 import os
 import re
@@ -14,6 +16,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from email.message import EmailMessage
 from pathlib import Path
 
 import psycopg
@@ -21,6 +24,7 @@ import pytest
 
 from devservices.environment import PROJECT_ROOT, airflow_environment
 from devservices.postgres import LocalPostgres, free_port
+from devservices.smtp_sink import SmtpSink
 from tests.conftest import CLIENT, CLIENT_KEY
 
 pytestmark = pytest.mark.timeout(600)
@@ -43,15 +47,29 @@ def warehouse_connection(port: int, database: str, password: str) -> str:
     return json.dumps({"conn_type": "postgres", **fields})
 
 
-def api_connection(base_url: str, client: str, client_key: str) -> str:
+def api_connection(base_url: str, client: str, client_key: str, **extra: object) -> str:
     """An ``AIRFLOW_CONN_*`` value (JSON form) for the statistics API."""
-    return json.dumps({"conn_type": "http", "host": base_url, "login": client, "password": client_key})
+    fields = {"conn_type": "http", "host": base_url, "login": client, "password": client_key}
+    return json.dumps({**fields, "extra": extra} if extra else fields)
+
+
+def smtp_connection(port: int) -> str:
+    """An ``AIRFLOW_CONN_*`` value (JSON form) for a plain local SMTP server."""
+    extra = {"disable_ssl": True, "disable_tls": True, "from_email": "airflow@e2e.test", "timeout": 10}
+    return json.dumps({"conn_type": "smtp", "host": "127.0.0.1", "port": port, "extra": extra})
+
+
+def received(outbox: Path) -> list[EmailMessage]:
+    return [
+        email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        for path in sorted(outbox.glob("*.eml"))
+    ]
 
 
 @pytest.fixture(scope="module")
 def run_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     state = tmp_path_factory.mktemp("local_run")
-    db_port, api_port = free_port(), free_port()
+    db_port, api_port, smtp_port = free_port(), free_port(), free_port()
     env = {
         key: value
         for key, value in os.environ.items()
@@ -65,12 +83,15 @@ def run_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[s
             "AIRFLOW_CONN_LEARNING_PLATFORM_API": api_connection(
                 f"http://127.0.0.1:{api_port}", "e2e-client", API_KEY
             ),
+            "AIRFLOW_CONN_SMTP_DEFAULT": smtp_connection(smtp_port),
+            "AIRFLOW_VAR_LEARNING_PLATFORM_REPORT": json.dumps({"recipients": ["analysts@e2e.test"]}),
+            "AIRFLOW_VAR_ALERT_RECIPIENTS": "oncall@e2e.test",
             "SIMULATOR_RECORDS_PER_DAY": str(RECORDS_PER_DAY),
             "AIRFLOW__PIPELINES__TASK_RETRIES": "1",
             "AIRFLOW__PIPELINES__RETRY_DELAY_SECONDS": "1",
         }
     )
-    env["db_port"], env["api_port"] = str(db_port), str(api_port)
+    env["db_port"], env["api_port"], env["smtp_port"] = str(db_port), str(api_port), str(smtp_port)
     yield env
     # `make run` keeps its cluster between runs on purpose; a test's cluster must go.
     LocalPostgres(state_dir=state / "postgres", port=db_port).destroy()
@@ -100,7 +121,7 @@ def port_is_closed(port: str) -> bool:
         return probe.connect_ex(("127.0.0.1", int(port))) != 0
 
 
-def warehouse_rows(env: dict[str, str]) -> list[tuple]:
+def warehouse_rows(env: dict[str, str]) -> tuple[list[tuple], list[tuple]]:
     """Reopen the cluster `make run` left on disk and read what it published."""
     with (
         LocalPostgres(
@@ -110,10 +131,12 @@ def warehouse_rows(env: dict[str, str]) -> list[tuple]:
         ) as server,
         psycopg.connect(server.conninfo("warehouse")) as conn,
     ):
-        return conn.execute(
+        attempts = conn.execute(
             "SELECT created_at::date, count(*), count(DISTINCT (source_window_start, source_position)) "
             "FROM learning_platform.attempts GROUP BY 1"
         ).fetchall()
+        stats = conn.execute("SELECT stats_date, loaded FROM learning_platform.daily_stats").fetchall()
+        return attempts, stats
 
 
 def test_the_run_command_publishes_the_day_and_stops_its_services(run_environment) -> None:
@@ -123,19 +146,44 @@ def test_the_run_command_publishes_the_day_and_stops_its_services(run_environmen
     counts = printed_counts(first.stdout)
     assert counts["fetched"] == counts["loaded"] + counts["quarantined"]
     assert counts["fetched"] > RECORDS_PER_DAY * 0.9
-    assert port_is_closed(run_environment["db_port"]), "PostgreSQL left running"
-    assert port_is_closed(run_environment["api_port"]), "simulator left running"
+    for port in ("db_port", "api_port", "smtp_port"):
+        assert port_is_closed(run_environment[port]), f"a service was left running on its {port}"
+    report_file = (
+        Path(run_environment["AIRFLOW_HOME"])
+        / "reports"
+        / "learning_platform"
+        / f"learning_platform_{DATE}.html"
+    )
+    assert f"report file: {report_file}" in first.stdout
+    assert "Records fetched" in report_file.read_text()
 
     second = local_run(run_environment, "--date", DATE)
     assert second.returncode == 0, second.stdout + second.stderr
     assert printed_counts(second.stdout) == counts, "a rerun must give the same figures"
 
-    [(day, rows, distinct)] = warehouse_rows(run_environment)
+    [(day, rows, distinct)], stats = warehouse_rows(run_environment)
     assert (str(day), rows, distinct) == (DATE, counts["loaded"], counts["loaded"])
+    assert [(str(day), loaded) for day, loaded in stats] == [(DATE, counts["loaded"])], (
+        "one stats row per date"
+    )
+    history = (report_file.parent / "learning_platform_history.csv").read_text().splitlines()
+    assert len(history) == 2, "one history row per date after a rerun"
+    assert history[1].startswith(DATE)
+    mail = received(Path(run_environment["PIPELINES_LOCAL_DIR"]) / "outbox")
+    assert [message["To"] for message in mail] == ["analysts@e2e.test"] * 2, "one report email per run"
+    assert all(DATE in message["Subject"] for message in mail)
+    assert all("email: " in run.stdout for run in (first, second))
 
 
 @pytest.fixture
-def dag_test(run_environment, postgres_server, simulator, warehouse_conninfo, tmp_path):
+def outbox(tmp_path: Path) -> Iterator[Path]:
+    """A real SMTP server for the DAG's mail; every message lands here as an .eml file."""
+    with SmtpSink(tmp_path / "outbox") as sink:
+        yield sink
+
+
+@pytest.fixture
+def dag_test(run_environment, postgres_server, simulator, warehouse_conninfo, outbox, tmp_path):
     """Run ``airflow dags test learning_platform_etl`` against services this test started."""
     database = psycopg.conninfo.conninfo_to_dict(warehouse_conninfo)["dbname"]
     simulator.configure(records_per_day=RECORDS_PER_DAY)
@@ -143,11 +191,16 @@ def dag_test(run_environment, postgres_server, simulator, warehouse_conninfo, tm
     env["AIRFLOW_CONN_LEARNING_PLATFORM_DB"] = warehouse_connection(
         postgres_server.port, database, "test-password"
     )
+    env["AIRFLOW_CONN_SMTP_DEFAULT"] = smtp_connection(outbox.port)
     airflow = str(Path(sys.executable).parent / "airflow")
     subprocess.run([airflow, "db", "migrate"], env=env, capture_output=True, check=True, timeout=300)
 
-    def run(conf: dict[str, object], *, client_key: str = CLIENT_KEY) -> subprocess.CompletedProcess[str]:
-        env["AIRFLOW_CONN_LEARNING_PLATFORM_API"] = api_connection(simulator.base_url, CLIENT, client_key)
+    def run(
+        conf: dict[str, object], *, client_key: str = CLIENT_KEY, api_url: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        env["AIRFLOW_CONN_LEARNING_PLATFORM_API"] = api_connection(
+            api_url or simulator.base_url, CLIENT, client_key, retry_attempts=1, connect_timeout=2
+        )
         return subprocess.run(
             [airflow, "dags", "test", "learning_platform_etl", DATE, "-c", json.dumps(conf)],
             env=env,
@@ -160,10 +213,12 @@ def dag_test(run_environment, postgres_server, simulator, warehouse_conninfo, tm
     return run
 
 
-def test_a_date_chosen_at_trigger_time_overrides_the_logical_date(dag_test, warehouse_conninfo) -> None:
+def test_a_date_chosen_at_trigger_time_overrides_the_logical_date(
+    dag_test, warehouse_conninfo, outbox
+) -> None:
     chosen = "2026-11-18"
 
-    run = dag_test({"date": chosen})
+    run = dag_test({"date": chosen, "language": "ru"})
 
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     with psycopg.connect(warehouse_conninfo) as conn:
@@ -176,15 +231,38 @@ def test_a_date_chosen_at_trigger_time_overrides_the_logical_date(dag_test, ware
         ).fetchall()
     assert days == [(chosen,)]
     assert ledger == [(chosen, True)]
+    [report] = received(outbox.outbox)
+    assert report["Subject"] == f"Отчёт обучающей платформы за {chosen}"
+    assert report["To"] == "analysts@e2e.test"
 
 
-def test_refused_credentials_fail_the_run_without_task_retries(dag_test, simulator) -> None:
+def test_refused_credentials_fail_the_run_without_task_retries(dag_test, simulator, outbox) -> None:
     run = dag_test({"date": DATE}, client_key="revoked-key")
 
     assert run.returncode != 0
     assert "refused the credentials of Airflow connection 'learning_platform_api'" in run.stdout + run.stderr
     # One request: no retry inside the try, and no Airflow retry of the task (retries is 1 here).
     assert simulator.stats()["requests"]["total"] == 1
+    [alert] = received(outbox.outbox)
+    assert alert["Subject"].startswith("[Airflow alert] learning_platform_etl.extract failed")
+    assert alert["To"] == "oncall@e2e.test"
+
+
+def test_a_task_failing_for_good_sends_one_alert_after_its_last_retry(dag_test, outbox) -> None:
+    unreachable = f"http://127.0.0.1:{free_port()}"
+
+    run = dag_test({"date": DATE}, api_url=unreachable)
+
+    assert run.returncode != 0
+    # Two tries of extract (retries is 1 here), one alert, and no report for a day never loaded.
+    [alert] = received(outbox.outbox)
+    body = alert.get_body(("html",)).get_content()
+    assert alert["Subject"].startswith("[Airflow alert] learning_platform_etl.extract failed")
+    assert "<td>Try</td><td>2 of 2</td>" in body
+    assert f"<td>Date</td><td>{DATE}</td>" in body
+    assert "cannot reach" in body.lower() or "connect" in body.lower()
+    assert "/dags/learning_platform_etl/runs/" in body
+    assert "/tasks/extract" in body
 
 
 def test_secrets_stay_out_of_the_logs(run_environment) -> None:
