@@ -32,12 +32,13 @@ from devservices.environment import (
 )
 from devservices.postgres import LocalPostgres
 from devservices.smtp_sink import SmtpSink
+from include.common.email import DEFAULT_SMTP_CONN_ID
 from include.common.intervals import Interval, resolve_interval
 from include.common.postgres import conninfo_from_connection
 from include.learning_platform.api import API_CONN_ID
 from include.learning_platform.rendering import text_table
 from include.learning_platform.report import load_report, notices, summary_tables
-from include.learning_platform.settings import REPORT_VARIABLE, SMTP_CONN_ID, parse_report_settings
+from include.learning_platform.settings import REPORT_VARIABLE, parse_report_settings
 from include.learning_platform.summary import summarize_interval
 from include.learning_platform.texts import ENGLISH
 from include.learning_platform.warehouse import DB_CONN_ID
@@ -229,7 +230,7 @@ def _published(interval: Interval):
 
 
 def _local_smtp_sink() -> SmtpSink:
-    connection = connection_from_env(SMTP_CONN_ID)
+    connection = connection_from_env(DEFAULT_SMTP_CONN_ID)
     sink = SmtpSink(OUTBOX, host=connection.host, port=int(connection.port))
     log.info("SMTP sink on %s:%s keeps every message in %s", connection.host, connection.port, OUTBOX)
     return sink

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from include.common.email import DEFAULT_SMTP_CONN_ID
+
 ALERT_RECIPIENTS_VARIABLE = "alert_recipients"
-ALERT_SMTP_CONN_ID = "smtp_default"
 
 SUBJECT = "[Airflow alert] {{ ti.dag_id }}.{{ ti.task_id }} failed ({{ ti.run_id }})"
 
@@ -39,5 +40,5 @@ def failure_alert() -> Any:
         to="{{ var.value." + ALERT_RECIPIENTS_VARIABLE + " }}",
         subject=SUBJECT,
         html_content=HTML,
-        smtp_conn_id=ALERT_SMTP_CONN_ID,
+        smtp_conn_id=DEFAULT_SMTP_CONN_ID,
     )

@@ -34,6 +34,9 @@ from email.utils import format_datetime, getaddresses
 
 log = logging.getLogger(__name__)
 
+# Airflow's conventional SMTP connection id: reports and failure alerts both go through it.
+DEFAULT_SMTP_CONN_ID = "smtp_default"
+
 _SEPARATORS = re.compile(r"[,;]")
 # A plain address, nothing more ("Name <addr>" is not accepted); the domain may be a bare host
 # name such as "localhost" for local sinks.

@@ -295,7 +295,7 @@ def quality_label(stats: DayStats, texts: Texts) -> str:
     if stats.failed_checks is None:
         return texts.quality_not_checked
     if stats.failed_checks:
-        return f"{texts.quality_failed}: {', '.join(stats.failed_checks)}"
+        return f"{texts.quality_failed}: {'; '.join(map(texts.check_label, stats.failed_checks))}"
     return texts.quality_passed
 
 
@@ -388,7 +388,7 @@ def notices(report: DailyReport, texts: Texts) -> tuple[str, ...]:
     if not report.checks:
         out.append(texts.not_checked)
     elif not report.reliable:
-        out.append(texts.unreliable.format(checks=", ".join(map(texts.check_label, report.failed_checks))))
+        out.append(texts.unreliable.format(checks="; ".join(map(texts.check_label, report.failed_checks))))
     if not report.has_data:
         out.append(texts.no_data)
     if stats.partial:

@@ -71,7 +71,7 @@ def build_report_email(
     if sender:
         message["From"] = sender
     message["To"] = ", ".join(recipients)
-    message["Message-ID"] = make_msgid(idstring="learning-platform-report", domain=domain)
+    message["Message-ID"] = make_msgid(idstring="report", domain=domain)
 
     chart_cid = make_msgid(idstring="chart", domain=domain) if chart_png else None
     message.set_content(_plain_text(report, texts, publication))

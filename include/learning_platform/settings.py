@@ -26,7 +26,6 @@ from include.learning_platform.texts import Language
 REPORT_VARIABLE = "learning_platform_report"
 # Google Cloud connection holding the service account's key; absent: the report goes to a file.
 SHEETS_CONN_ID = "learning_platform_sheets"
-SMTP_CONN_ID = "smtp_default"
 DEFAULT_HISTORY_WORKSHEET = "History"
 DEFAULT_SUMMARY_WORKSHEET = "Daily report"
 

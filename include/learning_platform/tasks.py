@@ -15,7 +15,7 @@ from typing import Any
 
 import psycopg
 
-from include.common.email import parse_recipients, send_message
+from include.common.email import DEFAULT_SMTP_CONN_ID, parse_recipients, send_message
 from include.common.google_sheets import sheets_client
 from include.common.intervals import Interval, resolve_interval
 from include.common.postgres import connect, conninfo_from_airflow, lock_resource
@@ -30,7 +30,6 @@ from include.learning_platform.report_email import build_report_email
 from include.learning_platform.settings import (
     REPORT_VARIABLE,
     SHEETS_CONN_ID,
-    SMTP_CONN_ID,
     ReportSettings,
     report_settings,
 )
@@ -138,6 +137,8 @@ def check_quality(context: dict[str, Any]) -> dict[str, Any]:
 
 def publish_report(context: dict[str, Any]) -> dict[str, str]:
     """Publish to Google Sheets, or to local files when no Google credentials are configured."""
+    from airflow.sdk.exceptions import AirflowFailException
+
     interval = run_interval(context)
     settings = report_settings()
     texts = report_texts(context, settings)
@@ -155,7 +156,8 @@ def publish_report(context: dict[str, Any]) -> dict[str, str]:
             )
             return Publication(Destination.LOCAL_FILE, str(path)).as_dict()
         if not settings.spreadsheet:
-            raise ValueError(
+            # A configuration error: retrying cannot fix it.
+            raise AirflowFailException(
                 f"connection '{SHEETS_CONN_ID}' is defined but Variable {REPORT_VARIABLE} names no "
                 "spreadsheet: set its 'spreadsheet' key to the spreadsheet's key or URL"
             )
@@ -188,7 +190,7 @@ def send_email(context: dict[str, Any]) -> dict[str, Any]:
     message = build_report_email(
         report, texts, publication=publication, sender="", recipients=recipients, chart_png=chart
     )
-    send_message(message, conn_id=SMTP_CONN_ID)
+    send_message(message, conn_id=DEFAULT_SMTP_CONN_ID)
     log.info(
         "report email for %s sent to %d recipients: %s", interval.day, len(recipients), message["Subject"]
     )
