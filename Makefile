@@ -5,7 +5,7 @@ VENV_PYTHON := .venv/bin/python
 # UTC day for `make run`; default: yesterday.
 DATE ?= $(shell date -u -d yesterday +%F)
 
-.PHONY: help setup run test lint format lock simulator
+.PHONY: help setup run test lint format lock simulator bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -22,6 +22,9 @@ test: setup lint ## run the whole test suite (starts and stops its own services)
 
 simulator: setup ## serve the API simulator on 127.0.0.1:8765 in the foreground (Ctrl-C stops it)
 	$(VENV_PYTHON) -m devservices.simulator --host 127.0.0.1 --port 8765
+
+bench: setup ## time each stage on a simulated day of 1M attempts, vs psql copy, row-by-row, pandas (ARGS=--quick|--write-docs)
+	$(VENV_PYTHON) -m bench $(ARGS)
 
 lint: ## ruff: lint and formatting check
 	@scripts/bootstrap.sh

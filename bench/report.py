@@ -1,0 +1,336 @@
+"""What a benchmark run found, as a table, the issue's targets, a JSON line and docs/PERFORMANCE.md."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+AIRFLOW_STARTUP_NOTE = (
+    "Airflow's own per-task start-up (supervisor, task runner, DAG parsing) is not included: "
+    "stage times are the stage function in a fresh process, connection included"
+)
+# The JSON line's keys, beyond the per-stage figures.
+SUMMARY_KEYS = (
+    "records",
+    "valid_rows",
+    "load_rows_per_s",
+    "load_vs_psql_copy",
+    "load_vs_row_by_row",
+    "end_to_end_s",
+    "end_to_end_vs_psql_copy",
+    "psql_copy_s",
+    "peak_rss_mb",
+)
+STAGE_HEADER = ("stage", "records", "wall s", "records/s", "CPU s", "peak RSS MB")
+RSS_LIMIT_MB = 300
+_NUMBER = re.compile(r"-|[\d,.]+x?")
+SMALL, LARGE = 100_000, 1_000_000
+
+
+def summary(results: dict[str, Any]) -> dict[str, Any]:
+    """The figures of the last printed line: the required keys and each stage's."""
+    line = {key: results[key] for key in SUMMARY_KEYS}
+    line["stages"] = {
+        name: {key: stage[key] for key in ("wall_s", "rows_per_s", "peak_rss_mb")}
+        for name, stage in results["stages"].items()
+    }
+    return line
+
+
+def text_tables(results: dict[str, Any]) -> str:
+    """The tables printed to stdout."""
+    parts = [
+        f"Simulated day: {results['records']:,} attempts, {results['valid_rows']:,} valid rows published",
+        "",
+        _table(STAGE_HEADER, _stage_rows(results)),
+        f"end-to-end (sum of the four stages): {results['end_to_end_s']:.2f} s; "
+        f"max peak RSS {results['peak_rss_mb']:.0f} MB",
+        f"Note: {AIRFLOW_STARTUP_NOTE}.",
+        "",
+        _table(["load of the same rows", "rows", "s", "rows/s", "how"], _load_rows(results)),
+        "",
+        _table(["ratio", "value"], _ratio_rows(results)),
+    ]
+    if results["scaling"]:
+        parts += ["", _table(["attempts", "end-to-end s", "max peak RSS MB"], _scaling_rows(results))]
+    parts += ["", _table(["target (from the issue)", "measured", "status"], _target_rows(results))]
+    return "\n".join(parts)
+
+
+def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The issue's targets beside the measured values; ``met`` is None when not measured."""
+    found: list[dict[str, Any]] = []
+
+    def add(target: str, measured: str, met: bool | None) -> None:
+        found.append({"target": target, "measured": measured, "met": met})
+
+    ratio = results["load_vs_psql_copy"]
+    add("load rows/s >= 0.8x psql \\copy", _times(ratio), _at_least(ratio, 0.8))
+    ratio = results["load_vs_row_by_row"]
+    add("load rows/s >= 50x row-by-row", _times(ratio), _at_least(ratio, 50))
+    ratio = results["end_to_end_vs_psql_copy"]
+    add("end-to-end < 4x psql \\copy time", _times(ratio), None if ratio is None else ratio < 4)
+
+    by_size = {point["attempts"]: point for point in results["scaling"]}
+    if results["records"] not in by_size:
+        by_size[results["records"]] = _point(results)
+    large, small = by_size.get(LARGE), by_size.get(SMALL)
+    if large:
+        worst = max(large["stages"].items(), key=lambda item: item[1]["peak_rss_mb"])
+        add(
+            f"peak RSS of every stage < {RSS_LIMIT_MB} MB at 1M",
+            f"max {worst[1]['peak_rss_mb']:.0f} MB ({worst[0]})",
+            worst[1]["peak_rss_mb"] < RSS_LIMIT_MB,
+        )
+    else:
+        add(f"peak RSS of every stage < {RSS_LIMIT_MB} MB at 1M", "not measured: no 1M run", None)
+    if large and small:
+        growth = {
+            name: large["stages"][name]["peak_rss_mb"] / small["stages"][name]["peak_rss_mb"]
+            for name in large["stages"]
+        }
+        name, worst_growth = max(growth.items(), key=lambda item: item[1])
+        add(
+            "peak RSS at 1M <= 1.2x at 100k (every stage)",
+            f"max {worst_growth:.2f}x ({name})",
+            worst_growth <= 1.2,
+        )
+        ratio = large["end_to_end_s"] / small["end_to_end_s"]
+        add("time at 1M <= 12x time at 100k", f"{ratio:.1f}x", ratio <= 12)
+    else:
+        for target in ("peak RSS at 1M <= 1.2x at 100k (every stage)", "time at 1M <= 12x time at 100k"):
+            add(target, "not measured: needs a scaling run at 100k and 1M", None)
+    return found
+
+
+def machine() -> dict[str, Any]:
+    cpu = "unknown"
+    memory_kb = 0
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                memory_kb = int(line.split()[1])
+    except OSError:
+        pass
+    return {
+        "nproc": os.cpu_count(),
+        "memory_gb": round(memory_kb / 1024 / 1024, 1),
+        "cpu": cpu,
+        "python": platform.python_version(),
+    }
+
+
+def write_docs(results: dict[str, Any], markdown: Path, chart: Path) -> None:
+    markdown.parent.mkdir(parents=True, exist_ok=True)
+    if results["scaling"]:
+        _write_chart(results, chart)
+    markdown.write_text(_markdown(results, chart.name if results["scaling"] else None))
+
+
+# --- tables ---------------------------------------------------------------------------------------
+
+
+def _stage_rows(results: dict[str, Any]) -> list[list[str]]:
+    return [
+        [
+            name,
+            f"{stage['records']:,}",
+            f"{stage['wall_s']:.2f}",
+            f"{stage['rows_per_s']:,.0f}",
+            f"{stage['cpu_s']:.2f}",
+            f"{stage['peak_rss_mb']:.0f}",
+        ]
+        for name, stage in results["stages"].items()
+    ]
+
+
+def _load_rows(results: dict[str, Any]) -> list[list[str]]:
+    load = results["stages"]["load"]
+    rows = [["our load (staging -> attempts)", f"{load['records']:,}", f"{load['wall_s']:.2f}"]]
+    rows[0] += [f"{load['rows_per_s']:,.0f}", "measured (indexes and constraints of attempts)"]
+    for baseline in results["baselines"].values():
+        if baseline["skipped"]:
+            rows.append([baseline["name"], f"{baseline['rows']:,}", "-", "-", baseline["note"]])
+            continue
+        rows.append(
+            [
+                baseline["name"],
+                f"{baseline['rows']:,}",
+                f"{baseline['seconds']:.2f}",
+                f"{baseline['rows_per_s']:,.0f}",
+                baseline["note"],
+            ]
+        )
+    return rows
+
+
+def _ratio_rows(results: dict[str, Any]) -> list[list[str]]:
+    return [
+        ["our load rows/s vs psql \\copy rows/s", _times(results["load_vs_psql_copy"])],
+        ["our load rows/s vs row-by-row rows/s", _times(results["load_vs_row_by_row"])],
+        ["our end-to-end time vs psql \\copy time", _times(results["end_to_end_vs_psql_copy"])],
+    ]
+
+
+def _scaling_rows(results: dict[str, Any]) -> list[list[str]]:
+    return [
+        [f"{point['attempts']:,}", f"{point['end_to_end_s']:.2f}", f"{point['peak_rss_mb']:.0f}"]
+        for point in results["scaling"]
+    ]
+
+
+def _target_rows(results: dict[str, Any]) -> list[list[str]]:
+    status = {True: "met", False: "NOT MET", None: "not measured"}
+    return [[target["target"], target["measured"], status[target["met"]]] for target in results["targets"]]
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    columns = range(len(header))
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in columns]
+    # Figures are right-aligned so that their digits line up; words stay left-aligned.
+    numeric = [all(_NUMBER.fullmatch(row[i]) for row in rows) for i in columns]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(
+            cell.rjust(width) if right else cell.ljust(width)
+            for cell, width, right in zip(cells, widths, numeric, strict=True)
+        ).rstrip()
+
+    return "\n".join([line(header), line(["-" * width for width in widths]), *map(line, rows)])
+
+
+def _point(results: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "attempts": results["records"],
+        "end_to_end_s": results["end_to_end_s"],
+        "peak_rss_mb": results["peak_rss_mb"],
+        "stages": results["stages"],
+    }
+
+
+def _times(ratio: float | None) -> str:
+    return "not measured" if ratio is None else f"{ratio:.2f}x"
+
+
+def _at_least(ratio: float | None, floor: float) -> bool | None:
+    return None if ratio is None else ratio >= floor
+
+
+# --- docs -----------------------------------------------------------------------------------------
+
+
+def _markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _where_the_time_goes(results: dict[str, Any]) -> list[str]:
+    total = results["end_to_end_s"]
+    lines = []
+    for name, stage in sorted(results["stages"].items(), key=lambda item: -item[1]["wall_s"]):
+        share = stage["wall_s"] / total if total else 0.0
+        waiting = max(stage["wall_s"] - stage["cpu_s"], 0.0)
+        text = (
+            f"- **{name}**: {stage['wall_s']:.1f} s, {share:.0%} of end-to-end; its process used "
+            f"{stage['cpu_s']:.1f} s of CPU, so about {waiting:.1f} s went to waiting"
+        )
+        if name == "extract":
+            fetch = stage["detail"].get("http_and_decode_s", 0.0)
+            text += (
+                f" (for the simulator and for PostgreSQL). {fetch:.1f} s of it were spent in "
+                "`fetch_window` (the simulator generating and serialising each hour, the transfer, "
+                f"and our JSON decoding), {stage['wall_s'] - fetch:.1f} s in the rest: "
+                "re-encoding each record as JSON and COPY into `raw_attempts`."
+            )
+        elif name in ("load", "compute_stats"):
+            text += " on PostgreSQL: the work is SQL inside the server."
+        else:
+            text += (
+                " on PostgreSQL; the rest is Python: JSON decoding and the rules of each record, "
+                "written back with COPY."
+            )
+        lines.append(text)
+    return lines
+
+
+def _markdown(results: dict[str, Any], chart_name: str | None) -> str:
+    box = results["machine"]
+    out = [
+        "# Performance of the learning platform pipeline",
+        "",
+        "Generated by `make bench ARGS=--write-docs`; do not edit by hand. Reproduce with `make bench` "
+        "(full run, several minutes) or `make bench ARGS=--quick` (100,000 attempts, under a minute).",
+        "",
+        f"A simulated day of **{results['records']:,} attempts** ({results['valid_rows']:,} valid rows "
+        "published), served over HTTP by the API simulator in its own process, into a local "
+        "PostgreSQL with default durability (fsync and synchronous commit on). Each stage ran as "
+        "the DAG runs it, in its own process, one after the other.",
+        "",
+        "## Machine",
+        "",
+        f"- {box['nproc']} CPUs ({box['cpu']}), {box['memory_gb']} GB memory",
+        f"- PostgreSQL {box['postgres']}, Python {box['python']}",
+        "",
+        "## Stages",
+        "",
+        _markdown_table(
+            ["stage", "records", "wall s", "records/s", "CPU s", "peak RSS MB"], _stage_rows(results)
+        ),
+        "",
+        f"End-to-end (sum of the four stages): **{results['end_to_end_s']:.1f} s**. {AIRFLOW_STARTUP_NOTE}.",
+        "",
+        "## Against the other ways of loading the same rows",
+        "",
+        _markdown_table(["load of the same rows", "rows", "s", "rows/s", "how"], _load_rows(results)),
+        "",
+        "The alternatives load into a bare table of the same seven columns (no index, no constraint); "
+        "our load also keeps the primary key, the checks and the indexes of `attempts`, the quarantine "
+        "and the batch ledger up to date in the same transaction.",
+        "",
+        "## Targets",
+        "",
+        _markdown_table(["target (from the issue)", "measured", "status"], _target_rows(results)),
+        "",
+    ]
+    if chart_name:
+        out += [
+            "## Scaling",
+            "",
+            _markdown_table(["attempts", "end-to-end s", "max peak RSS MB"], _scaling_rows(results)),
+            "",
+            f"![time and peak memory against day size]({chart_name})",
+            "",
+        ]
+    out += ["## Where the time goes", "", *_where_the_time_goes(results), ""]
+    return "\n".join(out)
+
+
+def _write_chart(results: dict[str, Any], path: Path) -> None:
+    from matplotlib.figure import Figure  # deferred: only --write-docs draws
+
+    points = sorted(results["scaling"], key=lambda point: point["attempts"])
+    sizes = [point["attempts"] for point in points]
+    figure = Figure(figsize=(10, 4), layout="constrained")
+    time_axes, memory_axes = figure.subplots(1, 2)
+    time_axes.plot(sizes, [point["end_to_end_s"] for point in points], marker="o")
+    time_axes.set(xscale="log", yscale="log", xlabel="attempts per day", ylabel="end-to-end s")
+    time_axes.set_title("Time (log-log: slope 1 is linear)")
+    for name in points[0]["stages"]:
+        memory_axes.plot(
+            sizes, [point["stages"][name]["peak_rss_mb"] for point in points], marker="o", label=name
+        )
+    memory_axes.set(xscale="log", xlabel="attempts per day", ylabel="peak RSS MB", ylim=(0, None))
+    memory_axes.set_title("Peak memory of each stage process")
+    memory_axes.legend()
+    for axes in (time_axes, memory_axes):
+        axes.grid(True, which="both", alpha=0.3)
+    figure.savefig(path, dpi=100)

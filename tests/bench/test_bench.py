@@ -1,0 +1,74 @@
+"""`make bench` end to end on a tiny day: it runs, cleans up, and its last line is the JSON summary."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from devservices.environment import PROJECT_ROOT
+from devservices.postgres import LocalPostgres, free_port
+
+REQUIRED_KEYS = (
+    "records",
+    "load_rows_per_s",
+    "load_vs_psql_copy",
+    "load_vs_row_by_row",
+    "end_to_end_s",
+    "end_to_end_vs_psql_copy",
+    "peak_rss_mb",
+)
+STAGES = ("extract", "validate", "load", "compute_stats")
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
+    state_dir = tmp_path_factory.mktemp("bench")
+    command = [sys.executable, "-m", "bench", "--quick", "--records", "2000", "--row-sample", "200"]
+    command += ["--pandas-sample", "500", "--state-dir", str(state_dir)]
+    completed = subprocess.run(
+        command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return completed, state_dir
+
+
+def test_last_line_is_the_json_summary_with_positive_figures(quick_run) -> None:
+    completed, _ = quick_run
+    summary = json.loads(completed.stdout.strip().splitlines()[-1])
+
+    assert set(REQUIRED_KEYS) <= summary.keys()
+    assert summary["records"] == 2000
+    for key in REQUIRED_KEYS:
+        assert summary[key] > 0, key
+    assert 0 < summary["valid_rows"] <= 2000
+    assert set(summary["stages"]) == set(STAGES)
+    for stage in summary["stages"].values():
+        assert stage["wall_s"] > 0
+        assert stage["peak_rss_mb"] > 0
+
+
+def test_table_reports_every_stage_and_way_of_loading(quick_run) -> None:
+    completed, _ = quick_run
+
+    for stage in STAGES:
+        assert f"\n{stage} " in completed.stdout
+    assert "psql \\copy" in completed.stdout
+    assert "extrapolated from a sample of 200" in completed.stdout
+    assert "pandas DataFrame.to_sql" in completed.stdout
+    assert "not included" in completed.stdout  # says Airflow's per-task start-up is left out
+
+
+def test_results_file_matches_the_summary_and_the_cluster_is_gone(quick_run) -> None:
+    completed, state_dir = quick_run
+    summary = json.loads(completed.stdout.strip().splitlines()[-1])
+    results = json.loads((state_dir / "results.json").read_text())
+
+    assert {key: results[key] for key in REQUIRED_KEYS} == {key: summary[key] for key in REQUIRED_KEYS}
+    assert results["scaling"] == []
+    assert not (state_dir / "attempts.csv").exists()
+    # As root the cluster's data may live under /var/tmp: LocalPostgres knows where.
+    assert not LocalPostgres(state_dir=state_dir / "postgres", port=free_port()).data_dir.exists()
