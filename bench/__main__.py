@@ -19,10 +19,11 @@ from typing import Any
 import psycopg
 
 from bench import baselines, report
-from bench.services import SimulatorProcess, local_postgres
+from bench.services import local_postgres, simulator_process
 from bench.stages import DayRun, new_job, prepare_warehouse, run_day
 from devservices.environment import PROJECT_ROOT
 from devservices.postgres import LocalPostgres
+from devservices.simulator.process import SimulatorProcess
 from include.common.intervals import Interval
 
 log = logging.getLogger("bench")
@@ -41,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with (
         local_postgres(state_dir) as server,
-        SimulatorProcess(args.records, state_dir / "simulator.log") as simulator,
+        simulator_process(args.records, state_dir / "simulator.log") as simulator,
     ):
         day = _measure_day(server, simulator, "bench", args.records)
         csv_path = state_dir / "attempts.csv"

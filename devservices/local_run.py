@@ -14,14 +14,12 @@ import logging
 import os
 import subprocess
 import sys
-import time
 from contextlib import ExitStack
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import psycopg
-import requests
 
 from devservices.environment import (
     PROJECT_ROOT,
@@ -31,6 +29,7 @@ from devservices.environment import (
     load_settings,
 )
 from devservices.postgres import LocalPostgres
+from devservices.simulator.process import SimulatorProcess
 from devservices.smtp_sink import SmtpSink
 from include.common.email import DEFAULT_SMTP_CONN_ID
 from include.common.intervals import Interval, resolve_interval
@@ -71,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         if flag("START_LOCAL_POSTGRES"):
             services.enter_context(_local_warehouse())
         if flag("START_LOCAL_SIMULATOR"):
-            services.enter_context(SimulatorProcess())
+            services.enter_context(_local_simulator())
         if flag("START_LOCAL_SMTP_SINK"):
             services.enter_context(_local_smtp_sink())
         mail_before = set(OUTBOX.glob("*.eml"))
@@ -144,57 +143,20 @@ def _local_warehouse() -> LocalPostgres:
     return server
 
 
-class SimulatorProcess:
-    """The API simulator as a child process, serving the API connection's address and credentials."""
-
-    def __enter__(self) -> SimulatorProcess:
-        connection = connection_from_env(API_CONN_ID)
-        address = urlsplit(connection.host)
-        port = connection.port or address.port
-        self.base_url = f"http://{address.hostname}:{port}"
-        command = [
-            sys.executable,
-            "-m",
-            "devservices.simulator",
-            "--host",
-            address.hostname,
-            "--port",
-            str(port),
-            "--client",
-            connection.login,
-            "--client-key",
-            connection.password,
-            "--records-per-day",
-            os.environ.get("SIMULATOR_RECORDS_PER_DAY", "15000"),
-        ]
-        log_file = _log_path("simulator").open("ab")
-        self.process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT)
-        log_file.close()
-        self._wait_until_healthy()
-        log.info("API simulator on %s", self.base_url)
-        return self
-
-    def _wait_until_healthy(self, timeout_s: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the simulator exited at start-up; see {_log_path('simulator')}")
-            try:
-                if requests.get(f"{self.base_url}/_simulator/health", timeout=1).ok:
-                    return
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.2)
-        self.__exit__()
-        raise RuntimeError(f"the simulator did not answer within {timeout_s:.0f} s")
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+def _local_simulator() -> SimulatorProcess:
+    """The simulator at the API connection's address, accepting its login and password."""
+    connection = connection_from_env(API_CONN_ID)
+    address = urlsplit(connection.host)
+    simulator = SimulatorProcess(
+        host=address.hostname,
+        port=connection.port or address.port,
+        client=connection.login,
+        client_key=connection.password,
+        records_per_day=int(os.environ.get("SIMULATOR_RECORDS_PER_DAY", "15000")),
+        log_file=_log_path("simulator"),
+    )
+    log.info("API simulator on %s", simulator.base_url)
+    return simulator
 
 
 def _airflow(args: list[str], env: dict[str, str], *, log_name: str, check: bool = True):
