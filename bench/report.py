@@ -244,12 +244,10 @@ def _where_the_time_goes(results: dict[str, Any]) -> list[str]:
             f"{stage['cpu_s']:.1f} s of CPU, so about {waiting:.1f} s went to waiting"
         )
         if name == "extract":
-            fetch = stage["detail"].get("http_and_decode_s", 0.0)
             text += (
-                f" (for the simulator and for PostgreSQL). {fetch:.1f} s of it were spent in "
-                "`fetch_window` (the simulator generating and serialising each hour, the transfer, "
-                f"and our JSON decoding), {stage['wall_s'] - fetch:.1f} s in the rest: "
-                "re-encoding each record as JSON and COPY into `raw_attempts`."
+                " (for the simulator, which generates and serialises each hour, and for PostgreSQL); "
+                "the rest is Python splitting the streamed JSON array into records and COPY into "
+                "`raw_attempts`."
             )
         elif name in ("load", "compute_stats"):
             text += " on PostgreSQL: the work is SQL inside the server."

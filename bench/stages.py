@@ -154,27 +154,14 @@ def _peak_rss_kib(usage: resource.struct_rusage) -> int:
     return usage.ru_maxrss
 
 
-class _TimedClient(LearningPlatformClient):
-    """The real client, also adding up the time spent waiting for and decoding answers."""
-
-    fetch_s = 0.0
-
-    def fetch_window(self, window: Interval) -> list[object]:
-        started = time.perf_counter()
-        try:
-            return super().fetch_window(window)
-        finally:
-            self.fetch_s += time.perf_counter() - started
-
-
 def _extract(job: StageJob) -> tuple[int, dict[str, Any]]:
     interval = Interval.for_day(job.day)
     with (
         psycopg.connect(job.conninfo) as conn,
-        _TimedClient(job.base_url, job.client, job.client_key) as client,
+        LearningPlatformClient(job.base_url, job.client, job.client_key) as client,
     ):
         result = extract_interval(conn, client, interval, window=WINDOW, dag_run_id=job.dag_run_id)
-    return result.fetched, {"windows": result.windows, "http_and_decode_s": client.fetch_s}
+    return result.fetched, {"windows": result.windows}
 
 
 def _validate(job: StageJob) -> tuple[int, dict[str, Any]]:

@@ -8,7 +8,9 @@ task runs. The contract is in ``shared/LEARNING_PLATFORM_API.md``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterator
 from datetime import datetime
+from typing import TypeVar
 
 import requests
 
@@ -20,12 +22,16 @@ from include.common.http import (
     retry_after_seconds,
 )
 from include.common.intervals import Interval
+from include.common.json_stream import MalformedJSON, NotAnArray, array_elements
 
 log = logging.getLogger(__name__)
 
 API_CONN_ID = "learning_platform_api"
 STATISTICS_PATH = "/api/statistics"
 DEFAULT_TIMEOUT = (10.0, 120.0)  # connect, read: a busy hour is tens of megabytes
+CHUNK_BYTES = 1 << 16
+
+T = TypeVar("T")
 
 
 class LearningPlatformAuthError(RuntimeError):
@@ -90,42 +96,48 @@ class LearningPlatformClient:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def fetch_window(self, window: Interval) -> list[object]:
-        """Every record the API returns for ``window``, as decoded JSON values.
+    def stream_window(self, window: Interval, land: Callable[[Iterator[str]], T]) -> T:
+        """Hand ``land`` the JSON text of every record the API returns for ``window``, as it arrives.
+
+        Memory holds one record, not the window. A transient fault (a 5xx, a body cut short,
+        malformed JSON) can surface after ``land`` has taken some records, so the whole exchange
+        is retried: ``land`` must discard what an earlier attempt gave it (a savepoint does).
 
         The API treats the window as closed and may return records outside it; keeping only
         ``[start, end)`` is the validation's job, so that such records are counted, not lost.
         """
-        return self._retry.call(lambda: self._fetch_once(window), what=f"GET {STATISTICS_PATH} {window}")
+        return self._retry.call(
+            lambda: self._stream_once(window, land), what=f"GET {STATISTICS_PATH} {window}"
+        )
 
-    def _fetch_once(self, window: Interval) -> list[object]:
+    def _stream_once(self, window: Interval, land: Callable[[Iterator[str]], T]) -> T:
         params = {**self._credentials, "start": _api_time(window.start), "end": _api_time(window.end)}
         try:
-            response = self._session.get(self._url, params=params, timeout=self._timeout)
-            status = response.status_code
-            if status in (401, 403):
-                raise LearningPlatformAuthError(
-                    f"the statistics API refused the credentials of Airflow connection "
-                    f"'{self._conn_id}' (HTTP {status}): check its login (client) and "
-                    "password (client_key)"
-                )
-            if status == 429 or status >= 500:
-                raise TransientSourceError(
-                    f"HTTP {status} {response.reason}", retry_after=retry_after_seconds(response)
-                )
-            if status != 200:
-                raise LearningPlatformResponseError(f"unexpected HTTP {status} {response.reason}")
-            records = response.json()
-        except requests.JSONDecodeError:
+            with self._session.get(self._url, params=params, timeout=self._timeout, stream=True) as response:
+                self._check_status(response)
+                return land(array_elements(response.iter_content(chunk_size=CHUNK_BYTES)))
+        except MalformedJSON as error:
             # A body cut at a byte boundary the transport did not notice, or a garbled answer.
-            raise TransientSourceError("the response body is not valid JSON") from None
+            raise TransientSourceError(f"the response body is not valid JSON: {error}") from None
+        except NotAnArray as error:
+            raise LearningPlatformResponseError(f"expected a JSON array of records: {error}") from None
         except requests.RequestException as error:
             raise TransientSourceError(describe_transport_error(error)) from None
-        if not isinstance(records, list):
-            raise LearningPlatformResponseError(
-                f"expected a JSON array of records, got a JSON {type(records).__name__}"
+
+    def _check_status(self, response: requests.Response) -> None:
+        status = response.status_code
+        if status in (401, 403):
+            raise LearningPlatformAuthError(
+                f"the statistics API refused the credentials of Airflow connection "
+                f"'{self._conn_id}' (HTTP {status}): check its login (client) and "
+                "password (client_key)"
             )
-        return records
+        if status == 429 or status >= 500:
+            raise TransientSourceError(
+                f"HTTP {status} {response.reason}", retry_after=retry_after_seconds(response)
+            )
+        if status != 200:
+            raise LearningPlatformResponseError(f"unexpected HTTP {status} {response.reason}")
 
 
 def _api_time(moment: datetime) -> str:

@@ -1,16 +1,17 @@
 """Stage 1: land every record the API returns for an interval in ``raw_attempts``.
 
-The interval is fetched window by window (an hour by default), so memory holds one window
-at most whatever the day's volume. All windows land in one transaction that first removes
+The interval is fetched window by window (an hour by default) and each answer is streamed
+record by record into COPY, so memory holds one record, whatever the day's volume. Records are
+landed as the JSON text the API sent. All windows land in one transaction that first removes
 the interval's previous landing: a retry or a rerun replaces, never appends, and a failure
 half-way leaves the previous landing untouched.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -44,17 +45,18 @@ def extract_interval(
         cursor.execute(sql("delete_raw"), interval_params(interval))
         for part in interval.windows(window):
             started = time.perf_counter()
-            records = client.fetch_window(part)
-            with cursor.copy(sql("copy_raw")) as copy:
-                for position, record in enumerate(records):
-                    copy.write_row((part.start, part.end, position, _to_json(record), dag_run_id))
+
+            def land(records: Iterator[str], part: Interval = part) -> int:
+                # A savepoint per attempt: a retried window never keeps rows of a failed attempt.
+                with conn.transaction(), cursor.copy(sql("copy_raw")) as copy:
+                    count = 0
+                    for count, record in enumerate(records, start=1):
+                        copy.write_row((part.start, part.end, count - 1, record, dag_run_id))
+                return count
+
+            landed = client.stream_window(part, land)
             windows += 1
-            fetched += len(records)
-            log.info("window %s: %d records in %.2f s", part, len(records), time.perf_counter() - started)
+            fetched += landed
+            log.info("window %s: %d records in %.2f s", part, landed, time.perf_counter() - started)
     log.info("extract %s: %d records in %d windows", interval, fetched, windows)
     return ExtractResult(windows=windows, fetched=fetched)
-
-
-def _to_json(record: object) -> str:
-    # ensure_ascii escapes NUL and lone surrogates, so any decoded record fits a text column.
-    return json.dumps(record, ensure_ascii=True, separators=(",", ":"))

@@ -1,0 +1,98 @@
+"""The elements of a JSON array as they arrive, so that memory holds one element, not the body.
+
+A source that answers a whole window in one JSON array (no paging) would otherwise hold the
+window twice: the body, then the decoded records. ``array_elements`` splits the byte stream
+into each element's JSON text, checking it with the standard library's decoder; callers store
+that text verbatim (it is valid JSON) or decode it later.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+from collections.abc import Iterable, Iterator
+
+_WHITESPACE = " \t\n\r"
+_AFTER_ELEMENT = _WHITESPACE + ",]"
+_DECODER = json.JSONDecoder()
+
+
+class MalformedJSON(ValueError):
+    """The stream is not one JSON array (or it ended before the array did)."""
+
+
+class NotAnArray(ValueError):
+    """The stream holds a JSON value that is not an array."""
+
+
+def array_elements(chunks: Iterable[bytes]) -> Iterator[str]:
+    """The JSON text of each element of the UTF-8 JSON array that ``chunks`` make up.
+
+    Raises :class:`NotAnArray` at once for another JSON value, and :class:`MalformedJSON` for
+    invalid JSON or a stream that ends before the array does (a body cut short).
+    """
+    utf8 = codecs.getincrementaldecoder("utf-8")()
+    chunks = iter(chunks)
+    buffer, position, ended = "", 0, False
+    state = _OPEN
+    # Parse again only once the buffer has grown past this: a long element is not rescanned per chunk.
+    needed = 1
+    while True:
+        if len(buffer) - position < needed and not ended:
+            chunk = next(chunks, None)
+            ended = chunk is None
+            try:
+                text = utf8.decode(chunk or b"", final=ended)
+            except UnicodeDecodeError as error:
+                raise MalformedJSON(f"the body is not UTF-8: {error.reason}") from None
+            buffer, position = buffer[position:] + text, 0
+            continue
+        position = _skip_whitespace(buffer, position)
+        if position == len(buffer):
+            if not ended:
+                needed = 1
+                continue
+            if state == _DONE:
+                return
+            raise MalformedJSON("the body ended before the JSON array did")
+        char = buffer[position]
+        if state == _DONE:
+            raise MalformedJSON(f"unexpected {char!r} after the end of the JSON array")
+        if state == _OPEN:
+            if char != "[":
+                raise NotAnArray(f"expected a JSON array, got a value starting with {char!r}")
+            state, position = _FIRST, position + 1
+        elif state == _SEPARATOR:
+            if char not in ",]":
+                raise MalformedJSON(f"expected ',' or ']' between array elements, got {char!r}")
+            state, position = (_VALUE if char == "," else _DONE), position + 1
+        elif char == "]" and state == _FIRST:
+            state, position = _DONE, position + 1
+        else:
+            try:
+                _, end = _DECODER.raw_decode(buffer, position)
+            except json.JSONDecodeError as error:
+                if ended:
+                    raise MalformedJSON(f"invalid JSON in the array: {error.msg}") from None
+                needed = 2 * (len(buffer) - position) + 1
+                continue
+            if end == len(buffer) or buffer[end] not in _AFTER_ELEMENT:
+                # A number may go on in the next chunk ("12" then "3", "0" then ".5"): an element
+                # counts only once what follows it is whitespace, a comma or the closing bracket.
+                if not ended:
+                    needed = len(buffer) - position + 1
+                    continue
+                if end < len(buffer):
+                    raise MalformedJSON(f"unexpected {buffer[end]!r} after an array element")
+            yield buffer[position:end]
+            state, position, needed = _SEPARATOR, end, 1
+
+
+# Where the parser stands: before "[", after "[", after ",", after an element, after "]".
+_OPEN, _FIRST, _VALUE, _SEPARATOR, _DONE = range(5)
+
+
+def _skip_whitespace(text: str, position: int) -> int:
+    while position < len(text) and text[position] in _WHITESPACE:
+        position += 1
+    return position

@@ -1,0 +1,73 @@
+"""Splitting a streamed JSON array into its elements' texts, whatever the chunk boundaries."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from include.common.json_stream import MalformedJSON, NotAnArray, array_elements
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+def chunked(data: bytes, size: int) -> list[bytes]:
+    return [data[i : i + size] for i in range(0, len(data), size)]
+
+
+@given(
+    values=st.lists(JSON_VALUES, max_size=12),
+    size=st.integers(min_value=1, max_value=64),
+    indent=st.sampled_from([None, 2]),
+    ascii_only=st.booleans(),
+)
+def test_every_element_comes_back_whatever_the_chunks(values, size, indent, ascii_only) -> None:
+    body = json.dumps(values, indent=indent, ensure_ascii=ascii_only).encode()
+
+    texts = list(array_elements(chunked(body, size)))
+
+    assert [json.loads(text) for text in texts] == values
+
+
+def test_the_texts_are_the_elements_verbatim() -> None:
+    body = b'[ {"a": 1} , 12 ,"\\u0000x", [1, 2] ,true]'
+    assert list(array_elements(chunked(body, 3))) == ['{"a": 1}', "12", '"\\u0000x"', "[1, 2]", "true"]
+
+
+def test_a_number_split_across_chunks_is_one_number() -> None:
+    assert list(array_elements([b"[12", b"34, 5", b"6]"])) == ["1234", "56"]
+
+
+def test_an_empty_array_has_no_elements() -> None:
+    assert list(array_elements([b" [ ", b"] \n"])) == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'[{"a": 1}, {"a": 2', b"[1, 2", b"[1, 2,", b"", b"[1,]", b"[,1]", b"[1 2]", b"[1] x", b'[{"a": }]'],
+)
+def test_a_cut_or_broken_body_is_malformed(body: bytes) -> None:
+    with pytest.raises(MalformedJSON):
+        list(array_elements(chunked(body, 4) or [b""]))
+
+
+def test_another_json_value_is_not_an_array() -> None:
+    with pytest.raises(NotAnArray, match=r"starting with '\{'"):
+        list(array_elements([b'{"error": "x"}']))
+
+
+def test_invalid_utf8_is_malformed() -> None:
+    with pytest.raises(MalformedJSON, match="not UTF-8"):
+        list(array_elements([b'["\xff"]']))
+
+
+def test_a_long_element_is_not_rescanned_for_every_chunk() -> None:
+    element = json.dumps("x" * 200_000)
+    body = ("[" + element + "]").encode()
+    assert list(array_elements(chunked(body, 100))) == [element]
