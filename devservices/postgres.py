@@ -50,12 +50,14 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
+from devservices.environment import PROJECT_ROOT
+
 # Not __name__: that is "__main__" when run with -m.
 log = logging.getLogger("devservices.postgres")
 
 HOST = "127.0.0.1"
 DEFAULT_PORT = 54329
-DEFAULT_STATE_DIR = Path(__file__).resolve().parent.parent / ".local" / "postgres"
+DEFAULT_STATE_DIR = PROJECT_ROOT / ".local" / "postgres"
 PG_ROOT = Path("/usr/lib/postgresql")
 SERVER_BINARIES = ("initdb", "pg_ctl", "postgres")
 # Shared with other users: _make_private_dir refuses paths someone else created there.

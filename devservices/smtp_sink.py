@@ -31,12 +31,14 @@ from typing import Self
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from devservices.environment import PROJECT_ROOT
+
 # Not __name__: that is "__main__" when run with -m.
 log = logging.getLogger("devservices.smtp_sink")
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8025
-DEFAULT_OUTBOX = Path(__file__).resolve().parent.parent / ".local" / "outbox"
+DEFAULT_OUTBOX = PROJECT_ROOT / ".local" / "outbox"
 # The name the server greets with; the default (the machine's FQDN) can mean a slow DNS lookup.
 SERVER_NAME = "smtp-sink.localhost"
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from devservices.environment import PROJECT_ROOT
 from devservices.postgres import (
     EXIT_NOT_RUNNING,
     FALLBACK_ROOT,
@@ -25,7 +26,6 @@ from devservices.postgres import (
 )
 
 PASSWORD = "s3cret: with spaces/and@signs"
-REPO_ROOT = Path(__file__).resolve().parents[2]
 AS_ROOT = os.geteuid() == 0
 
 root_only = pytest.mark.skipif(not AS_ROOT, reason="as root, the server runs as another account")
@@ -201,10 +201,10 @@ def test_cli_start_status_conninfo_stop(tmp_path: Path) -> None:
             ],
             capture_output=True,
             text=True,
-            cwd=REPO_ROOT,
+            cwd=PROJECT_ROOT,
             env={
                 **os.environ,
-                "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]),
+                "PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")]),
             },
             timeout=120,
             check=False,

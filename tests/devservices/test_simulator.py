@@ -14,12 +14,12 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 import requests
 
+from devservices.environment import PROJECT_ROOT
 from devservices.simulator import (
     DEFECT_KINDS,
     SimulatorConfig,
@@ -34,7 +34,6 @@ DAY = datetime(2024, 3, 5, tzinfo=UTC)
 HOUR = timedelta(hours=1)
 # The last instant of DAY: windows are closed, and the next day may have a record at 00:00.
 DAY_END = DAY + timedelta(days=1, microseconds=-1)
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PASSBACK_KEYS = ("oauth_consumer_key", "lis_result_sourcedid", "lis_outcome_service_url")
 CREATED_AT = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d{6})?")
 SOURCEDID = re.compile(r"(course-v1:[^+:]+\+[^+:]+\+[^+:]+):lms\.example\.org-([0-9a-f]{32}):([0-9a-f]{32})")

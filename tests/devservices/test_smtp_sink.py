@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from devservices.environment import PROJECT_ROOT
 from devservices.smtp_sink import SmtpSink
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CHART = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
 
 

@@ -7,20 +7,19 @@ import os
 import subprocess
 import sys
 from datetime import UTC, date, datetime, time, timedelta
-from pathlib import Path
 
 import numpy as np
 import pytest
 from matplotlib.image import imread
 from PIL import Image
 
+from devservices.environment import PROJECT_ROOT
 from include.learning_platform.chart import SHARE_COLOR, SUBMITS_COLOR, render_history_chart
 from include.learning_platform.report import DayStats, Figures
 from include.learning_platform.texts import ENGLISH, RUSSIAN
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 LAST_DAY = date(2026, 11, 22)
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
 
 
 def day_stats(day: date, *, submits: int = 120, runs: int = 300, successful: int | None = 45) -> DayStats:
