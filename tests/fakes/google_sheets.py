@@ -37,6 +37,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from google.auth import jwt
 
+from include.common.http import RetryPolicy
+
 TOKEN_URI = "https://oauth2.fake-google.test/token"
 SHEETS_API = "https://sheets.googleapis.com/v4/spreadsheets/"
 CLIENT_EMAIL = "report-publisher@fake-project.iam.gserviceaccount.com"
@@ -87,6 +89,11 @@ def service_account_info(client_email: str = CLIENT_EMAIL, token_uri: str = TOKE
         "auth_uri": "https://accounts.fake-google.test/o/oauth2/auth",
         "token_uri": token_uri,
     }
+
+
+def no_wait(attempts: int = 4) -> RetryPolicy:
+    """A retry policy that never sleeps, not even for the fake's Retry-After: tests stay fast."""
+    return RetryPolicy(attempts=attempts, initial_wait_s=0, max_wait_s=0, max_retry_after_s=0)
 
 
 # --- what was sent -------------------------------------------------------------------------------

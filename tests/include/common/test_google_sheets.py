@@ -24,11 +24,11 @@ from include.common.google_sheets import (
     sheets_client,
 )
 from include.common.http import RetryPolicy, TransientSourceError
-from tests.fakes.google_sheets import CLIENT_EMAIL, FakeGoogleSheets
+from tests.fakes.google_sheets import CLIENT_EMAIL, FakeGoogleSheets, no_wait
 from tests.fakes.google_sheets import service_account_info as fake_key
 
 KEY = "1AbCdEfGhIjKlMnOpQrStUvWxYz0123456789abcdEFG"
-NO_WAIT = RetryPolicy(attempts=4, initial_wait_s=0, max_wait_s=0, max_retry_after_s=0)
+NO_WAIT = no_wait()
 SECRET = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC-SECRET-MATERIAL"
 
 
@@ -218,7 +218,7 @@ def test_persistent_rate_limiting_gives_up_after_the_policys_attempts_keeping_th
 ) -> None:
     google.add_spreadsheet(KEY)
     google.fail_next(429, times=100, retry_after="7")
-    policy = RetryPolicy(attempts=5, initial_wait_s=0, max_wait_s=0, max_retry_after_s=0)
+    policy = no_wait(5)
 
     with pytest.raises(
         TransientSourceError, match=r"open the report: gave up after 5 attempts.*429"
@@ -289,7 +289,7 @@ def test_neither_the_key_nor_the_token_appears_in_errors_or_logs(
 ) -> None:
     google.add_spreadsheet(KEY)
     google.fail_next(503, times=10)
-    policy = RetryPolicy(attempts=2, initial_wait_s=0, max_wait_s=0, max_retry_after_s=0)
+    policy = no_wait(2)
 
     with caplog.at_level(logging.DEBUG), pytest.raises(TransientSourceError) as raised:
         open_spreadsheet(client, policy)

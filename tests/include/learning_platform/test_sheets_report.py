@@ -14,7 +14,7 @@ import gspread
 import pytest
 
 from include.common.google_sheets import GoogleSheetsError
-from include.common.http import RetryPolicy, TransientSourceError
+from include.common.http import TransientSourceError
 from include.learning_platform.report import (
     DailyReport,
     history_columns,
@@ -30,13 +30,13 @@ from include.learning_platform.sheets_report import (
     summary_layout,
 )
 from include.learning_platform.texts import ENGLISH, RUSSIAN, Texts
-from tests.fakes.google_sheets import CLIENT_EMAIL, FakeGoogleSheets
+from tests.fakes.google_sheets import CLIENT_EMAIL, FakeGoogleSheets, no_wait
 from tests.include.learning_platform.reports import DAY, FAILED, build_report, empty_day, figures
 
 KEY = "1AbCdEfGhIjKlMnOpQrStUvWxYz0123456789abcdEFG"
 TARGET = SheetsTarget(KEY, "History", "Daily report")
 DAY_SERIAL = 46348  # days from 1899-12-30 to 2026-11-22
-NO_WAIT = RetryPolicy(attempts=4, initial_wait_s=0, max_wait_s=0, max_retry_after_s=0)
+NO_WAIT = no_wait()
 
 
 def publish(client: gspread.Client, report: DailyReport, texts: Texts = ENGLISH) -> str:
@@ -554,7 +554,7 @@ def test_persistent_rate_limiting_gives_up_after_the_policys_attempts(
 ) -> None:
     google.add_spreadsheet(KEY)
     google.fail_next(429, times=100, retry_after="0")
-    policy = RetryPolicy(attempts=3, initial_wait_s=0, max_wait_s=0, max_retry_after_s=0)
+    policy = no_wait(3)
 
     with pytest.raises(TransientSourceError, match=r"gave up after 3 attempts.*429"):
         publish_to_sheets(gspread_client, TARGET, build_report(), ENGLISH, policy=policy)
