@@ -17,7 +17,6 @@ import sys
 from contextlib import ExitStack
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import psycopg
 
@@ -25,16 +24,11 @@ from devservices.environment import (
     PROJECT_ROOT,
     airflow_environment,
     connection_from_env,
-    flag,
     load_settings,
 )
-from devservices.postgres import LocalPostgres
-from devservices.simulator.process import SimulatorProcess
-from devservices.smtp_sink import SmtpSink
-from include.common.email import DEFAULT_SMTP_CONN_ID
+from devservices.local_services import OUTBOX, log_path, start_local_services
 from include.common.intervals import Interval, resolve_interval
 from include.common.postgres import conninfo_from_connection
-from include.learning_platform.api import API_CONN_ID
 from include.learning_platform.rendering import text_table
 from include.learning_platform.report import load_report, notices, summary_tables
 from include.learning_platform.settings import REPORT_VARIABLE, parse_report_settings
@@ -43,9 +37,6 @@ from include.learning_platform.texts import ENGLISH
 from include.learning_platform.warehouse import DB_CONN_ID
 
 DAG_ID = "learning_platform_etl"
-# Local state (database cluster, logs); tests point it elsewhere.
-LOCAL_DIR = Path(os.environ.get("PIPELINES_LOCAL_DIR", PROJECT_ROOT / ".local"))
-OUTBOX = LOCAL_DIR / "outbox"
 
 log = logging.getLogger("make run")
 
@@ -67,12 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     dag_test_log = f"dags-test-{args.date}"
 
     with ExitStack() as services:
-        if flag("START_LOCAL_POSTGRES"):
-            services.enter_context(_local_warehouse())
-        if flag("START_LOCAL_SIMULATOR"):
-            services.enter_context(_local_simulator())
-        if flag("START_LOCAL_SMTP_SINK"):
-            services.enter_context(_local_smtp_sink())
+        start_local_services(services)
         mail_before = set(OUTBOX.glob("*.eml"))
         _airflow(["db", "migrate"], env, log_name="airflow-db-migrate")
         # The date goes in as the DAG's `date` param: for a manual run Airflow 3 infers the data
@@ -92,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
             "the run did not complete for %s (airflow exit code %d); see %s",
             interval,
             dag_test.returncode,
-            _log_path(dag_test_log),
+            log_path(dag_test_log),
         )
         for path in new_mail:
             log.error("mail sent by the run (alerts among them): %s", path)
@@ -111,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"report file: {path}")
     for path in new_mail:
         print(f"email: {path}")
-    print(f"\nAirflow log of the run: {_log_path(dag_test_log)}")
+    print(f"\nAirflow log of the run: {log_path(dag_test_log)}")
     return 0
 
 
@@ -129,38 +115,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _local_warehouse() -> LocalPostgres:
-    connection = connection_from_env(DB_CONN_ID)
-    server = LocalPostgres(
-        state_dir=LOCAL_DIR / "postgres",
-        port=int(connection.port),
-        user=connection.login,
-        password=connection.password,
-    )
-    server.start()
-    server.create_database(connection.schema)
-    log.info("local PostgreSQL on 127.0.0.1:%s, database %s", connection.port, connection.schema)
-    return server
-
-
-def _local_simulator() -> SimulatorProcess:
-    """The simulator at the API connection's address, accepting its login and password."""
-    connection = connection_from_env(API_CONN_ID)
-    address = urlsplit(connection.host)
-    simulator = SimulatorProcess(
-        host=address.hostname,
-        port=connection.port or address.port,
-        client=connection.login,
-        client_key=connection.password,
-        records_per_day=int(os.environ.get("SIMULATOR_RECORDS_PER_DAY", "15000")),
-        log_file=_log_path("simulator"),
-    )
-    log.info("API simulator on %s", simulator.base_url)
-    return simulator
-
-
 def _airflow(args: list[str], env: dict[str, str], *, log_name: str, check: bool = True):
-    path = _log_path(log_name)
+    path = log_path(log_name)
     with path.open("w") as out:
         completed = subprocess.run(
             [str(Path(sys.executable).parent / "airflow"), *args],
@@ -191,23 +147,10 @@ def _published(interval: Interval):
         return None, None
 
 
-def _local_smtp_sink() -> SmtpSink:
-    connection = connection_from_env(DEFAULT_SMTP_CONN_ID)
-    sink = SmtpSink(OUTBOX, host=connection.host, port=int(connection.port))
-    log.info("SMTP sink on %s:%s keeps every message in %s", connection.host, connection.port, OUTBOX)
-    return sink
-
-
 def _report_files(day: date) -> list[Path]:
     """The local report files of ``day`` (written when no Google credentials are configured)."""
     settings = parse_report_settings(os.environ.get(f"AIRFLOW_VAR_{REPORT_VARIABLE.upper()}"))
     return sorted(settings.report_directory.glob(f"learning_platform_{day.isoformat()}.*"))
-
-
-def _log_path(name: str) -> Path:
-    directory = LOCAL_DIR / "logs"
-    directory.mkdir(parents=True, exist_ok=True)
-    return directory / f"{name}.log"
 
 
 if __name__ == "__main__":

@@ -1,0 +1,86 @@
+"""The local services the project's commands start on demand, as the configuration asks.
+
+``.env`` / ``.env.example`` decide: ``START_LOCAL_POSTGRES`` (the warehouse, at its connection's
+port, with its login, password and database), ``START_LOCAL_SIMULATOR`` (the statistics API at
+its connection's address) and ``START_LOCAL_SMTP_SINK`` (an SMTP server at the SMTP
+connection's address that keeps every message as an ``.eml`` file in ``OUTBOX``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from contextlib import ExitStack
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from devservices.environment import PROJECT_ROOT, connection_from_env, flag
+from devservices.postgres import LocalPostgres
+from devservices.simulator.process import SimulatorProcess
+from devservices.smtp_sink import SmtpSink
+from include.common.email import DEFAULT_SMTP_CONN_ID
+from include.learning_platform.api import API_CONN_ID
+from include.learning_platform.warehouse import DB_CONN_ID
+
+# Local state (database cluster, logs, outbox); tests point it elsewhere.
+LOCAL_DIR = Path(os.environ.get("PIPELINES_LOCAL_DIR", PROJECT_ROOT / ".local"))
+OUTBOX = LOCAL_DIR / "outbox"
+
+log = logging.getLogger("devservices")
+
+
+def start_local_services(services: ExitStack) -> LocalPostgres | None:
+    """Start what the ``START_LOCAL_*`` flags ask for, stopped when ``services`` closes.
+
+    Returns the local PostgreSQL cluster when one was started, for callers that keep more
+    databases in it.
+    """
+    warehouse = services.enter_context(local_warehouse()) if flag("START_LOCAL_POSTGRES") else None
+    if flag("START_LOCAL_SIMULATOR"):
+        services.enter_context(local_simulator())
+    if flag("START_LOCAL_SMTP_SINK"):
+        services.enter_context(local_smtp_sink())
+    return warehouse
+
+
+def local_warehouse() -> LocalPostgres:
+    connection = connection_from_env(DB_CONN_ID)
+    server = LocalPostgres(
+        state_dir=LOCAL_DIR / "postgres",
+        port=int(connection.port),
+        user=connection.login,
+        password=connection.password,
+    )
+    server.start()
+    server.create_database(connection.schema)
+    log.info("local PostgreSQL on 127.0.0.1:%s, database %s", connection.port, connection.schema)
+    return server
+
+
+def local_simulator() -> SimulatorProcess:
+    """The simulator at the API connection's address, accepting its login and password."""
+    connection = connection_from_env(API_CONN_ID)
+    address = urlsplit(connection.host)
+    simulator = SimulatorProcess(
+        host=address.hostname,
+        port=connection.port or address.port,
+        client=connection.login,
+        client_key=connection.password,
+        records_per_day=int(os.environ.get("SIMULATOR_RECORDS_PER_DAY", "15000")),
+        log_file=log_path("simulator"),
+    )
+    log.info("API simulator on %s", simulator.base_url)
+    return simulator
+
+
+def local_smtp_sink() -> SmtpSink:
+    connection = connection_from_env(DEFAULT_SMTP_CONN_ID)
+    sink = SmtpSink(OUTBOX, host=connection.host, port=int(connection.port))
+    log.info("SMTP sink on %s:%s keeps every message in %s", connection.host, connection.port, OUTBOX)
+    return sink
+
+
+def log_path(name: str) -> Path:
+    directory = LOCAL_DIR / "logs"
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory / f"{name}.log"
