@@ -18,30 +18,7 @@ for bin_dir in /usr/lib/postgresql/*/bin; do
     has_server "$bin_dir" && exit 0
 done
 
-if ! command -v apt-get >/dev/null; then
-    echo "install_postgres: no PostgreSQL server found and no apt-get to install one;" \
-        "install PostgreSQL 15 or newer and set PG_BIN to the directory holding initdb" >&2
-    exit 1
-fi
-if [[ $(id -u) -ne 0 ]]; then
-    echo "install_postgres: the PostgreSQL server is not installed. Install it with:" >&2
-    echo "    sudo apt-get install postgresql" >&2
-    exit 1
-fi
-
-# invoke-rc.d and deb-systemd-invoke ask policy-rc.d whether a package may start its service;
-# 101 means "no", so the package's main cluster is created but not started. An existing
-# policy (Docker images ship one) is left as it is.
-policy=/usr/sbin/policy-rc.d
-if [[ ! -e $policy ]]; then
-    printf '#!/bin/sh\nexit 101\n' >"$policy"
-    chmod 0755 "$policy"
-    trap 'rm -f "$policy"' EXIT
-fi
-
-echo "install_postgres: installing PostgreSQL with apt-get" >&2
-apt-get update -qq
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >&2
+"$(dirname "$0")/apt_install.sh" install_postgres postgresql
 
 # In case an existing policy allowed the start: no server was installed before this script, so
 # any cluster online now came with the package.
