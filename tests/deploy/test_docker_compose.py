@@ -1,0 +1,512 @@
+"""docker-compose.yaml deploys the pipelines as intended, checked without a Docker engine.
+
+The file must follow the Compose specification, take every secret from `.env` (and refuse to
+start without them), build and mount only files that exist, pin every image, run Airflow with
+the CeleryExecutor behind a login, and hand the DAGs the connections and Variables they use,
+pointing at this deployment's own services. Every check also runs on a broken copy of the
+file, to prove it can fail.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devservices.simulator.__main__ import ENV_PREFIX as SIMULATOR_ENV_PREFIX
+from include.common.alerts import ALERT_RECIPIENTS_VARIABLE
+from include.common.dag_defaults import RETRY_DELAY_SECONDS, TASK_RETRIES
+from include.common.email import DEFAULT_SMTP_CONN_ID, parse_recipients
+from include.learning_platform.api import API_CONN_ID
+from include.learning_platform.settings import REPORT_VARIABLE, parse_report_settings
+from include.learning_platform.warehouse import DB_CONN_ID
+from tests.deploy.compose_checks import (
+    Dockerfile,
+    auth_problems,
+    build_of,
+    components,
+    connection_problems,
+    connections,
+    deployment_problems,
+    dockerignored,
+    environment_of,
+    interpolate,
+    load_compose,
+    missing_paths,
+    pipeline_environment_problems,
+    port_errors,
+    read_env_file,
+    references,
+    retry_problems,
+    schema_errors,
+    secret_problems,
+    unpinned_images,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = ROOT / "docker-compose.yaml"
+ENV_EXAMPLE = ROOT / ".env.example"
+COMPOSE_SECTION = "# --- docker compose"
+PIPELINE_CONNECTIONS = (API_CONN_ID, DB_CONN_ID, DEFAULT_SMTP_CONN_ID)
+PIPELINE_VARIABLES = (REPORT_VARIABLE, ALERT_RECIPIENTS_VARIABLE)
+
+
+@pytest.fixture(scope="module")
+def raw() -> dict[str, Any]:
+    """The compose file as written (anchors resolved, nothing interpolated)."""
+    return load_compose(COMPOSE_FILE)
+
+
+@pytest.fixture(scope="module")
+def env_example() -> dict[str, str]:
+    return read_env_file(ENV_EXAMPLE)
+
+
+@pytest.fixture(scope="module")
+def operator_env(raw: dict[str, Any], env_example: dict[str, str]) -> dict[str, str]:
+    """The `.env` an operator writes: `.env.example` with every required secret filled in."""
+    missing = interpolate(raw, env_example).required_empty
+    return {**env_example, **{name: f"test-{name.lower().replace('_', '-')}" for name in missing}}
+
+
+@pytest.fixture(scope="module")
+def deployed(raw: dict[str, Any], operator_env: dict[str, str]) -> dict[str, Any]:
+    """The document `docker compose` runs with that `.env`."""
+    return interpolate(raw, operator_env).document
+
+
+# --- The file and its configuration -------------------------------------------------------
+
+
+def test_the_file_follows_the_compose_specification(raw: dict[str, Any], deployed: dict[str, Any]) -> None:
+    assert schema_errors(raw) == []
+    assert schema_errors(deployed) == []
+    assert port_errors(deployed) == []
+
+
+def test_every_variable_is_defined_in_env_example_or_defaulted(
+    raw: dict[str, Any], env_example: dict[str, str]
+) -> None:
+    result = interpolate(raw, env_example)
+    assert result.undefined == set()
+    assert result.invalid == []
+
+
+def test_every_variable_is_documented_in_env_example_with_the_files_default(
+    raw: dict[str, Any], env_example: dict[str, str]
+) -> None:
+    assert {name for name, _ in references(raw)} - set(env_example) == set()
+    text = COMPOSE_FILE.read_text(encoding="utf-8")
+    defaults = re.findall(r"\$\{(\w+):?-([^${}]*)\}", text)
+    assert [(name, default) for name, default in defaults if env_example[name] != default] == []
+
+
+def test_compose_refuses_to_start_until_every_secret_is_set(
+    raw: dict[str, Any], env_example: dict[str, str], operator_env: dict[str, str]
+) -> None:
+    _, secrets = secret_problems(raw)
+    assert secrets, "found no secret at all: the secret detection is broken"
+    assert interpolate(raw, env_example).required_empty == secrets
+    assert {name: env_example[name] for name in secrets} == dict.fromkeys(secrets, "")
+    filled = interpolate(raw, operator_env)
+    assert (filled.undefined, filled.required_empty) == (set(), set())
+
+
+def test_no_secret_is_written_into_the_file(raw: dict[str, Any]) -> None:
+    problems, _ = secret_problems(raw)
+    assert problems == []
+
+
+def test_env_example_compose_section_changes_no_airflow_setting_of_local_runs() -> None:
+    text = ENV_EXAMPLE.read_text(encoding="utf-8")
+    assert COMPOSE_SECTION in text
+    section = text.split(COMPOSE_SECTION, 1)[1]
+    keys = re.findall(r"^([A-Z_][A-Z0-9_]*)=", section, re.MULTILINE)
+    assert keys
+    assert [key for key in keys if re.match(r"AIRFLOW(__|_CONN_|_VAR_|_HOME$)", key)] == []
+
+
+# --- Files and images ---------------------------------------------------------------------
+
+
+def test_every_local_path_exists(deployed: dict[str, Any]) -> None:
+    assert missing_paths(deployed, ROOT) == []
+
+
+def test_every_image_is_pinned_to_one_release(deployed: dict[str, Any]) -> None:
+    assert unpinned_images(deployed, ROOT) == []
+
+
+def test_the_image_is_the_locked_airflow_on_the_locked_python(deployed: dict[str, Any]) -> None:
+    [dockerfile] = {
+        build_of(service, ROOT)[1] for service in deployed["services"].values() if "build" in service
+    }
+    airflow = re.search(r"^apache-airflow==(\S+)", (ROOT / "requirements.txt").read_text(), re.MULTILINE)
+    assert airflow
+    requires_python = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
+    python = re.search(r">=(\d+\.\d+)", requires_python)
+    assert python
+    image = Dockerfile.read(dockerfile)
+    assert image.final_base_image() == f"apache/airflow:{airflow[1]}-python{python[1]}"
+    assert "requirements.txt" in image.copied_sources()
+
+
+def test_the_build_context_carries_no_local_state_or_secret() -> None:
+    for path in (
+        ".env",
+        ".env.example",
+        ".venv/bin/python",
+        ".local/airflow",
+        "service-account.json",
+        "x.key.json",
+    ):
+        assert dockerignored(path, ROOT), path
+    assert not dockerignored("requirements.txt", ROOT)
+
+
+# --- The deployment ------------------------------------------------------------------------
+
+
+def test_airflow_runs_celery_on_redis_and_postgres_with_every_component(deployed: dict[str, Any]) -> None:
+    assert deployment_problems(deployed, ROOT) == []
+
+
+def test_the_ui_and_the_api_require_a_login(deployed: dict[str, Any]) -> None:
+    assert auth_problems(deployed, ROOT) == []
+
+
+def test_connections_reach_this_deployments_services(deployed: dict[str, Any]) -> None:
+    assert connection_problems(deployed, ROOT) == []
+    [api_server] = components(deployed, ROOT)["api-server"]
+    defined = connections(deployed["services"][api_server])
+    simulator_port = re.search(r"--port (\d+)", " ".join(deployed["services"]["simulator"]["command"]))
+    assert simulator_port
+    api, warehouse, smtp = (defined[conn_id] for conn_id in PIPELINE_CONNECTIONS)
+    assert (api["conn_type"], api["host"]) == ("http", f"http://simulator:{simulator_port[1]}")
+    assert (warehouse["conn_type"], warehouse["host"], warehouse["port"]) == ("postgres", "warehouse", 5432)
+    assert (smtp["conn_type"], smtp["host"], smtp["port"]) == ("smtp", "mailpit", 1025)
+
+
+def test_the_simulator_accepts_the_credentials_the_api_connection_sends(deployed: dict[str, Any]) -> None:
+    [api_server] = components(deployed, ROOT)["api-server"]
+    api = connections(deployed["services"][api_server])[API_CONN_ID]
+    simulator = environment_of(deployed["services"]["simulator"])
+    assert simulator[SIMULATOR_ENV_PREFIX + "CLIENT"] == api["login"]
+    assert simulator[SIMULATOR_ENV_PREFIX + "CLIENT_KEY"] == api["password"]
+
+
+def test_every_airflow_service_has_the_pipelines_connections_and_variables(deployed: dict[str, Any]) -> None:
+    assert pipeline_environment_problems(deployed, ROOT, PIPELINE_CONNECTIONS, PIPELINE_VARIABLES) == []
+    [api_server] = components(deployed, ROOT)["api-server"]
+    env = environment_of(deployed["services"][api_server])
+    # The values must also be what the pipeline's own parsers accept.
+    settings = parse_report_settings(env[f"AIRFLOW_VAR_{REPORT_VARIABLE.upper()}"])
+    assert parse_recipients(settings.recipients)
+    assert parse_recipients(env[f"AIRFLOW_VAR_{ALERT_RECIPIENTS_VARIABLE.upper()}"])
+
+
+def test_tasks_keep_the_production_retry_policy(deployed: dict[str, Any]) -> None:
+    assert retry_problems(deployed, ROOT, retries=TASK_RETRIES, delay_seconds=RETRY_DELAY_SECONDS) == []
+
+
+# --- Each check fails on a broken copy ----------------------------------------------------
+
+
+def _set_env(document: dict[str, Any], service: str, key: str, value: str | None) -> None:
+    """Change one service's environment only (the anchor shares one mapping among them all)."""
+    environment = dict(document["services"][service]["environment"])
+    if value is None:
+        del environment[key]
+    else:
+        environment[key] = value
+    document["services"][service]["environment"] = environment
+
+
+def _set_conn(document: dict[str, Any], service: str, conn_id: str, **fields: Any) -> None:
+    key = f"AIRFLOW_CONN_{conn_id.upper()}"
+    connection = json.loads(document["services"][service]["environment"][key]) | fields
+    _set_env(document, service, key, json.dumps(connection))
+
+
+def _on_all_airflow_services(key: str, value: str) -> Callable[[dict[str, Any]], None]:
+    def mutate(document: dict[str, Any]) -> None:
+        for name, service in document["services"].items():
+            if "build" in service:
+                _set_env(document, name, key, value)
+
+    return mutate
+
+
+def _deployed_check(
+    check: Callable[..., list[str]], *args: Any
+) -> Callable[[dict[str, Any], dict[str, str]], Any]:
+    return lambda raw, env: check(interpolate(raw, env).document, *args)
+
+
+def _undefined(raw: dict[str, Any], env: dict[str, str]) -> set[str]:
+    return interpolate(raw, env).undefined
+
+
+def _invalid(raw: dict[str, Any], env: dict[str, str]) -> list[str]:
+    return interpolate(raw, env).invalid
+
+
+def _secrets(raw: dict[str, Any], env: dict[str, str]) -> list[str]:
+    return secret_problems(raw)[0]
+
+
+def _pipeline(document: dict[str, Any]) -> list[str]:
+    return pipeline_environment_problems(document, ROOT, PIPELINE_CONNECTIONS, PIPELINE_VARIABLES)
+
+
+def _retries(document: dict[str, Any]) -> list[str]:
+    return retry_problems(document, ROOT, retries=TASK_RETRIES, delay_seconds=RETRY_DELAY_SECONDS)
+
+
+BROKEN = [
+    pytest.param(
+        lambda d: d["services"]["redis"].update(image="redis:latest"),
+        _deployed_check(unpinned_images, ROOT),
+        "redis:latest",
+        id="image-latest",
+    ),
+    pytest.param(
+        lambda d: d["services"]["postgres"].update(image="postgres:16"),
+        _deployed_check(unpinned_images, ROOT),
+        "postgres:16",
+        id="image-bare-major",
+    ),
+    pytest.param(
+        lambda d: d["services"]["redis"].update(image="redis:7.2-bookworm"),
+        _deployed_check(unpinned_images, ROOT),
+        "line of releases",
+        id="image-minor-line",
+    ),
+    pytest.param(
+        lambda d: d["services"]["mailpit"].update(image="axllent/mailpit"),
+        _deployed_check(unpinned_images, ROOT),
+        "no tag",
+        id="image-untagged",
+    ),
+    pytest.param(
+        lambda d: _set_env(d, "mailpit", "MP_MAX_MESSAGES", "${COMPOSE_NO_SUCH_SETTING}"),
+        _undefined,
+        "COMPOSE_NO_SUCH_SETTING",
+        id="env-var-undefined",
+    ),
+    pytest.param(
+        lambda d: d["services"]["airflow-init"].update(command=["-c", "chown $(id -u) /opt/airflow/logs"]),
+        _invalid,
+        "lone $",
+        id="unescaped-shell-dollar",
+    ),
+    pytest.param(
+        lambda d: d["services"]["simulator"].update(volumes=["./no-such-dir:/opt/project/devservices:ro"]),
+        _deployed_check(missing_paths, ROOT),
+        "./no-such-dir does not exist",
+        id="bind-mount-missing",
+    ),
+    pytest.param(
+        lambda d: d["services"]["airflow-scheduler"].update(volumes=["airflow-log:/opt/airflow/logs"]),
+        _deployed_check(missing_paths, ROOT),
+        "airflow-log is not declared",
+        id="named-volume-undeclared",
+    ),
+    pytest.param(
+        lambda d: d["services"]["simulator"].update(env_file=["deploy.env"]),
+        _deployed_check(missing_paths, ROOT),
+        "deploy.env does not exist",
+        id="env-file-missing",
+    ),
+    pytest.param(
+        lambda d: d["services"]["redis"].update(healtcheck=d["services"]["redis"].pop("healthcheck")),
+        _deployed_check(schema_errors),
+        "healtcheck",
+        id="schema-misspelt-key",
+    ),
+    pytest.param(
+        lambda d: d["services"]["mailpit"].update(ports=["127.0.0.1:80250:8025"]),
+        _deployed_check(port_errors),
+        "out of range",
+        id="port-out-of-range",
+    ),
+    pytest.param(
+        lambda d: _set_env(d, "warehouse", "POSTGRES_PASSWORD", "hunter2"),
+        _secrets,
+        "services.warehouse.environment.POSTGRES_PASSWORD",
+        id="secret-hard-coded",
+    ),
+    pytest.param(
+        lambda d: _set_env(
+            d, "airflow-scheduler", "AIRFLOW__CELERY__BROKER_URL", "redis://:hunter2@redis:6379/0"
+        ),
+        _secrets,
+        "URL password",
+        id="secret-in-url",
+    ),
+    pytest.param(
+        lambda d: _set_conn(d, "airflow-worker-1", DB_CONN_ID, password="hunter2"),
+        _secrets,
+        "password field",
+        id="secret-in-connection",
+    ),
+    pytest.param(
+        lambda d: _set_env(
+            d, "airflow-scheduler", "AIRFLOW__CORE__FERNET_KEY", "${COMPOSE_FERNET_KEY:-changeme}"
+        ),
+        _secrets,
+        "COMPOSE_FERNET_KEY",
+        id="secret-with-default",
+    ),
+    pytest.param(
+        lambda d: d["services"]["redis"].update(command=["redis-server", "--requirepass", "hunter2"]),
+        _secrets,
+        "requirepass",
+        id="secret-in-command",
+    ),
+    pytest.param(
+        _on_all_airflow_services("AIRFLOW__CORE__EXECUTOR", "LocalExecutor"),
+        _deployed_check(deployment_problems, ROOT),
+        "is not CeleryExecutor",
+        id="executor-local",
+    ),
+    pytest.param(
+        _on_all_airflow_services("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "sqlite:////opt/airflow/airflow.db"),
+        _deployed_check(deployment_problems, ROOT),
+        "SQL_ALCHEMY_CONN does not point at a Postgres service",
+        id="metadata-sqlite",
+    ),
+    pytest.param(
+        lambda d: _set_env(d, "airflow-worker-2", "AIRFLOW__API_AUTH__JWT_SECRET", "another"),
+        _deployed_check(deployment_problems, ROOT),
+        "JWT_SECRET differs",
+        id="jwt-secret-differs",
+    ),
+    pytest.param(
+        lambda d: d["services"].pop("airflow-worker-2"),
+        _deployed_check(deployment_problems, ROOT),
+        "1 Celery worker",
+        id="one-worker",
+    ),
+    pytest.param(
+        lambda d: d["services"]["airflow-worker-2"].update(hostname="airflow-worker-1"),
+        _deployed_check(deployment_problems, ROOT),
+        "distinct hostnames",
+        id="workers-same-hostname",
+    ),
+    pytest.param(
+        lambda d: d["services"].pop("airflow-triggerer"),
+        _deployed_check(deployment_problems, ROOT),
+        "airflow triggerer",
+        id="no-triggerer",
+    ),
+    pytest.param(
+        lambda d: d["services"]["airflow-apiserver"].update(
+            depends_on={
+                **d["services"]["airflow-apiserver"]["depends_on"],
+                "airflow-init": {"condition": "service_started"},
+            }
+        ),
+        _deployed_check(deployment_problems, ROOT),
+        "does not wait for an init job",
+        id="init-not-awaited",
+    ),
+    pytest.param(
+        lambda d: d["services"]["redis"].pop("healthcheck"),
+        _deployed_check(deployment_problems, ROOT),
+        "services.redis: no healthcheck",
+        id="redis-without-healthcheck",
+    ),
+    pytest.param(
+        lambda d: d["services"]["airflow-scheduler"].update(env_file=[".env"]),
+        _deployed_check(deployment_problems, ROOT),
+        "local settings",
+        id="loads-local-env",
+    ),
+    pytest.param(
+        lambda d: _set_env(d, "airflow-apiserver", "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "True"),
+        _deployed_check(auth_problems, ROOT),
+        "turns login off",
+        id="all-admins",
+    ),
+    pytest.param(
+        lambda d: d["services"]["airflow-apiserver"].update(
+            volumes=d["services"]["airflow-apiserver"]["volumes"][:-1]
+        ),
+        _deployed_check(auth_problems, ROOT),
+        "not on a named volume shared with the init job",
+        id="passwords-file-not-shared",
+    ),
+    pytest.param(
+        lambda d: _set_conn(d, "airflow-worker-1", DB_CONN_ID, host="127.0.0.1"),
+        _deployed_check(connection_problems, ROOT),
+        "'127.0.0.1' is not a service",
+        id="connection-to-localhost",
+    ),
+    pytest.param(
+        lambda d: _set_conn(d, "airflow-worker-1", DB_CONN_ID, host="postgres"),
+        _deployed_check(connection_problems, ROOT),
+        "metadata database",
+        id="warehouse-is-metadata-db",
+    ),
+    pytest.param(
+        lambda d: _set_env(d, "airflow-worker-1", f"AIRFLOW_VAR_{ALERT_RECIPIENTS_VARIABLE.upper()}", None),
+        _deployed_check(_pipeline),
+        f"AIRFLOW_VAR_{ALERT_RECIPIENTS_VARIABLE.upper()} is not set",
+        id="variable-missing",
+    ),
+    pytest.param(
+        lambda d: _set_env(d, "airflow-worker-1", f"AIRFLOW_CONN_{API_CONN_ID.upper()}", None),
+        _deployed_check(_pipeline),
+        f"AIRFLOW_CONN_{API_CONN_ID.upper()} is not set",
+        id="connection-missing",
+    ),
+    pytest.param(
+        _on_all_airflow_services("AIRFLOW__PIPELINES__TASK_RETRIES", "1"),
+        _deployed_check(_retries),
+        "below production's",
+        id="fail-fast-retries",
+    ),
+]
+
+
+@pytest.mark.parametrize(("mutate", "check", "expected"), BROKEN)
+def test_each_check_reports_a_broken_copy(
+    raw: dict[str, Any],
+    operator_env: dict[str, str],
+    mutate: Callable[[dict[str, Any]], None],
+    check: Callable[[dict[str, Any], dict[str, str]], Any],
+    expected: str,
+) -> None:
+    assert not any(expected in str(problem) for problem in check(raw, operator_env)), "fine before breaking"
+    broken = copy.deepcopy(raw)
+    mutate(broken)
+    problems = check(broken, operator_env)
+    assert any(expected in str(problem) for problem in problems), problems
+
+
+def test_an_unpinned_base_image_or_an_ignored_copy_source_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "requirements.txt").write_text("apache-airflow==3.3.2\n")
+    (tmp_path / "Dockerfile").write_text("FROM apache/airflow:latest\nCOPY requirements.txt lock.txt /\n")
+    (tmp_path / ".dockerignore").write_text("*\n")
+    document = {"services": {"airflow": {"build": {"context": "."}}}}
+    assert unpinned_images(document, tmp_path) == [
+        "Dockerfile: FROM apache/airflow:latest: tag 'latest' is not a version"
+    ]
+    assert missing_paths(document, tmp_path) == [
+        "Dockerfile: COPY source requirements.txt is in .dockerignore",
+        "Dockerfile: COPY source lock.txt does not exist",
+    ]
+
+
+def test_a_duplicate_key_is_refused_as_compose_refuses_it(tmp_path: Path) -> None:
+    path = tmp_path / "docker-compose.yaml"
+    path.write_text("services:\n  redis:\n    image: redis:7.2.16\n    image: redis:latest\n")
+    with pytest.raises(ValueError, match="duplicate key 'image'"):
+        load_compose(path)
