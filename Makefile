@@ -5,7 +5,7 @@ VENV_PYTHON := .venv/bin/python
 # UTC day for `make run`; default: yesterday.
 DATE ?= $(shell date -u -d yesterday +%F)
 
-.PHONY: help setup run test lint format lock simulator bench
+.PHONY: help setup run airflow test lint format lock simulator bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -17,7 +17,11 @@ setup: ## create .venv from the lock files and install PostgreSQL if it is missi
 run: setup ## run the learning platform DAG for DATE (default yesterday) on local services and print what landed
 	$(VENV_PYTHON) -m devservices.local_run --date $(DATE) $(if $(filter 1 true,$(TEST_MODE)),--test-mode)
 
+airflow: setup ## Airflow with its UI on http://127.0.0.1:8080 (admin/admin) and the local services, until Ctrl-C
+	$(VENV_PYTHON) -m devservices.local_airflow
+
 test: setup lint ## run the whole test suite (starts and stops its own services)
+	@scripts/install_test_tools.sh
 	$(VENV_PYTHON) -m pytest
 
 simulator: setup ## serve the API simulator on 127.0.0.1:8765 in the foreground (Ctrl-C stops it)

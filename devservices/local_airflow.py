@@ -1,0 +1,102 @@
+"""``make airflow``: the project's DAGs in a local Airflow with its UI, until Ctrl-C.
+
+Starts the local services the configuration asks for (PostgreSQL, the API simulator, the SMTP
+sink: see ``devservices.local_services``), keeps Airflow's metadata in a database of its own in
+the local PostgreSQL (or in ``AIRFLOW__DATABASE__SQL_ALCHEMY_CONN`` when that is set), and runs
+Airflow's api-server, scheduler, dag-processor and triggerer with the LocalExecutor. The UI is
+at http://127.0.0.1:8080 (``LOCAL_AIRFLOW_PORT``), login ``admin`` with the password
+``LOCAL_AIRFLOW_ADMIN_PASSWORD``. DAGs start unpaused, so the scheduler also runs the latest
+daily interval at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+from devservices.airflow_cluster import ADMIN_USER, LocalAirflow
+from devservices.environment import PROJECT_ROOT, load_settings
+from devservices.local_services import OUTBOX, start_local_services
+from devservices.postgres import LocalPostgres
+
+METADATA_DATABASE = "airflow_metadata"
+
+log = logging.getLogger("make airflow")
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    load_settings()
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--port", type=int, default=int(os.environ.get("LOCAL_AIRFLOW_PORT", "8080")), help="the UI's port"
+    )
+    # Where the task runner and the triggerer serve their logs (another Airflow may hold the defaults).
+    parser.add_argument("--worker-log-port", type=int, default=8793)
+    parser.add_argument("--triggerer-log-port", type=int, default=8794)
+    args = parser.parse_args(argv)
+    # SIGTERM (a supervisor, `kill`) stops as cleanly as Ctrl-C, wherever start-up has got to.
+    signal.signal(signal.SIGTERM, _interrupt)
+
+    try:
+        with ExitStack() as services:
+            local_postgres = start_local_services(services)
+            airflow = LocalAirflow(
+                home=Path(os.environ["AIRFLOW_HOME"]),
+                metadata_url=_metadata_url(local_postgres),
+                admin_password=os.environ.get("LOCAL_AIRFLOW_ADMIN_PASSWORD", "admin"),
+                api_port=args.port,
+                worker_log_server_port=args.worker_log_port,
+                triggerer_log_server_port=args.triggerer_log_port,
+            )
+            services.enter_context(airflow)
+            _serve(airflow)
+    except KeyboardInterrupt:
+        log.info("stopped Airflow and the local services")
+    return 0
+
+
+def _serve(airflow: LocalAirflow) -> None:
+    dag_ids = sorted(path.stem for path in (PROJECT_ROOT / "dags").glob("*.py"))
+    airflow.wait_until_ready(dag_ids)
+    print(
+        f"\nAirflow is up: {airflow.url}"
+        f"\n  login: {ADMIN_USER}, password: LOCAL_AIRFLOW_ADMIN_PASSWORD (default admin)"
+        f"\n  DAGs: {', '.join(dag_ids)}"
+        f"\n  component logs: {airflow.home}/*.log, task logs: {airflow.home}/logs"
+        f"\n  mail sent by the DAGs: {OUTBOX}"
+        "\nCtrl-C stops everything.",
+        flush=True,
+    )
+    while True:
+        time.sleep(5)
+        airflow.check_components_alive()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _metadata_url(local_postgres: LocalPostgres | None) -> str:
+    configured = os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
+    if configured:
+        return configured
+    if local_postgres is None:
+        sys.exit(
+            "make airflow: Airflow needs a metadata database. Set START_LOCAL_POSTGRES=1, "
+            "or AIRFLOW__DATABASE__SQL_ALCHEMY_CONN to a PostgreSQL URL."
+        )
+    local_postgres.create_database(METADATA_DATABASE)
+    return local_postgres.url(METADATA_DATABASE).replace("postgresql://", "postgresql+psycopg2://", 1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
