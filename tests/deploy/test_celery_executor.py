@@ -1,0 +1,388 @@
+"""The distributed engine, on one machine: the flagship DAG under the CeleryExecutor.
+
+A real deployment's components (api-server, scheduler, dag-processor, triggerer) with PostgreSQL
+metadata, Debian's Redis as the broker and two ``airflow celery worker`` processes run two days
+triggered through the REST API at once. The test shows that every task went through Celery (the
+result backend has the Celery task the executor recorded for the task instance) to one of the
+two workers (the task instance's hostname, shown in the UI, is that worker's own address: see
+``CeleryWorkers``; and that worker's log shows it received the Celery task), and that the
+warehouse then holds exactly what ``airflow dags test`` (everything in one process) writes for
+the same day from the same source data.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import warnings
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from devservices.airflow_cluster import AirflowApi, CeleryWorkers, LocalAirflow
+from devservices.environment import PROJECT_ROOT, airflow_environment
+from devservices.postgres import LocalPostgres, free_port
+from devservices.redis_server import LocalRedis
+from devservices.simulator import SimulatorConfig, SimulatorServer
+from devservices.smtp_sink import SmtpSink
+from tests.conftest import CLIENT, CLIENT_KEY
+from tests.test_end_to_end import api_connection, received, smtp_connection, warehouse_connection
+
+pytestmark = pytest.mark.timeout(900)
+log = logging.getLogger(__name__)
+
+DAG_ID = "learning_platform_etl"
+TASK_IDS = {
+    "migrate_schema",
+    "extract",
+    "validate",
+    "load",
+    "compute_stats",
+    "check_quality",
+    "publish_report",
+    "send_email",
+}
+# Triggered together, so that work is there for both workers at the same time.
+DATES = ("2026-11-10", "2026-11-11")
+COMPARED_DATE = DATES[0]
+RECORDS_PER_DAY = 3000
+WORKERS = 2
+CELERY_RECIPIENT, LOCAL_RUN_RECIPIENT = "analysts@celery.test", "analysts@local-run.test"
+CELERY_DATABASE, LOCAL_DATABASE, METADATA_DATABASE = "celery_warehouse", "local_warehouse", "celery_metadata"
+
+# The published tables, each with the column that places a row in a day.
+PUBLISHED_TABLES = {
+    "attempts": "source_window_start",
+    "quarantined_attempts": "source_window_start",
+    "load_batches": "interval_start",
+    "daily_stats": "stats_date",
+    "daily_course_stats": "stats_date",
+    "daily_quarantine_reasons": "stats_date",
+    "daily_quality_checks": "stats_date",
+}
+# Which run wrote a row and when, not what it holds: these differ between any two runs.
+RUN_SPECIFIC_COLUMNS = {
+    "attempt_id",
+    "quarantine_id",
+    "dag_run_id",
+    "loaded_at",
+    "quarantined_at",
+    "computed_at",
+    "checked_at",
+}
+
+
+@pytest.fixture(scope="module")
+def state(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("celery")
+
+
+@pytest.fixture(scope="module")
+def databases(postgres_server: LocalPostgres) -> Iterator[LocalPostgres]:
+    names = (CELERY_DATABASE, LOCAL_DATABASE, METADATA_DATABASE)
+    for name in names:
+        postgres_server.drop_database(name)
+        postgres_server.create_database(name)
+    yield postgres_server
+    for name in names:
+        postgres_server.drop_database(name)
+
+
+@pytest.fixture(scope="module")
+def simulator() -> Iterator[SimulatorServer]:
+    """A simulator of our own: the session's is reset by other tests, and both deployments of
+    this module must see the same source data for as long as they run."""
+    config = SimulatorConfig(client=CLIENT, client_key=CLIENT_KEY, records_per_day=RECORDS_PER_DAY)
+    with SimulatorServer(config) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def outbox(state: Path) -> Iterator[SmtpSink]:
+    with SmtpSink(state / "outbox") as sink:
+        yield sink
+
+
+@pytest.fixture(scope="module")
+def base_env(databases: LocalPostgres, simulator: SimulatorServer, outbox: SmtpSink) -> dict[str, str]:
+    """What every Airflow process gets, the Celery deployment's and the local run's alike."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("AIRFLOW", "START_LOCAL", "SIMULATOR_"))
+    }
+    env.update(
+        {
+            "AIRFLOW_CONN_LEARNING_PLATFORM_DB": warehouse_connection(
+                databases.port, CELERY_DATABASE, str(databases.password)
+            ),
+            "AIRFLOW_CONN_LEARNING_PLATFORM_API": api_connection(simulator.base_url, CLIENT, CLIENT_KEY),
+            "AIRFLOW_CONN_SMTP_DEFAULT": smtp_connection(outbox.port),
+            "AIRFLOW_VAR_LEARNING_PLATFORM_REPORT": json.dumps({"recipients": [CELERY_RECIPIENT]}),
+            "AIRFLOW_VAR_ALERT_RECIPIENTS": "oncall@celery.test",
+            "AIRFLOW__PIPELINES__TASK_RETRIES": "1",
+            "AIRFLOW__PIPELINES__RETRY_DELAY_SECONDS": "1",
+            # Only the runs the test triggers: no scheduled run competing for two cores.
+            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+        }
+    )
+    return env
+
+
+@pytest.fixture(scope="module")
+def local_run(base_env: dict[str, str], databases: LocalPostgres, state: Path) -> Iterator[Future[int]]:
+    """``airflow dags test`` of the compared date into a warehouse of its own, in the background.
+
+    Started before the Celery deployment so that the two overlap; SQLite metadata is enough for
+    a run in one process.
+    """
+    env = airflow_environment(state / "local_airflow", base=base_env)
+    env["AIRFLOW_CONN_LEARNING_PLATFORM_DB"] = warehouse_connection(
+        databases.port, LOCAL_DATABASE, str(databases.password)
+    )
+    # Its report goes to the same SMTP sink: another recipient tells it from the Celery runs'.
+    env["AIRFLOW_VAR_LEARNING_PLATFORM_REPORT"] = json.dumps({"recipients": [LOCAL_RUN_RECIPIENT]})
+    airflow = str(Path(sys.executable).parent / "airflow")
+    log_file = state / "local_run.log"
+
+    def run() -> int:
+        with log_file.open("ab") as out:
+            for args in (
+                ["db", "migrate"],
+                ["dags", "test", DAG_ID, COMPARED_DATE, "-c", json.dumps({"date": COMPARED_DATE})],
+            ):
+                completed = subprocess.run(
+                    [airflow, *args],
+                    env=env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    cwd=PROJECT_ROOT,
+                    timeout=600,
+                )
+                if completed.returncode != 0:
+                    return completed.returncode
+        return 0
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        yield pool.submit(run)
+
+
+@pytest.fixture(scope="module")
+def broker(state: Path) -> Iterator[LocalRedis]:
+    with LocalRedis(free_port(), state / "redis") as redis:
+        yield redis
+
+
+@pytest.fixture(scope="module")
+def airflow_cluster(
+    base_env: dict[str, str],
+    databases: LocalPostgres,
+    broker: LocalRedis,
+    state: Path,
+    local_run: Future[int],
+) -> Iterator[tuple[LocalAirflow, AirflowApi]]:
+    metadata_url = databases.url(METADATA_DATABASE).replace("postgresql://", "postgresql+psycopg2://", 1)
+    workers = CeleryWorkers(
+        broker_url=broker.url, count=WORKERS, concurrency=2, first_log_server_port=free_ports(WORKERS)
+    )
+    airflow = LocalAirflow(
+        home=state / "airflow",
+        metadata_url=metadata_url,
+        admin_password="celery-admin",
+        api_port=free_port(),
+        celery=workers,
+        triggerer_log_server_port=free_port(),
+        base_env=base_env,
+    )
+    with airflow:
+        yield airflow, airflow.wait_until_ready([DAG_ID])
+
+
+@pytest.fixture(scope="module")
+def celery_runs(airflow_cluster: tuple[LocalAirflow, AirflowApi]) -> dict[str, tuple[str, str]]:
+    """Both dates triggered through the REST API at once: {date: (run id, final state)}."""
+    _, api = airflow_cluster
+    run_ids = {date: api.trigger(DAG_ID, conf={"date": date}) for date in DATES}
+    return {
+        date: (run_id, api.wait_for_run(DAG_ID, run_id, timeout_s=600)) for date, run_id in run_ids.items()
+    }
+
+
+def test_every_task_ran_through_celery_on_one_of_the_workers(
+    airflow_cluster, celery_runs, databases, outbox
+) -> None:
+    airflow, api = airflow_cluster
+    assert airflow.celery is not None
+    states = {date: state for date, (_, state) in celery_runs.items()}
+    assert states == dict.fromkeys(DATES, "success"), f"see the logs in {airflow.home}"
+    addresses = {airflow.celery.address(index): index for index in range(WORKERS)}
+    run_ids = [run_id for run_id, _ in celery_runs.values()]
+    task_instances = {date: api.task_instances(DAG_ID, run_id) for date, (run_id, _) in celery_runs.items()}
+    celery_ids = celery_task_ids(databases.conninfo(METADATA_DATABASE), run_ids)
+    worker_logs = [airflow.log_file(f"celery-worker-{index + 1}").read_text() for index in range(WORKERS)]
+    ran_on: Counter[str] = Counter()
+    for date, tis in task_instances.items():
+        assert {ti["task_id"] for ti in tis} == TASK_IDS
+        for ti in tis:
+            where = f"{date} {ti['task_id']}"
+            assert ti["state"] == "success", where
+            # What the UI shows: the address of the worker that ran it (the machine's name otherwise).
+            assert ti["hostname"] in addresses, f"{where} ran on {ti['hostname']}, not on a Celery worker"
+            assert ti["queue"] == "default", where
+            # The executor handed the task to Celery, whose result backend has it as started by a
+            # worker. (Its SUCCESS may come a moment after the run's: the task instance's state
+            # is reported before the worker's Celery task returns.)
+            celery_id, celery_status = celery_ids[(ti["dag_run_id"], ti["task_id"])]
+            assert celery_status in {"STARTED", "SUCCESS"}, where
+            # The worker whose own log shows it received that Celery task is the one the task
+            # instance names: two independent records of where it ran agree.
+            received_by = [index for index, text in enumerate(worker_logs) if celery_id in text]
+            assert received_by == [addresses[ti["hostname"]]], f"{where}: Celery task {celery_id}"
+            ran_on[airflow.celery.hostname(addresses[ti["hostname"]])] += 1
+
+    log.info("task instances per worker: %s", dict(ran_on))
+    if len(ran_on) < WORKERS:
+        # Which worker takes a message is Redis's and Celery's choice: not asserted, only told.
+        warnings.warn(f"only {sorted(ran_on)} did work this time", stacklevel=1)
+    subjects = [
+        message["Subject"] for message in received(outbox.outbox) if message["To"] == CELERY_RECIPIENT
+    ]
+    assert sorted(re.search(r"\d{4}-\d{2}-\d{2}", subject)[0] for subject in subjects) == sorted(DATES), (
+        "one report email per run"
+    )
+
+
+def test_the_warehouse_holds_what_a_local_run_writes(celery_runs, local_run, databases, state) -> None:
+    assert local_run.result(timeout=600) == 0, f"airflow dags test failed: see {state / 'local_run.log'}"
+
+    celery = published_day(databases.conninfo(CELERY_DATABASE), COMPARED_DATE)
+    local = published_day(databases.conninfo(LOCAL_DATABASE), COMPARED_DATE)
+
+    [(fetched, loaded, quarantined)] = [
+        (row["fetched"], row["loaded"], row["quarantined"]) for row in local["load_batches"]
+    ]
+    assert fetched > RECORDS_PER_DAY * 0.9
+    assert loaded > 0
+    assert quarantined > 0
+    for table in PUBLISHED_TABLES:
+        assert local[table], f"the local run wrote no {table}"
+        assert celery[table] == local[table], _first_difference(table, celery[table], local[table])
+
+
+def test_stopping_leaves_no_component_running(airflow_cluster) -> None:
+    airflow, _ = airflow_cluster
+    groups = airflow.component_pids()
+    assert set(groups) == {"api-server", "scheduler", "dag-processor", "triggerer"} | {
+        f"celery-worker-{index + 1}" for index in range(WORKERS)
+    }
+
+    airflow.stop()
+
+    # stop() waits for each group's leader; SIGKILLed members may take a moment to be gone.
+    deadline = time.monotonic() + 10
+    while (left := {name: pids for name, pgid in groups.items() if (pids := live_members(pgid))}) and (
+        time.monotonic() < deadline
+    ):
+        time.sleep(0.2)
+    assert not left, f"still running after stop: {left}"
+    assert airflow.celery is not None
+    ports = [airflow.api_port, airflow.triggerer_log_server_port] + [
+        airflow.celery.first_log_server_port + index for index in range(WORKERS)
+    ]
+    assert all(port_is_closed(port) for port in ports)
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def free_ports(count: int) -> int:
+    """The first of ``count`` consecutive ports that are free now."""
+    while True:
+        first = free_port()
+        if all(not port_is_taken(first + offset) for offset in range(1, count)):
+            return first
+
+
+def port_is_taken(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("0.0.0.0", port))  # noqa: S104 - where the workers' log servers listen
+        except OSError:
+            return True
+    return False
+
+
+def port_is_closed(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) != 0
+
+
+def live_members(pgid: int) -> list[int]:
+    """Processes of the group that are alive: not zombies, which no init may be reaping here."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        # After the command: state, ppid, pgrp.
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(stat.parent.name))
+    return members
+
+
+def celery_task_ids(conninfo: str, run_ids: list[str]) -> dict[tuple[str, str], tuple[str, str | None]]:
+    """(run id, task id) → (the Celery task id the executor recorded, its state in the result backend)."""
+    with psycopg.connect(conninfo) as conn:
+        rows = conn.execute(
+            "SELECT ti.run_id, ti.task_id, ti.external_executor_id, meta.status "
+            "FROM task_instance AS ti LEFT JOIN celery_taskmeta AS meta "
+            "ON meta.task_id = ti.external_executor_id "
+            "WHERE ti.dag_id = %s AND ti.run_id = ANY(%s)",
+            (DAG_ID, run_ids),
+        ).fetchall()
+    return {(run_id, task_id): (celery_id, status) for run_id, task_id, celery_id, status in rows}
+
+
+def published_day(conninfo: str, day: str) -> dict[str, list[dict[str, Any]]]:
+    """Every published row of ``day`` without its run-specific columns, in a stable order."""
+    tables: dict[str, list[dict[str, Any]]] = {}
+    with psycopg.connect(conninfo, options="-c TimeZone=UTC") as conn:
+        for table, day_column in PUBLISHED_TABLES.items():
+            columns = [
+                name
+                for (name,) in conn.execute(
+                    "SELECT column_name FROM information_schema.columns "
+                    "WHERE table_schema = 'learning_platform' AND table_name = %s ORDER BY ordinal_position",
+                    (table,),
+                )
+                if name not in RUN_SPECIFIC_COLUMNS
+            ]
+            query = sql.SQL("SELECT {} FROM learning_platform.{} WHERE {}::date = %s ORDER BY {}").format(
+                sql.SQL(", ").join(map(sql.Identifier, columns)),
+                sql.Identifier(table),
+                sql.Identifier(day_column),
+                sql.SQL(", ").join(sql.Literal(position) for position in range(1, len(columns) + 1)),
+            )
+            with conn.cursor(row_factory=psycopg.rows.dict_row) as cursor:
+                tables[table] = cursor.execute(query, (day,)).fetchall()
+    return tables
+
+
+def _first_difference(table: str, celery: list[dict[str, Any]], local: list[dict[str, Any]]) -> str:
+    for index, (ours, theirs) in enumerate(zip(celery, local, strict=False)):
+        if ours != theirs:
+            return f"{table} row {index}: Celery run {ours}, local run {theirs}"
+    return f"{table}: {len(celery)} rows after the Celery run, {len(local)} after the local run"
