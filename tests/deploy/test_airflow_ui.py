@@ -1,0 +1,288 @@
+"""The README's ``make airflow``, driven through Airflow's UI in a real browser.
+
+``python -m devservices.local_airflow`` (what ``make airflow`` runs) starts in its own process
+with its own ports, PostgreSQL cluster, simulator and SMTP sink; Playwright drives Debian's
+Chromium (``/usr/bin/chromium``, installed by ``scripts/install_test_tools.sh``) through the
+same clicks a user makes: log in, trigger a chosen past date through the trigger form, backfill
+a date range, trigger a date again. The warehouse is then read directly. Screenshots land in
+``.local/test-artifacts/ui`` (``PIPELINES_TEST_ARTIFACTS`` overrides it).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import date, datetime
+from pathlib import Path
+
+import psycopg
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from devservices.airflow_cluster import ADMIN_USER, AirflowApi
+from devservices.environment import PROJECT_ROOT
+from devservices.postgres import LocalPostgres, free_port
+from tests.test_end_to_end import api_connection, smtp_connection, warehouse_connection
+
+pytestmark = pytest.mark.timeout(900)
+
+DAG_ID = "learning_platform_etl"
+CHOSEN_DATE = date(2026, 11, 10)
+BACKFILL_FROM, BACKFILL_TO = date(2026, 11, 1), date(2026, 11, 3)
+ADMIN_PASSWORD = "ui-test-password"
+DB_PASSWORD = "ui-test-db-password"
+ARTIFACTS = (
+    Path(os.environ.get("PIPELINES_TEST_ARTIFACTS", PROJECT_ROOT / ".local" / "test-artifacts")) / "ui"
+)
+# Chromium as root in a sandbox-less container, and no calls home (the network is closed).
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+RUN_TIMEOUT_S = 300
+
+
+class Deployment:
+    def __init__(self, url: str, db_port: int, api: AirflowApi) -> None:
+        self.url = url
+        self.db_port = db_port
+        self.api = api
+
+    def warehouse(self) -> psycopg.Connection:
+        return psycopg.connect(
+            host="127.0.0.1", port=self.db_port, user="postgres", password=DB_PASSWORD, dbname="warehouse"
+        )
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    """``make airflow`` in a process of its own, stopped with SIGTERM as a supervisor would."""
+    state = tmp_path_factory.mktemp("make_airflow")
+    ui_port, db_port, api_port, smtp_port = free_port(), free_port(), free_port(), free_port()
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("AIRFLOW", "START_LOCAL"))}
+    env.update(
+        {
+            "PIPELINES_LOCAL_DIR": str(state),
+            "AIRFLOW_HOME": str(state / "airflow"),
+            "AIRFLOW_CONN_LEARNING_PLATFORM_DB": warehouse_connection(db_port, "warehouse", DB_PASSWORD),
+            "AIRFLOW_CONN_LEARNING_PLATFORM_API": api_connection(
+                f"http://127.0.0.1:{api_port}", "ui-client", "ui-key"
+            ),
+            "AIRFLOW_CONN_SMTP_DEFAULT": smtp_connection(smtp_port),
+            "AIRFLOW_VAR_LEARNING_PLATFORM_REPORT": json.dumps({"recipients": ["analysts@ui.test"]}),
+            "AIRFLOW_VAR_ALERT_RECIPIENTS": "oncall@ui.test",
+            "SIMULATOR_RECORDS_PER_DAY": "2000",
+            "LOCAL_AIRFLOW_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        }
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "devservices.local_airflow",
+        "--port",
+        str(ui_port),
+        "--worker-log-port",
+        str(free_port()),
+        "--triggerer-log-port",
+        str(free_port()),
+    ]
+    with (state / "make_airflow.log").open("wb") as out:
+        process = subprocess.Popen(
+            command, env=env, cwd=PROJECT_ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    url = f"http://127.0.0.1:{ui_port}"
+    try:
+        api = AirflowApi(url, ADMIN_USER, ADMIN_PASSWORD)
+        _wait_for(lambda: process.poll() is not None or _ready(api), timeout_s=240, what="make airflow")
+        assert process.poll() is None, (state / "make_airflow.log").read_text()[-3000:]
+        yield Deployment(url, db_port, api)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            exit_code = process.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            raise
+        finally:
+            LocalPostgres(state_dir=state / "postgres", port=db_port).destroy()
+    assert exit_code == 0, (state / "make_airflow.log").read_text()[-3000:]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Browser, deployment: Deployment) -> Iterator[Page]:
+    """A fresh browser session, logged in through the login form."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    page.goto(deployment.url)
+    page.get_by_label("Username").fill(ADMIN_USER)
+    page.get_by_label("Password").fill(ADMIN_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("link", name="Dags")).to_be_visible()
+    yield page
+    context.close()
+
+
+def test_the_ui_asks_for_a_login(browser: Browser, deployment: Deployment) -> None:
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(f"{deployment.url}/dags/{DAG_ID}")
+    page.get_by_label("Password").fill("not-the-password")
+    page.get_by_label("Username").fill(ADMIN_USER)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_text(re.compile("invalid", re.IGNORECASE))).to_be_visible()
+    screenshot(page, "login-refused")
+    context.close()
+
+
+def test_a_chosen_past_date_triggered_from_the_form_lands_in_the_warehouse(
+    page: Page, deployment: Deployment
+) -> None:
+    run = trigger_from_form(page, deployment, CHOSEN_DATE)
+
+    assert run["conf"]["date"] == CHOSEN_DATE.isoformat()
+    assert deployment.api.wait_for_run(DAG_ID, run["dag_run_id"], timeout_s=RUN_TIMEOUT_S) == "success"
+    page.goto(f"{deployment.url}/dags/{DAG_ID}/runs/{run['dag_run_id']}")
+    expect(page.get_by_test_id("state-badge").first).to_have_text("Success")
+    screenshot(page, "run-succeeded")
+    with deployment.warehouse() as conn:
+        assert day_rows(conn, CHOSEN_DATE)[0] > 0
+        assert stats_dates(conn) >= {CHOSEN_DATE}
+
+
+def test_triggering_the_same_date_again_leaves_the_same_rows(page: Page, deployment: Deployment) -> None:
+    with deployment.warehouse() as conn:
+        before = day_rows(conn, CHOSEN_DATE)
+    run = trigger_from_form(page, deployment, CHOSEN_DATE)
+    assert deployment.api.wait_for_run(DAG_ID, run["dag_run_id"], timeout_s=RUN_TIMEOUT_S) == "success"
+    with deployment.warehouse() as conn:
+        assert day_rows(conn, CHOSEN_DATE) == before
+
+
+def test_a_backfill_from_the_ui_fills_every_date_of_the_range_one_run_at_a_time(
+    page: Page, deployment: Deployment
+) -> None:
+    page.goto(f"{deployment.url}/dags/{DAG_ID}")
+    page.get_by_role("button", name="Trigger Dag").first.click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_text("Backfill", exact=True).click()
+    pickers = page.get_by_test_id("datetime-input")
+    for picker, day in ((pickers.nth(0), BACKFILL_FROM), (pickers.nth(1), BACKFILL_TO)):
+        picker.click()
+        page.get_by_placeholder("YYYY/MM/DD").fill(day.strftime("%Y/%m/%d"))
+        page.get_by_placeholder("HH:mm").fill("00:00")
+        page.keyboard.press("Escape")
+    preview = dialog.get_by_text(re.compile(r"\d+ runs? will be triggered"))
+    expect(preview).to_be_visible()
+    planned = int(re.match(r"\d+", preview.inner_text()).group())
+    screenshot(page, "backfill-form")
+    with page.expect_response(lambda r: r.url.endswith("/backfills") and r.request.method == "POST") as made:
+        dialog.get_by_role("button", name="Run Backfill").click()
+    assert made.value.ok, made.value.text()
+
+    runs = wait_for_backfill_runs(deployment.api, planned)
+    assert {run["state"] for run in runs} == {"success"}
+    days = {datetime.fromisoformat(run["data_interval_start"]).date() for run in runs}
+    assert len(days) == planned
+    assert BACKFILL_FROM <= min(days) <= max(days) <= BACKFILL_TO
+    # The form's max active runs (1 by default) held: no two backfill runs overlapped.
+    spans = sorted((run["start_date"], run["end_date"]) for run in runs)
+    assert all(previous_end <= start for (_, previous_end), (start, _) in itertools.pairwise(spans))
+    with deployment.warehouse() as conn:
+        assert stats_dates(conn) >= days
+        for day in days:
+            assert day_rows(conn, day)[0] > 0
+    page.goto(f"{deployment.url}/dags/{DAG_ID}/runs")
+    expect(page.get_by_test_id("state-badge").first).to_be_visible()
+    screenshot(page, "runs-after-backfill")
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def trigger_from_form(page: Page, deployment: Deployment, day: date) -> dict:
+    """Fill the trigger form's date Param with ``day``, submit; the run the UI created."""
+    page.goto(f"{deployment.url}/dags/{DAG_ID}")
+    page.get_by_role("button", name="Trigger Dag").first.click()
+    dialog = page.get_by_role("dialog")
+    # The Param's label is not linked to its input, so the input is found by its name.
+    dialog.locator("input[name='element_date']").fill(day.isoformat())
+    screenshot(page, f"trigger-form-{day}")
+    with page.expect_response(lambda r: r.url.endswith("/dagRuns") and r.request.method == "POST") as created:
+        dialog.get_by_test_id("trigger-dag-submit").click()
+    assert created.value.ok, created.value.text()
+    return created.value.json()
+
+
+def wait_for_backfill_runs(api: AirflowApi, planned: int) -> list[dict]:
+    """The runs of the (only) backfill, once all ``planned`` of them have finished."""
+
+    def finished() -> list[dict] | None:
+        runs = [run for run in api.dag_runs(DAG_ID) if run["run_type"] == "backfill"]
+        if len(runs) == planned and all(run["state"] in {"success", "failed"} for run in runs):
+            return runs
+        return None
+
+    return _wait_for(finished, timeout_s=RUN_TIMEOUT_S * planned, what="the backfill")
+
+
+def day_rows(conn: psycopg.Connection, day: date) -> tuple[int, str, int]:
+    """How many attempts the day holds, a digest of their natural keys, and its quarantine."""
+    attempts, digest = conn.execute(
+        "SELECT count(*), md5(coalesce(string_agg(source_window_start || '/' || source_position, ',' "
+        "ORDER BY source_window_start, source_position), '')) "
+        "FROM learning_platform.attempts WHERE created_at >= %s AND created_at < %s + 1",
+        (day, day),
+    ).fetchone()
+    quarantined = conn.execute(
+        "SELECT count(*) FROM learning_platform.quarantined_attempts "
+        "WHERE source_window_start >= %s AND source_window_start < %s + 1",
+        (day, day),
+    ).fetchone()[0]
+    return attempts, digest, quarantined
+
+
+def stats_dates(conn: psycopg.Connection) -> set[date]:
+    return {row[0] for row in conn.execute("SELECT stats_date FROM learning_platform.daily_stats")}
+
+
+def screenshot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=ARTIFACTS / f"{name}.png", full_page=True)
+
+
+def _ready(api: AirflowApi) -> bool:
+    try:
+        return api.healthy() and api.dag_is_parsed(DAG_ID)
+    except Exception:
+        return False
+
+
+def _wait_for(condition, *, timeout_s: float, what: str):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        time.sleep(2)
+    raise TimeoutError(f"{what}: not done in {timeout_s:.0f} s")
