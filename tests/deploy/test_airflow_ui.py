@@ -34,6 +34,7 @@ from tests.test_end_to_end import api_connection, smtp_connection, warehouse_con
 pytestmark = pytest.mark.timeout(900)
 
 DAG_ID = "learning_platform_etl"
+MAINTENANCE_DAG_ID = "airflow_maintenance"
 CHOSEN_DATE = date(2026, 11, 10)
 BACKFILL_FROM, BACKFILL_TO = date(2026, 11, 1), date(2026, 11, 3)
 ADMIN_PASSWORD = "ui-test-password"
@@ -187,11 +188,15 @@ def test_a_backfill_from_the_ui_fills_every_date_of_the_range_one_run_at_a_time(
     dialog = page.get_by_role("dialog")
     dialog.get_by_text("Backfill", exact=True).click()
     pickers = page.get_by_test_id("datetime-input")
-    for picker, day in ((pickers.nth(0), BACKFILL_FROM), (pickers.nth(1), BACKFILL_TO)):
+    for picker, day, label in ((pickers.nth(0), BACKFILL_FROM, "From"), (pickers.nth(1), BACKFILL_TO, "To")):
+        # Each picker opens a popover outside the dialog, with a date and a time box.
         picker.click()
-        page.get_by_placeholder("YYYY/MM/DD").fill(day.strftime("%Y/%m/%d"))
-        page.get_by_placeholder("HH:mm").fill("00:00")
+        date_box = page.get_by_role("textbox", name=label)
+        date_box.fill(day.strftime("%Y/%m/%d"))
+        page.get_by_placeholder("HH:mm").filter(visible=True).fill("00:00")
         page.keyboard.press("Escape")
+        # Closed before the next one opens: two open popovers would each offer a time box.
+        expect(date_box).to_be_hidden()
     preview = dialog.get_by_text(re.compile(r"\d+ runs? will be triggered"))
     expect(preview).to_be_visible()
     planned = int(re.match(r"\d+", preview.inner_text()).group())
@@ -215,6 +220,24 @@ def test_a_backfill_from_the_ui_fills_every_date_of_the_range_one_run_at_a_time(
     page.goto(f"{deployment.url}/dags/{DAG_ID}/runs")
     expect(page.get_by_test_id("state-badge").first).to_be_visible()
     screenshot(page, "runs-after-backfill")
+
+
+def test_the_maintenance_dag_cleans_metadata_from_a_real_worker(deployment: Deployment) -> None:
+    """The scheduler runs airflow_maintenance's latest interval at start-up. Under a real
+    executor its tasks have no metadata database of their own (Airflow 3 blocks it), so this
+    proves ``clean_metadata`` reaches it through the airflow_metadata_db connection."""
+
+    def finished() -> list[dict] | None:
+        runs = deployment.api.dag_runs(MAINTENANCE_DAG_ID)
+        return runs if runs and all(run["state"] in {"success", "failed"} for run in runs) else None
+
+    runs = _wait_for(finished, timeout_s=RUN_TIMEOUT_S, what=MAINTENANCE_DAG_ID)
+    for run in runs:
+        states = {
+            ti["task_id"]: ti["state"]
+            for ti in deployment.api.task_instances(MAINTENANCE_DAG_ID, run["dag_run_id"])
+        }
+        assert states == {"delete_old_logs": "success", "clean_metadata": "success"}
 
 
 # --- helpers ----------------------------------------------------------------------------------
