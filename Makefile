@@ -5,7 +5,7 @@ VENV_PYTHON := .venv/bin/python
 # UTC day for `make run`; default: yesterday.
 DATE ?= $(shell date -u -d yesterday +%F)
 
-.PHONY: help setup run airflow test lint format lock simulator bench
+.PHONY: help setup run airflow test reliability lint format lock simulator bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -23,6 +23,10 @@ airflow: setup ## Airflow with its UI on http://127.0.0.1:8080 (admin/admin) and
 test: setup lint ## run the whole test suite (starts and stops its own services)
 	@scripts/install_test_tools.sh
 	$(VENV_PYTHON) -m pytest
+
+reliability: setup ## run the fault-injection tests and rewrite docs/RELIABILITY.md from their output
+	$(VENV_PYTHON) -m pytest tests/reliability -q
+	$(VENV_PYTHON) -m tests.reliability.report
 
 simulator: setup ## serve the API simulator on 127.0.0.1:8765 in the foreground (Ctrl-C stops it)
 	$(VENV_PYTHON) -m devservices.simulator --host 127.0.0.1 --port 8765

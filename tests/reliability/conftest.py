@@ -1,0 +1,121 @@
+"""Fixtures of the fault table: a PostgreSQL cluster the tests may stop, configured runs, the table.
+
+Every fault test adds its row to ``fault_table``; at the end of the session the rows are
+written to ``<artifacts>/reliability/faults.json``, from which ``python -m
+tests.reliability.report`` writes docs/RELIABILITY.md (``make reliability`` does both).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from devservices.environment import PROJECT_ROOT
+from devservices.postgres import LocalPostgres, free_port
+from devservices.simulator import SimulatorServer
+from devservices.smtp_sink import SmtpSink
+from include.learning_platform.warehouse import migrate_schema
+from tests.conftest import CLIENT, CLIENT_KEY
+from tests.reliability.harness import DayRun, DayState
+from tests.test_end_to_end import api_connection, smtp_connection
+
+ARTIFACTS = Path(os.environ.get("PIPELINES_TEST_ARTIFACTS", PROJECT_ROOT / ".local/test-artifacts"))
+TABLE_FILE = ARTIFACTS / "reliability" / "faults.json"
+RECORDS_PER_DAY = 2000
+DB_PASSWORD = "reliability-password"
+
+
+@pytest.fixture(scope="session")
+def fault_table() -> Iterator[list[dict[str, Any]]]:
+    rows: list[dict[str, Any]] = []
+    yield rows
+    if rows:
+        TABLE_FILE.parent.mkdir(parents=True, exist_ok=True)
+        TABLE_FILE.write_text(json.dumps(rows, indent=2, default=str) + "\n")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPostgres]:
+    """A cluster of the module's own, so that stopping it disturbs no other test."""
+    server = LocalPostgres(
+        state_dir=tmp_path_factory.mktemp("reliability_pg"), port=free_port(), password=DB_PASSWORD
+    )
+    server.start()
+    yield server
+    server.destroy()
+
+
+class Deployment:
+    """The connections and Variables of one test's runs, and readers of what they left."""
+
+    def __init__(self, cluster: LocalPostgres, database: str, outbox: Path, smtp_port: int) -> None:
+        self.cluster = cluster
+        self.database = database
+        self.outbox = outbox
+        self.smtp_port = smtp_port
+
+    @property
+    def conninfo(self) -> str:
+        return self.cluster.conninfo(self.database)
+
+    def run(self, day: date, **options: Any) -> DayRun:
+        return DayRun(day, **options).run()
+
+    def state(self, day: date, *, sheet_rows: int | None = None) -> DayState:
+        return DayState.read(self.conninfo, day, outbox=self.outbox, sheet_rows=sheet_rows)
+
+
+@pytest.fixture
+def simulator(simulator_server: SimulatorServer) -> Iterator[SimulatorServer]:
+    simulator_server.reset()
+    simulator_server.configure(records_per_day=RECORDS_PER_DAY)
+    yield simulator_server
+    simulator_server.reset()
+
+
+@pytest.fixture
+def deployment(
+    airflow_home: Path,
+    cluster: LocalPostgres,
+    simulator: SimulatorServer,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> Iterator[Deployment]:
+    """A fresh warehouse database and outbox; connections as a deployment's environment gives them.
+
+    The SMTP sink is not started here: ``with smtp(deployment)`` does, so a test can keep the
+    server down.
+    """
+    database = "w_" + str(abs(hash(request.node.nodeid)))[:12]
+    cluster.drop_database(database)
+    cluster.create_database(database)
+    with psycopg.connect(cluster.conninfo(database)) as conn:
+        migrate_schema(conn)
+    smtp_port = free_port()
+    connection = {"conn_type": "postgres", "host": "127.0.0.1", "port": cluster.port}
+    connection |= {"schema": database, "login": "postgres", "password": DB_PASSWORD}
+    monkeypatch.setenv("AIRFLOW_CONN_LEARNING_PLATFORM_DB", json.dumps(connection))
+    # Short timeouts: a stalled answer must trip the client within the test's patience.
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_LEARNING_PLATFORM_API",
+        api_connection(simulator.base_url, CLIENT, CLIENT_KEY, read_timeout=2, retry_attempts=4),
+    )
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", smtp_connection(smtp_port))
+    report = {"recipients": ["analysts@reliability.test"], "local_dir": str(tmp_path / "reports")}
+    monkeypatch.setenv("AIRFLOW_VAR_LEARNING_PLATFORM_REPORT", json.dumps(report))
+    monkeypatch.setenv("AIRFLOW_VAR_ALERT_RECIPIENTS", "oncall@reliability.test")
+    monkeypatch.delenv("AIRFLOW_CONN_LEARNING_PLATFORM_SHEETS", raising=False)
+    yield Deployment(cluster, database, tmp_path / "outbox", smtp_port)
+    cluster.drop_database(database)
+
+
+def smtp(deployment: Deployment) -> SmtpSink:
+    return SmtpSink(deployment.outbox, host="127.0.0.1", port=deployment.smtp_port)
