@@ -76,6 +76,16 @@ def array_elements(chunks: Iterable[bytes]) -> Iterator[str]:
                     raise MalformedJSON(f"invalid JSON in the array: {error.msg}") from None
                 needed = 2 * (len(buffer) - position) + 1
                 continue
+            except (ValueError, RecursionError):
+                # Beyond the decoder's limits, not JSON's: a number of more than 4,300 digits, or
+                # arrays nested a thousand deep. One such record must not block the whole body:
+                # its text is passed on by its structure, and whoever decodes it rejects it.
+                end = _structural_end(buffer, position)
+                if end is None:
+                    if ended:
+                        raise MalformedJSON("the body ended inside an array element") from None
+                    needed = 2 * (len(buffer) - position) + 1
+                    continue
             if end == len(buffer) or buffer[end] not in _AFTER_ELEMENT:
                 # A number may go on in the next chunk ("12" then "3", "0" then ".5"): an element
                 # counts only once what follows it is whitespace, a comma or the closing bracket.
@@ -90,6 +100,50 @@ def array_elements(chunks: Iterable[bytes]) -> Iterator[str]:
 
 # Where the parser stands: before "[", after "[", after ",", after an element, after "]".
 _OPEN, _FIRST, _VALUE, _SEPARATOR, _DONE = range(5)
+
+
+def _structural_end(text: str, start: int) -> int | None:
+    """Where the JSON value at ``start`` ends, from its brackets and strings alone (no decoding,
+    no recursion); ``None`` while ``text`` ends before the value does."""
+    if text[start] not in "[{":
+        if text[start] == '"':
+            end = _string_end(text, start)
+            return None if end is None else end
+        position = start
+        while position < len(text) and text[position] not in _AFTER_ELEMENT:
+            position += 1
+        return position
+    depth, position = 0, start
+    while position < len(text):
+        char = text[position]
+        if char == '"':
+            end = _string_end(text, position)
+            if end is None:
+                return None
+            position = end
+            continue
+        if char in "[{":
+            depth += 1
+        elif char in "]}":
+            depth -= 1
+            if depth == 0:
+                return position + 1
+        position += 1
+    return None
+
+
+def _string_end(text: str, start: int) -> int | None:
+    """The position after the JSON string opening at ``start``; ``None`` if it is not closed yet."""
+    position = start + 1
+    while position < len(text):
+        char = text[position]
+        if char == "\\":
+            position += 2
+        elif char == '"':
+            return position + 1
+        else:
+            position += 1
+    return None
 
 
 def _skip_whitespace(text: str, position: int) -> int:

@@ -71,3 +71,26 @@ def test_a_long_element_is_not_rescanned_for_every_chunk() -> None:
     element = json.dumps("x" * 200_000)
     body = ("[" + element + "]").encode()
     assert list(array_elements(chunked(body, 100))) == [element]
+
+
+@pytest.mark.parametrize(
+    "element",
+    [
+        "7" * 5000,
+        '{"n": ' + "9" * 5000 + ', "s": "]}\\"["}',
+        "[" * 3000 + '"]"' + "]" * 3000,
+    ],
+)
+def test_an_element_beyond_the_decoders_limits_is_split_by_its_structure(element: str) -> None:
+    body = f"[1, {element}, 2]".encode()
+    chunks = [body[start : start + 64] for start in range(0, len(body), 64)]
+
+    assert list(array_elements(chunks)) == ["1", element, "2"]
+
+
+@pytest.mark.parametrize(
+    "body", [b"[1, " + b"[" * 3000, b'[1, {"n": ' + b"9" * 5000, b'[{"s": "' + b"[" * 3000]
+)
+def test_a_body_cut_inside_such_an_element_is_malformed(body: bytes) -> None:
+    with pytest.raises(MalformedJSON):
+        list(array_elements([body]))
