@@ -43,7 +43,7 @@ _TARGET_COLUMNS = sql.SQL(
 )
 _DAY_ROWS = sql.SQL(
     "SELECT {columns} FROM learning_platform.attempts "
-    "WHERE created_at >= {start} AND created_at < {end} ORDER BY attempt_id"
+    "WHERE created_at >= {start} AND created_at < {end} ORDER BY source_window_start, source_position"
 )
 
 

@@ -74,7 +74,6 @@ PUBLISHED_TABLES = {
 }
 # Which run wrote a row and when, not what it holds: these differ between any two runs.
 RUN_SPECIFIC_COLUMNS = {
-    "attempt_id",
     "quarantine_id",
     "dag_run_id",
     "loaded_at",

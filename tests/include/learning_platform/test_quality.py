@@ -82,7 +82,7 @@ def test_a_duplicated_attempt_and_a_changed_warehouse_are_caught(simulator, api_
         " source_position, dag_run_id)"
         " SELECT user_id, oauth_consumer_key, lis_result_sourcedid, lis_outcome_service_url, is_correct,"
         " attempt_type, created_at, defects, source_window_start, source_position + 1000000, 'intruder'"
-        " FROM learning_platform.attempts ORDER BY attempt_id LIMIT 1"
+        " FROM learning_platform.attempts ORDER BY source_window_start, source_position LIMIT 1"
     )
 
     checks = {
