@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import ast
+import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from include.learning_platform.passback import (
     MAX_PASSBACK_CHARS,
     PassbackParseError,
+    _parse_simple_dict,
     parse_passback_params,
 )
 
@@ -83,3 +87,32 @@ def test_deep_nesting_is_refused_not_crashing() -> None:
 def test_oversized_values_are_refused_before_parsing() -> None:
     with pytest.raises(PassbackParseError, match="longer than"):
         parse_passback_params("{'a': '" + "x" * MAX_PASSBACK_CHARS + "'}")
+
+
+# The plain-strings grammar as the regular expression that first defined it: the fast path must
+# accept exactly these strings, and read the same dict from them.
+_PLAIN = r"'[^'\\\n]*'"
+_PLAIN_DICT = re.compile(rf"\{{\s*(?:{_PLAIN}\s*:\s*{_PLAIN}\s*(?:,\s*{_PLAIN}\s*:\s*{_PLAIN}\s*)*,?\s*)?\}}")
+_PLAIN_PAIR = re.compile(r"'([^'\\\n]*)'\s*:\s*'([^'\\\n]*)'")
+
+# Dict-shaped text, pieced together from the characters that matter to the grammar.
+_pieces = st.sampled_from(["{", "}", "'", ":", ",", " ", "\n", "\t", "\\", '"', "\xa0", "\r", "a", "é", "u"])
+_plain_strings = st.text(alphabet=st.characters(blacklist_characters="'\\\n"), max_size=8).map(repr)
+_plain_dicts = st.lists(st.tuples(_plain_strings, _plain_strings), max_size=4).map(
+    lambda pairs: "{" + ", ".join(f"{key}: {value}" for key, value in pairs) + "}"
+)
+
+
+@settings(max_examples=3000)
+@given(st.lists(_pieces, max_size=24).map("".join) | _plain_dicts)
+def test_the_fast_path_reads_exactly_the_plain_dicts_of_the_grammar(text: str) -> None:
+    expected = dict(_PLAIN_PAIR.findall(text)) if _PLAIN_DICT.fullmatch(text.strip()) else None
+
+    assert _parse_simple_dict(text.strip()) == expected
+
+
+@settings(max_examples=500)
+@given(_plain_dicts)
+def test_plain_dicts_parse_to_what_python_would_read(text: str) -> None:
+    if _PLAIN_DICT.fullmatch(text):  # repr() may have chosen double quotes or escapes
+        assert parse_passback_params(text) == ast.literal_eval(text)
