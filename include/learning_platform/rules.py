@@ -36,6 +36,8 @@ _CREATED_AT = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(?:\.\d{1,6})?")
 class Reason(StrEnum):
     """Why a record was rejected (stored in ``quarantined_attempts.reasons``)."""
 
+    # Valid JSON that the decoder cannot read: a number over 4,300 digits, nesting ~1,000 deep.
+    UNREADABLE_JSON = "unreadable_json"
     NOT_AN_OBJECT = "not_an_object"
     USER_ID_MISSING = "user_id_missing"
     USER_ID_NOT_STRING = "user_id_not_string"

@@ -139,6 +139,7 @@ ENGLISH = Texts(
     "straight from the warehouse.",
     reasons_may_overlap="A record with several defects counts under each of its reasons.",
     reasons={
+        "unreadable_json": "JSON too large or too deeply nested to read",
         "not_an_object": "Not a JSON object",
         "user_id_missing": "User id missing",
         "user_id_not_string": "User id not a string",
@@ -212,6 +213,7 @@ RUSSIAN = Texts(
     "непосредственно из хранилища.",
     reasons_may_overlap="Запись с несколькими дефектами учтена по каждой своей причине.",
     reasons={
+        "unreadable_json": "JSON слишком большой или слишком глубоко вложенный для чтения",
         "not_an_object": "Не JSON-объект",
         "user_id_missing": "Нет идентификатора пользователя",
         "user_id_not_string": "Идентификатор пользователя не строка",

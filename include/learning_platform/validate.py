@@ -21,7 +21,7 @@ import msgspec
 import psycopg
 
 from include.common.intervals import Interval
-from include.learning_platform.rules import Attempt, validate_record
+from include.learning_platform.rules import Attempt, Reason, Rejection, validate_record
 from include.learning_platform.warehouse import interval_params, lock_day, sql
 
 log = logging.getLogger(__name__)
@@ -94,7 +94,13 @@ def _stage_batch(writer: psycopg.Cursor, batch: list[tuple], result: ValidateRes
     attempts: list[tuple] = []
     rejections: list[tuple] = []
     for window_start, window_end, position, record_json in batch:
-        verdict = validate_record(decode_record(record_json), window_start, window_end)
+        try:
+            record = decode_record(record_json)
+        except (ValueError, RecursionError):
+            # Landed verbatim by extract (see include.common.json_stream); kept, with its reason.
+            verdict: Attempt | Rejection = Rejection((Reason.UNREADABLE_JSON,))
+        else:
+            verdict = validate_record(record, window_start, window_end)
         if isinstance(verdict, Attempt):
             attempts.append(
                 (

@@ -69,3 +69,26 @@ def test_hostile_records_are_stored_or_quarantined_never_run(warehouse) -> None:
     ]
     kept = {json.dumps(json.loads(record)) for record, _, _, _ in quarantine(warehouse)}
     assert kept == {json.dumps(r) for r in records[5:]}
+
+
+def test_json_beyond_the_decoders_limits_is_quarantined_verbatim_with_its_reason(warehouse) -> None:
+    """What extract lands whole although Python cannot decode it (see json_stream)."""
+    interval = Interval(DAY.start, DAY.start + timedelta(hours=1))
+    unreadable = [
+        '{"lti_user_id": ' + "9" * 5000 + "}",
+        "[" * 5000 + "]" * 5000,
+        '{"attempt_type": "run", "x": ' + "[" * 3000 + "]" * 3000 + "}",
+    ]
+    readable = json.dumps({"lti_user_id": USER, "attempt_type": "run", "created_at": "2026-11-22 00:00:01"})
+    with warehouse.cursor() as cursor, cursor.copy(sql("copy_raw")) as copy:
+        for position, text in enumerate([readable, *unreadable]):
+            copy.write_row((interval.start, interval.end, position, text, "hostile"))
+    warehouse.commit()
+
+    checked = validate_interval(warehouse, interval)
+    result = load_interval(warehouse, interval, dag_run_id="hostile")
+
+    assert checked.reasons["unreadable_json"] == len(unreadable)
+    assert (result.fetched, result.loaded, result.quarantined) == (4, 1, 3)
+    kept = {(record, tuple(reasons)) for record, reasons, _, _ in quarantine(warehouse)}
+    assert kept == {(text, ("unreadable_json",)) for text in unreadable}
