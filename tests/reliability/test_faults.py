@@ -24,6 +24,7 @@ from typing import Any
 import psycopg
 import pytest
 import responses
+from psycopg import sql
 
 from devservices.environment import PROJECT_ROOT
 from devservices.simulator import SimulatorServer
@@ -199,8 +200,8 @@ def test_postgres_stopped_mid_task_then_started_again(
     expected = clean(DAY)
     restarted = threading.Event()
 
-    def stop_server_under_the_task() -> None:
-        with holding_lock(deployment.conninfo, table):
+    def stop_server_under_the_task(lock: holding_lock) -> None:
+        with lock:
             wait_until_blocked(deployment.conninfo)
             deployment.cluster.stop(force=True)
         deployment.cluster.start()
@@ -208,7 +209,9 @@ def test_postgres_stopped_mid_task_then_started_again(
 
     def before_try(task: str, try_number: int) -> None:
         if task == task_id and try_number == 1:
-            threading.Thread(target=stop_server_under_the_task, daemon=True).start()
+            # Taken before the try starts, so the task surely waits on it mid-transaction.
+            lock = holding_lock(deployment.conninfo, table).acquire()
+            threading.Thread(target=stop_server_under_the_task, args=(lock,), daemon=True).start()
         elif task == task_id:
             assert restarted.wait(60), "the server did not come back"
 
@@ -380,8 +383,14 @@ class holding_lock:
         self._conn = psycopg.connect(conninfo)
         self._table = table
 
+    def acquire(self) -> holding_lock:
+        statement = sql.SQL("LOCK TABLE learning_platform.{} IN ACCESS EXCLUSIVE MODE")
+        self._conn.execute(statement.format(sql.Identifier(self._table)))
+        return self
+
     def __enter__(self) -> holding_lock:
-        self._conn.execute(f"LOCK TABLE learning_platform.{self._table} IN ACCESS EXCLUSIVE MODE")
+        if not self._conn.info.transaction_status:  # not acquired yet
+            self.acquire()
         return self
 
     def __exit__(self, *exc: object) -> None:
