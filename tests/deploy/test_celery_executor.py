@@ -38,22 +38,13 @@ from devservices.redis_server import LocalRedis
 from devservices.simulator import SimulatorConfig, SimulatorServer
 from devservices.smtp_sink import SmtpSink
 from tests.conftest import CLIENT, CLIENT_KEY
+from tests.include.learning_platform.stages import DAG_TASKS
 from tests.test_end_to_end import api_connection, received, smtp_connection, warehouse_connection
 
 pytestmark = pytest.mark.timeout(900)
 log = logging.getLogger(__name__)
 
 DAG_ID = "learning_platform_etl"
-TASK_IDS = {
-    "migrate_schema",
-    "extract",
-    "validate",
-    "load",
-    "compute_stats",
-    "check_quality",
-    "publish_report",
-    "send_email",
-}
 # Triggered together, so that work is there for both workers at the same time.
 DATES = ("2026-11-10", "2026-11-11")
 COMPARED_DATE = DATES[0]
@@ -233,7 +224,7 @@ def test_every_task_ran_through_celery_on_one_of_the_workers(
     worker_logs = [airflow.log_file(f"celery-worker-{index + 1}").read_text() for index in range(WORKERS)]
     ran_on: Counter[str] = Counter()
     for date, tis in task_instances.items():
-        assert {ti["task_id"] for ti in tis} == TASK_IDS
+        assert {ti["task_id"] for ti in tis} == set(DAG_TASKS)
         for ti in tis:
             where = f"{date} {ti['task_id']}"
             assert ti["state"] == "success", where

@@ -22,18 +22,8 @@ import psycopg
 from airflow.sdk.exceptions import AirflowFailException
 
 from include.learning_platform import tasks
-from tests.include.learning_platform.stages import ATTEMPT_COLUMNS
+from tests.include.learning_platform.stages import ATTEMPT_COLUMNS, DAG_TASKS
 
-TASKS = (
-    "migrate_schema",
-    "extract",
-    "validate",
-    "load",
-    "compute_stats",
-    "check_quality",
-    "publish_report",
-    "send_email",
-)
 BODIES: dict[str, Callable[[dict[str, Any]], Any]] = {
     "migrate_schema": tasks.migrate,
     "extract": tasks.extract,
@@ -75,7 +65,7 @@ class DayRun:
     before_try: Callable[[str, int], None] = lambda task_id, try_number: None
 
     def run(self) -> DayRun:
-        for task_id in TASKS:
+        for task_id in DAG_TASKS:
             self.run_task(task_id)
             if self.states[task_id] != "success" and task_id not in RUN_AFTER_FAILURE:
                 break
@@ -112,7 +102,7 @@ class DayRun:
 
     @property
     def succeeded(self) -> bool:
-        return all(self.states.get(task_id) == "success" for task_id in TASKS)
+        return all(self.states.get(task_id) == "success" for task_id in DAG_TASKS)
 
     def behaviour(self) -> str:
         """What the run did, in a few words: the tries of each task that needed more than one."""

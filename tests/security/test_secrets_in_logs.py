@@ -44,7 +44,7 @@ from include.common.postgres import WarehouseUnavailable, connect, conninfo_from
 from include.learning_platform.api import LearningPlatformClient
 from include.learning_platform.extract import extract_interval
 from tests.fakes.google_sheets import service_account_info
-from tests.include.learning_platform.stages import DAY
+from tests.include.learning_platform.stages import DAG_TASKS, DAY
 from tests.test_end_to_end import api_connection, warehouse_connection
 
 pytestmark = pytest.mark.timeout(300)
@@ -52,16 +52,6 @@ pytestmark = pytest.mark.timeout(300)
 log = logging.getLogger(__name__)
 
 DATE = "2026-11-20"
-TASK_IDS = (
-    "migrate_schema",
-    "extract",
-    "validate",
-    "load",
-    "compute_stats",
-    "check_quality",
-    "publish_report",
-    "send_email",
-)
 # Distinctive per run, and with characters that URL and JSON encodings change.
 API_KEY = f"Api+Key/{secrets.token_hex(8)}"
 DB_PASSWORD = f"Wh-Pass@{secrets.token_hex(8)}"
@@ -317,7 +307,7 @@ def test_no_secret_in_any_file_the_run_wrote_nor_in_its_output(secret_run: Run) 
     # logs are its output, which the launcher keeps in dags-test-<date>.log.
     assert secret_run.dag_test_log in scan.files
     task_logs = secret_run.dag_test_log.read_text(errors="replace")
-    assert [task for task in TASK_IDS if f"[DAG TEST] end task task_id={task} " not in task_logs] == []
+    assert [task for task in DAG_TASKS if f"[DAG TEST] end task task_id={task} " not in task_logs] == []
     assert "Google refused the service account's key" in task_logs, "the failing task's error is not logged"
     names = {path.name for path in scan.files}
     assert {"simulator.log", "postgres.log", "airflow.db", "airflow.cfg"} <= names

@@ -12,6 +12,17 @@ from include.learning_platform.extract import extract_interval
 from include.learning_platform.load import LoadResult, load_interval
 from include.learning_platform.validate import validate_interval
 
+# The tasks of learning_platform_etl in the order they run.
+DAG_TASKS = (
+    "migrate_schema",
+    "extract",
+    "validate",
+    "load",
+    "compute_stats",
+    "check_quality",
+    "publish_report",
+    "send_email",
+)
 DAY = Interval.for_day(datetime(2026, 11, 22, tzinfo=UTC).date())
 HOUR = timedelta(hours=1)
 
