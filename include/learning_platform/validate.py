@@ -16,6 +16,7 @@ import json
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import msgspec
 import psycopg
@@ -94,13 +95,7 @@ def _stage_batch(writer: psycopg.Cursor, batch: list[tuple], result: ValidateRes
     attempts: list[tuple] = []
     rejections: list[tuple] = []
     for window_start, window_end, position, record_json in batch:
-        try:
-            record = decode_record(record_json)
-        except (ValueError, RecursionError):
-            # Landed verbatim by extract (see include.common.json_stream); kept, with its reason.
-            verdict: Attempt | Rejection = Rejection((Reason.UNREADABLE_JSON,))
-        else:
-            verdict = validate_record(record, window_start, window_end)
+        verdict = judge_landed_record(record_json, window_start, window_end)
         if isinstance(verdict, Attempt):
             attempts.append(
                 (
@@ -125,6 +120,16 @@ def _stage_batch(writer: psycopg.Cursor, batch: list[tuple], result: ValidateRes
     result.checked += len(batch)
     result.valid += len(attempts)
     result.rejected += len(rejections)
+
+
+def judge_landed_record(text: str, window_start: datetime, window_end: datetime) -> Attempt | Rejection:
+    """The verdict on one landed record's JSON text, fetched for ``[window_start, window_end)``."""
+    try:
+        record = decode_record(text)
+    except (ValueError, RecursionError):
+        # Landed verbatim by extract (see include.common.json_stream); kept, with its reason.
+        return Rejection((Reason.UNREADABLE_JSON,))
+    return validate_record(record, window_start, window_end)
 
 
 def decode_record(text: str) -> object:

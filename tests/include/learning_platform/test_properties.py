@@ -1,9 +1,9 @@
 """Properties of parsing and validation over a hostile feed, from the response body to the warehouse.
 
 ``test_rules_properties.py`` judges plain JSON values with ``validate_record`` and
-``test_json_stream.py`` round-trips array elements. Here records take the path a task gives them
-(JSON body → ``array_elements`` → ``json.loads`` → ``validate_record``) with what a hostile feed
-can hold: NUL and lone surrogates, huge numbers, NaN and its friends, Python code in
+``test_json_stream.py`` round-trips array elements. Here records take the path the tasks give
+them (JSON body → ``array_elements`` in extract → ``judge_landed_record`` in validate) with what
+a hostile feed can hold: NUL and lone surrogates, huge numbers, NaN and its friends, Python code in
 ``passback_params``. Three promises are checked:
 
 - parsing and judging a record never raises, whatever the record;
@@ -40,7 +40,7 @@ from include.common.json_stream import array_elements
 from include.learning_platform.load import load_interval
 from include.learning_platform.passback import PASSBACK_KEYS, PassbackParseError, parse_passback_params
 from include.learning_platform.rules import Attempt, Defect, Reason, Rejection, validate_record
-from include.learning_platform.validate import validate_interval
+from include.learning_platform.validate import judge_landed_record, validate_interval
 from include.learning_platform.warehouse import migrate_schema, sql
 from tests.include.learning_platform.stages import DAY
 
@@ -292,7 +292,7 @@ def response_body(records: list[object], *, ascii_only: bool) -> bytes:
 
 def judge(text: str, window: Interval) -> Attempt | Rejection:
     """What validate does to one landed record."""
-    return validate_record(json.loads(text), window.start, window.end)
+    return judge_landed_record(text, window.start, window.end)
 
 
 # --- (a) nothing raises, (b) nothing is evaluated ----------------------------------------------
