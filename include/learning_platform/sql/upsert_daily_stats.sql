@@ -1,16 +1,13 @@
--- The interval's figures from the published attempts and the load ledger, upserted by date.
--- Fails (no row) when no load has published the interval: see compute_stats.
-WITH attempts AS (
-    SELECT user_id, attempt_type, is_correct
-    FROM learning_platform.attempts
-    WHERE created_at >= %(start)s AND created_at < %(end)s
-), figures AS (
+-- The interval's figures from day_course_students (create_day_course_students.sql) and the load
+-- ledger, upserted by date. Fails (no row) when no load has published the interval: see
+-- compute_stats. A student active in two courses has a row in each: counted once here.
+WITH figures AS (
     SELECT
-        count(DISTINCT user_id)                                             AS unique_users,
-        count(*) FILTER (WHERE attempt_type = 'run')                        AS runs,
-        count(*) FILTER (WHERE attempt_type = 'submit')                     AS submits,
-        count(*) FILTER (WHERE attempt_type = 'submit' AND is_correct)      AS successful_submits
-    FROM attempts
+        count(DISTINCT user_id)                AS unique_users,
+        coalesce(sum(runs), 0)                 AS runs,
+        coalesce(sum(submits), 0)              AS submits,
+        coalesce(sum(successful_submits), 0)   AS successful_submits
+    FROM day_course_students
 )
 INSERT INTO learning_platform.daily_stats AS s (
     stats_date, interval_start, interval_end, fetched, loaded, quarantined, flagged,
