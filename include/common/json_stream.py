@@ -2,19 +2,35 @@
 
 A source that answers a whole window in one JSON array (no paging) would otherwise hold the
 window twice: the body, then the decoded records. ``array_elements`` splits the byte stream
-into each element's JSON text, checking it with the standard library's decoder; callers store
-that text verbatim (it is valid JSON) or decode it later.
+into each element's JSON text, checking that it is JSON; callers store that text verbatim or
+decode it later.
+
+Splitting is most of a day's extract, and element by element the Python loop costs more than
+the decoding. So each time a chunk arrives, the elements it completes are split at once by
+msgspec (three times faster): where the last of them ends is guessed (the last comma followed by
+the character the current element starts with, as an API's records look alike), and the guess
+is kept only if msgspec reads everything before it as array elements. A wrong guess, or JSON
+that msgspec refuses and the standard library reads (NaN, a lone surrogate escape, deep
+nesting), leaves the chunk to the loop, which splits it with the standard library's decoder.
+Both give the same texts: JSON has a single reading, and what msgspec accepts the loop accepts
+too (beyond the decoder's limits, by ``_structural_end``).
 """
 
 from __future__ import annotations
 
 import codecs
 import json
+import re
 from collections.abc import Iterable, Iterator
+
+import msgspec
 
 _WHITESPACE = " \t\n\r"
 _AFTER_ELEMENT = _WHITESPACE + ",]"
 _DECODER = json.JSONDecoder()
+_ELEMENTS = msgspec.json.Decoder(list[msgspec.Raw])
+# Matched where an element starts: group 2 is the last comma before the same first character.
+_GUESSED_SPLIT = re.compile(r"(?s)(.).*(,)[ \t\n\r]*\1")
 
 
 class MalformedJSON(ValueError):
@@ -34,7 +50,7 @@ def array_elements(chunks: Iterable[bytes]) -> Iterator[str]:
     utf8 = codecs.getincrementaldecoder("utf-8")()
     chunks = iter(chunks)
     buffer, position, ended = "", 0, False
-    state = _OPEN
+    state, new_data = _OPEN, False
     # Parse again only once the buffer has grown past this: a long element is not rescanned per chunk.
     needed = 1
     while True:
@@ -45,7 +61,7 @@ def array_elements(chunks: Iterable[bytes]) -> Iterator[str]:
                 text = utf8.decode(chunk or b"", final=ended)
             except UnicodeDecodeError as error:
                 raise MalformedJSON(f"the body is not UTF-8: {error.reason}") from None
-            buffer, position = buffer[position:] + text, 0
+            buffer, position, new_data = buffer[position:] + text, 0, True
             continue
         position = _skip_whitespace(buffer, position)
         if position == len(buffer):
@@ -68,7 +84,14 @@ def array_elements(chunks: Iterable[bytes]) -> Iterator[str]:
             state, position = (_VALUE if char == "," else _DONE), position + 1
         elif char == "]" and state == _FIRST:
             state, position = _DONE, position + 1
+        elif new_data and (split := _complete_elements(buffer, position)):
+            # The elements that the new data completes, at once (see the module's docstring).
+            texts, position = split
+            yield from texts
+            state, new_data, needed = _SEPARATOR, False, 1
         else:
+            # One guess per chunk: after a wrong one, the elements are split here one by one.
+            new_data = False
             try:
                 _, end = _DECODER.raw_decode(buffer, position)
             except json.JSONDecodeError as error:
@@ -100,6 +123,19 @@ def array_elements(chunks: Iterable[bytes]) -> Iterator[str]:
 
 # Where the parser stands: before "[", after "[", after ",", after an element, after "]".
 _OPEN, _FIRST, _VALUE, _SEPARATOR, _DONE = range(5)
+
+
+def _complete_elements(buffer: str, position: int) -> tuple[list[str], int] | None:
+    """The texts of the elements from ``position`` to a guessed comma between two of them, and
+    where that comma is; ``None`` if there is no such comma or msgspec refuses what precedes it."""
+    guess = _GUESSED_SPLIT.match(buffer, position)
+    if guess is None:
+        return None
+    try:
+        elements = _ELEMENTS.decode("[" + buffer[position : guess.start(2)] + "]")
+    except (msgspec.DecodeError, RecursionError):
+        return None
+    return [str(element, "utf-8") for element in elements], guess.start(2)
 
 
 def _structural_end(text: str, start: int) -> int | None:
