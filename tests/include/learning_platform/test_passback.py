@@ -11,9 +11,11 @@ from hypothesis import strategies as st
 
 from include.learning_platform.passback import (
     MAX_PASSBACK_CHARS,
+    PASSBACK_KEYS,
     PassbackParseError,
     _parse_simple_dict,
     parse_passback_params,
+    parse_usual_passback,
 )
 
 REAL_VALUE = (
@@ -116,3 +118,65 @@ def test_the_fast_path_reads_exactly_the_plain_dicts_of_the_grammar(text: str) -
 def test_plain_dicts_parse_to_what_python_would_read(text: str) -> None:
     if _PLAIN_DICT.fullmatch(text):  # repr() may have chosen double quotes or escapes
         assert parse_passback_params(text) == ast.literal_eval(text)
+
+
+# --- the shortcut for the platform's own spelling -------------------------------------------------
+
+PRINTABLE_PLAIN = "".join(chr(code) for code in range(0x20, 0x7F) if chr(code) not in "'\\")
+
+
+def usual_spelling(values: tuple[str, ...]) -> str:
+    return (
+        "{" + ", ".join(f"'{key}': '{value}'" for key, value in zip(PASSBACK_KEYS, values, strict=True)) + "}"
+    )
+
+
+def test_the_platforms_own_spelling_takes_the_shortcut() -> None:
+    assert parse_usual_passback(REAL_VALUE) == tuple(
+        ast.literal_eval(REAL_VALUE)[key] for key in PASSBACK_KEYS
+    )
+
+
+def test_the_shortcut_leaves_an_oversized_value_to_the_parser_which_refuses_it() -> None:
+    text = usual_spelling(("", "x" * MAX_PASSBACK_CHARS, ""))
+
+    assert parse_usual_passback(text) is None
+    with pytest.raises(PassbackParseError):
+        parse_passback_params(text)
+
+
+# Values from the characters that matter to either parser or to storage: printable ASCII takes
+# the shortcut, anything else (quotes, escapes, control characters, non-ASCII) must not.
+_value_texts = st.text(
+    st.sampled_from(
+        ["a", " ", "~", "{", "}", ":", ",", "'", '"', "\\", "\n", "\r", "\t", "\x00", "\x7f", "é", "\ud800"]
+    ),
+    max_size=6,
+)
+_usual_values = st.tuples(_value_texts, _value_texts, _value_texts)
+# Near misses of the usual spelling: one piece of text inserted anywhere, keys reordered.
+_near_usual = st.builds(
+    lambda text, index, piece: text[:index] + piece + text[index:],
+    _usual_values.map(usual_spelling),
+    st.integers(0, 200),
+    st.sampled_from(["", " ", "'", ",", "\\", "\n", "x", "}", "{"]),
+) | st.permutations(PASSBACK_KEYS).map(lambda keys: repr(dict.fromkeys(keys, "v")))
+
+
+@settings(max_examples=2000)
+@given(_usual_values)
+def test_the_shortcut_takes_exactly_the_usual_spelling_with_printable_plain_values(values: tuple) -> None:
+    plain = all(set(value) <= set(PRINTABLE_PLAIN) for value in values)
+
+    assert parse_usual_passback(usual_spelling(values)) == (values if plain else None)
+
+
+@settings(max_examples=2000)
+@given(_usual_values.map(usual_spelling) | _near_usual | st.text(max_size=200))
+def test_the_shortcut_reads_only_what_the_parser_reads_and_only_storable_values(text: str) -> None:
+    usual = parse_usual_passback(text)
+
+    if usual is not None:
+        assert parse_passback_params(text) == dict(zip(PASSBACK_KEYS, usual, strict=True))
+        # Storable as they are (no NUL, no surrogate), so nothing is left to check downstream.
+        assert all(set(value) <= set(PRINTABLE_PLAIN) for value in usual)

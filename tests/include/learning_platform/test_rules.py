@@ -158,3 +158,9 @@ def test_unstorable_passback_values_are_dropped_and_flagged() -> None:
 
 def test_extra_fields_are_ignored() -> None:
     assert isinstance(validate_record(record(extra={"anything": [1, 2]}), START, END), Attempt)
+
+
+def test_verdicts_are_immutable() -> None:
+    verdict = validate_record(record(), START, END)
+    with pytest.raises(AttributeError):
+        verdict.user_id = "someone else"

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from include.learning_platform.passback import PassbackParseError, parse_passback_params
-from include.learning_platform.rules import Attempt, Defect, Reason, Rejection, validate_record
+from include.learning_platform.rules import (
+    _CREATED_AT,
+    Attempt,
+    Defect,
+    Reason,
+    Rejection,
+    _utc_time,
+    validate_record,
+)
 
 START = datetime(2026, 11, 22, 9, tzinfo=UTC)
 END = START + timedelta(hours=1)
@@ -72,3 +81,38 @@ def test_the_passback_parser_only_ever_returns_a_dict_of_strings_or_refuses(text
 @given(st.dictionaries(st.text(max_size=20), st.text(max_size=40), max_size=5))
 def test_any_dict_of_strings_survives_its_python_repr(value: dict[str, str]) -> None:
     assert parse_passback_params(repr(value)) == value
+
+
+def _feed_time(moment: datetime, fraction_digits: int) -> str:
+    """``moment`` in the feed's format, with 0 to 6 digits of fraction (zero-padded years too)."""
+    text = (
+        f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d} "
+        f"{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}"
+    )
+    return text + f".{moment.microsecond:06d}"[: fraction_digits + 1] if fraction_digits else text
+
+
+# Real times in every spelling the pattern allows, and anything else it matches (month 13,
+# hour 24, digits of other scripts, which the pattern's \d lets through).
+created_at_texts = st.builds(_feed_time, st.datetimes(), st.integers(0, 6)) | st.from_regex(
+    _CREATED_AT, fullmatch=True
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(created_at_texts)
+def test_created_at_is_the_naive_time_fromisoformat_reads_taken_as_utc(text: str) -> None:
+    expected = _or_none(lambda: datetime.fromisoformat(text).replace(tzinfo=UTC))
+
+    read = _or_none(lambda: _utc_time(text))
+
+    assert read == expected
+    if read is not None:
+        assert read.utcoffset() == timedelta(0)
+
+
+def _or_none(read: Callable[[], datetime]) -> datetime | None:
+    try:
+        return read()
+    except ValueError:  # no such date or time
+        return None
