@@ -111,7 +111,7 @@ class LearningPlatformClient:
         )
 
     def _stream_once(self, window: Interval, land: Callable[[Iterator[str]], T]) -> T:
-        params = {**self._credentials, "start": _api_time(window.start), "end": _api_time(window.end)}
+        params = {**self._credentials, "start": api_time(window.start), "end": api_time(window.end)}
         try:
             with self._session.get(self._url, params=params, timeout=self._timeout, stream=True) as response:
                 self._check_status(response)
@@ -140,7 +140,7 @@ class LearningPlatformClient:
             raise LearningPlatformResponseError(f"unexpected HTTP {status} {response.reason}")
 
 
-def _api_time(moment: datetime) -> str:
+def api_time(moment: datetime) -> str:
     """The API's timestamp format: UTC, ``YYYY-MM-DD HH:MM:SS.ffffff``."""
     return moment.strftime("%Y-%m-%d %H:%M:%S.%f")
 

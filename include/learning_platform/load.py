@@ -2,7 +2,9 @@
 
 The warehouse (``attempts``), the quarantine and the batch ledger change together or not at
 all: a rerun of the same day leaves exactly the same rows, and a failure leaves the previous
-state. Loading refuses to publish a staging that does not account for every landed record.
+state. Loading publishes only validate's verdict on the interval's current landing, as the stage
+ledgers record them (``landing_batches``, ``staging_batches``), and checks that the staging
+tables still hold what validate staged.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ log = logging.getLogger(__name__)
 
 
 class StagingIncomplete(RuntimeError):
-    """The staging tables do not account for the landed records: validate has not run on them."""
+    """The staging is not validate's verdict on the interval's current landing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,13 +40,7 @@ def load_interval(conn: psycopg.Connection, interval: Interval, *, dag_run_id: s
     params = interval_params(interval, dag_run_id=dag_run_id)
     with conn.transaction(), conn.cursor() as cursor:
         lock_day(cursor, interval)
-        cursor.execute(sql("count_stage"), params)
-        fetched, valid, flagged, rejected = cursor.fetchone()
-        if fetched != valid + rejected:
-            raise StagingIncomplete(
-                f"{interval}: {fetched} records landed but {valid} valid + {rejected} rejected "
-                "are staged; run the validate task for this date before load"
-            )
+        fetched, valid, flagged, rejected = _current_verdict(cursor, interval, params)
         cursor.execute(sql("delete_attempts"), params)
         replaced = cursor.rowcount
         cursor.execute(sql("insert_attempts"), params)
@@ -52,6 +48,11 @@ def load_interval(conn: psycopg.Connection, interval: Interval, *, dag_run_id: s
         cursor.execute(sql("delete_quarantine"), params)
         cursor.execute(sql("insert_quarantine"), params)
         quarantined = cursor.rowcount
+        if (loaded, quarantined) != (valid, rejected):
+            raise StagingIncomplete(
+                f"{interval}: validate staged {valid} attempts and {rejected} rejections but "
+                f"{loaded} and {quarantined} are in the staging tables; run the validate task again"
+            )
         result = LoadResult(fetched=fetched, loaded=loaded, quarantined=quarantined, flagged=flagged)
         cursor.execute(sql("upsert_load_batch"), {**params, **result.as_dict()})
     log.info(
@@ -64,3 +65,21 @@ def load_interval(conn: psycopg.Connection, interval: Interval, *, dag_run_id: s
         fetched,
     )
     return result
+
+
+def _current_verdict(cursor: psycopg.Cursor, interval: Interval, params: dict) -> tuple[int, int, int, int]:
+    """(fetched, valid, flagged, rejected) of validate's verdict on the current landing."""
+    cursor.execute(sql("select_stage_ledgers"), params)
+    row = cursor.fetchone()
+    if row is None:
+        raise StagingIncomplete(
+            f"{interval}: no landing is recorded for this interval; "
+            "run the extract and validate tasks for this date before load"
+        )
+    landing_id, fetched, judged_landing_id, valid, flagged, rejected = row
+    if judged_landing_id != landing_id:
+        raise StagingIncomplete(
+            f"{interval}: the {fetched} records landed last have not been validated; "
+            "run the validate task for this date before load"
+        )
+    return fetched, valid, flagged, rejected

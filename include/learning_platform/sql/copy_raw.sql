@@ -1,1 +1,1 @@
-COPY learning_platform.raw_attempts (window_start, window_end, position, record, dag_run_id) FROM STDIN
+COPY learning_platform.raw_attempts (window_start, window_end, position, record, dag_run_id) FROM STDIN (FORMAT BINARY)

@@ -13,7 +13,12 @@ from include.learning_platform.warehouse import migrate_schema
 
 def test_the_pipeline_schema_migrates_once_then_is_a_no_op(warehouse_conninfo) -> None:
     with psycopg.connect(warehouse_conninfo) as conn:
-        assert migrate_schema(conn) == ["0001_create_schema", "0002_daily_stats", "0003_attempts_natural_key"]
+        assert migrate_schema(conn) == [
+            "0001_create_schema",
+            "0002_daily_stats",
+            "0003_attempts_natural_key",
+            "0004_stage_ledgers_and_brin",
+        ]
         assert migrate_schema(conn) == []
         tables = conn.execute(
             "SELECT table_name FROM information_schema.tables "
@@ -25,11 +30,13 @@ def test_the_pipeline_schema_migrates_once_then_is_a_no_op(warehouse_conninfo) -
         "daily_quality_checks",
         "daily_quarantine_reasons",
         "daily_stats",
+        "landing_batches",
         "load_batches",
         "quarantined_attempts",
         "raw_attempts",
         "staged_attempts",
         "staged_rejections",
+        "staging_batches",
     ]
 
 

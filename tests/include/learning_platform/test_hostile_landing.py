@@ -7,9 +7,9 @@ from datetime import timedelta
 from pathlib import Path
 
 from include.common.intervals import Interval
+from include.learning_platform.extract import open_landing, record_landing
 from include.learning_platform.load import load_interval
 from include.learning_platform.validate import validate_interval
-from include.learning_platform.warehouse import sql
 from tests.include.learning_platform.stages import DAY, attempts, quarantine
 
 USER = "3583bf109f8b458e13ae1ac9d85c396a"
@@ -47,9 +47,11 @@ def hostile_records() -> list[object]:
 def test_hostile_records_are_stored_or_quarantined_never_run(warehouse) -> None:
     interval = Interval(DAY.start, DAY.start + timedelta(hours=1))
     records = hostile_records()
-    with warehouse.cursor() as cursor, cursor.copy(sql("copy_raw")) as copy:
-        for position, record in enumerate(records):
-            copy.write_row((interval.start, interval.end, position, json.dumps(record), "hostile"))
+    with warehouse.cursor() as cursor:
+        with open_landing(cursor) as copy:
+            for position, record in enumerate(records):
+                copy.write_row((interval.start, interval.end, position, json.dumps(record), "hostile"))
+        record_landing(cursor, interval, records=len(records), dag_run_id="hostile")
     warehouse.commit()
 
     checked = validate_interval(warehouse, interval)
@@ -80,9 +82,12 @@ def test_json_beyond_the_decoders_limits_is_quarantined_verbatim_with_its_reason
         '{"attempt_type": "run", "x": ' + "[" * 3000 + "]" * 3000 + "}",
     ]
     readable = json.dumps({"lti_user_id": USER, "attempt_type": "run", "created_at": "2026-11-22 00:00:01"})
-    with warehouse.cursor() as cursor, cursor.copy(sql("copy_raw")) as copy:
-        for position, text in enumerate([readable, *unreadable]):
-            copy.write_row((interval.start, interval.end, position, text, "hostile"))
+    texts = [readable, *unreadable]
+    with warehouse.cursor() as cursor:
+        with open_landing(cursor) as copy:
+            for position, text in enumerate(texts):
+                copy.write_row((interval.start, interval.end, position, text, "hostile"))
+        record_landing(cursor, interval, records=len(texts), dag_run_id="hostile")
     warehouse.commit()
 
     checked = validate_interval(warehouse, interval)

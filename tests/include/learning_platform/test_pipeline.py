@@ -16,7 +16,7 @@ from include.learning_platform.extract import extract_interval
 from include.learning_platform.load import StagingIncomplete, load_interval
 from include.learning_platform.rules import Reason
 from include.learning_platform.summary import summarize_interval
-from include.learning_platform.validate import validate_interval
+from include.learning_platform.validate import NothingLanded, validate_interval
 from tests.include.learning_platform.stages import DAY, HOUR, attempts, quarantine, run_stages
 
 
@@ -197,6 +197,32 @@ def test_load_refuses_a_landing_that_was_not_validated(simulator, api_client, wa
 
     with pytest.raises(StagingIncomplete, match="run the validate task"):
         load_interval(warehouse, interval, dag_run_id="new")
+
+
+def test_load_refuses_a_new_landing_of_as_many_records_until_it_is_validated(
+    simulator, api_client, warehouse
+) -> None:
+    """The day's counts cannot tell a stale verdict from a current one: the ledgers can."""
+    interval = Interval(DAY.start, DAY.start + HOUR)
+    published = run_stages(warehouse, api_client, interval)
+    before = attempts(warehouse)
+    simulator.configure(seed=published.fetched + 1)  # other records, as many of them
+    relanded = extract_interval(warehouse, api_client, interval, window=HOUR, dag_run_id="new")
+    assert relanded.fetched == published.fetched
+
+    with pytest.raises(StagingIncomplete, match="run the validate task"):
+        load_interval(warehouse, interval, dag_run_id="new")
+
+    validate_interval(warehouse, interval)
+    load_interval(warehouse, interval, dag_run_id="new")
+    assert attempts(warehouse) != before
+    runs = warehouse.execute("SELECT DISTINCT dag_run_id FROM learning_platform.attempts").fetchall()
+    assert runs == [("new",)]
+
+
+def test_validate_refuses_an_interval_nothing_has_landed(warehouse) -> None:
+    with pytest.raises(NothingLanded, match="run the extract task"):
+        validate_interval(warehouse, Interval(DAY.start, DAY.start + HOUR))
 
 
 def test_a_load_that_fails_midway_leaves_the_previous_day(simulator, api_client, warehouse) -> None:

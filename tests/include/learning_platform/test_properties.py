@@ -37,11 +37,12 @@ from hypothesis import strategies as st
 
 from include.common.intervals import Interval
 from include.common.json_stream import array_elements
+from include.learning_platform.extract import open_landing, record_landing
 from include.learning_platform.load import load_interval
 from include.learning_platform.passback import PASSBACK_KEYS, PassbackParseError, parse_passback_params
 from include.learning_platform.rules import Attempt, Defect, Reason, Rejection, validate_record
 from include.learning_platform.validate import judge_landed_record, validate_interval
-from include.learning_platform.warehouse import migrate_schema, sql
+from include.learning_platform.warehouse import migrate_schema
 from tests.include.learning_platform.stages import DAY
 
 HOUR = timedelta(hours=1)
@@ -423,12 +424,15 @@ landings = st.lists(
 def land(conn: psycopg.Connection, landing: list[tuple[Interval, object]], *, ascii_only: bool) -> dict:
     """Fill raw_attempts as extract does: each window's answer split by array_elements, in order."""
     landed: dict[tuple[datetime, int], str] = {}
-    with conn.transaction(), conn.cursor() as cursor, cursor.copy(sql("copy_raw")) as copy:
-        for window in WINDOWS:
-            records = [record for where, record in landing if where == window]
-            for position, text in enumerate(array_elements([response_body(records, ascii_only=ascii_only)])):
-                copy.write_row((window.start, window.end, position, text, "properties"))
-                landed[(window.start, position)] = text
+    with conn.transaction(), conn.cursor() as cursor:
+        with open_landing(cursor) as copy:
+            for window in WINDOWS:
+                records = [record for where, record in landing if where == window]
+                body = response_body(records, ascii_only=ascii_only)
+                for position, text in enumerate(array_elements([body])):
+                    copy.write_row((window.start, window.end, position, text, "properties"))
+                    landed[(window.start, position)] = text
+        record_landing(cursor, DAY, records=len(landed), dag_run_id="properties")
     return landed
 
 
