@@ -20,7 +20,7 @@ import psycopg
 
 from bench import baselines, report
 from bench.services import local_postgres, simulator_process
-from bench.stages import DayRun, new_job, prepare_warehouse, run_day
+from bench.stages import DayRun, StageRun, new_job, prepare_warehouse, run_day, run_stage
 from devservices.environment import PROJECT_ROOT
 from devservices.postgres import LocalPostgres
 from devservices.simulator.process import SimulatorProcess
@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         simulator_process(args.records, state_dir / "simulator.log") as simulator,
     ):
         day = _measure_day(server, simulator, "bench", args.records)
+        serving = _measure_simulator_alone(server, simulator)
         csv_path = state_dir / "attempts.csv"
         try:
             measured = _baselines(server, "bench", interval, csv_path, args)
@@ -54,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         with psycopg.connect(server.conninfo()) as conn:
             (postgres_version,) = conn.execute("SHOW server_version").fetchone()
 
-    results = _results(day, measured, scaling, postgres_version)
+    results = _results(day, serving, measured, scaling, postgres_version)
     print(report.text_tables(results))
     (state_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     if args.write_docs:
@@ -131,6 +132,14 @@ def _measure_day(server: LocalPostgres, simulator: SimulatorProcess, dbname: str
     return day
 
 
+def _measure_simulator_alone(server: LocalPostgres, simulator: SimulatorProcess) -> StageRun:
+    """The simulator serving the same day with nothing done to its answer (extract's floor)."""
+    job = new_job(server.conninfo("bench"), simulator.base_url, simulator.client, simulator.client_key, DAY)
+    serving = run_stage("simulator_alone", job)
+    log.info("  the simulator alone served the day in %.2f s", serving.wall_s)
+    return serving
+
+
 def _baselines(
     server: LocalPostgres, dbname: str, interval: Interval, csv_path: Path, args: argparse.Namespace
 ) -> list[baselines.Baseline]:
@@ -158,7 +167,11 @@ def _scaling(
 
 
 def _results(
-    day: DayRun, measured: list[baselines.Baseline], scaling: list[DayRun], postgres_version: str
+    day: DayRun,
+    serving: StageRun,
+    measured: list[baselines.Baseline],
+    scaling: list[DayRun],
+    postgres_version: str,
 ) -> dict[str, Any]:
     by_key = {baseline.name: baseline for baseline in measured}
     psql = by_key["psql \\copy"]
@@ -179,6 +192,12 @@ def _results(
         "load_vs_psql_copy": ratio(load.rows_per_s, psql.rows_per_s, not psql.skipped),
         "load_vs_row_by_row": ratio(load.rows_per_s, row_by_row.rows_per_s, not row_by_row.skipped),
         "end_to_end_vs_psql_copy": ratio(day.end_to_end_s, psql.seconds, not psql.skipped),
+        "simulator_alone_s": round(serving.wall_s, 3),
+        "simulator_alone": {
+            "wall_s": round(serving.wall_s, 3),
+            "client_cpu_s": round(serving.cpu_s, 3),
+            "bytes": serving.detail["bytes"],
+        },
         "baselines": {
             baseline.name: {
                 **asdict(baseline),

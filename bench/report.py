@@ -23,6 +23,7 @@ SUMMARY_KEYS = (
     "end_to_end_s",
     "end_to_end_vs_psql_copy",
     "psql_copy_s",
+    "simulator_alone_s",
     "peak_rss_mb",
 )
 STAGE_HEADER = ("stage", "records", "wall s", "records/s", "CPU s", "peak RSS MB")
@@ -50,6 +51,7 @@ def text_tables(results: dict[str, Any]) -> str:
         f"end-to-end (sum of the four stages): {results['end_to_end_s']:.2f} s; "
         f"max peak RSS {results['peak_rss_mb']:.0f} MB",
         f"Note: {AIRFLOW_STARTUP_NOTE}.",
+        _simulator_alone_sentence(results),
         "",
         _table(["load of the same rows", "rows", "s", "rows/s", "how"], _load_rows(results)),
         "",
@@ -233,6 +235,15 @@ def _markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str
     return "\n".join(lines)
 
 
+def _simulator_alone_sentence(results: dict[str, Any]) -> str:
+    serving = results["simulator_alone"]
+    return (
+        f"The simulator alone, its answers fetched as extract fetches them and discarded unread, "
+        f"served the day ({serving['bytes'] / 1e6:,.0f} MB of JSON) in {serving['wall_s']:.1f} s: "
+        "extract's floor on this machine."
+    )
+
+
 def _where_the_time_goes(results: dict[str, Any]) -> list[str]:
     total = results["end_to_end_s"]
     lines = []
@@ -247,7 +258,7 @@ def _where_the_time_goes(results: dict[str, Any]) -> list[str]:
             text += (
                 " (for the simulator, which generates and serialises each hour, and for PostgreSQL); "
                 "the rest is Python splitting the streamed JSON array into records and COPY into "
-                "`raw_attempts`."
+                f"`raw_attempts`. {_simulator_alone_sentence(results)}"
             )
         elif name in ("load", "compute_stats"):
             text += " on PostgreSQL: the work is SQL inside the server."
@@ -285,6 +296,8 @@ def _markdown(results: dict[str, Any], chart_name: str | None) -> str:
         ),
         "",
         f"End-to-end (sum of the four stages): **{results['end_to_end_s']:.1f} s**. {AIRFLOW_STARTUP_NOTE}.",
+        "",
+        _simulator_alone_sentence(results),
         "",
         "## Against the other ways of loading the same rows",
         "",

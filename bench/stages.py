@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import requests
 
 from include.common.intervals import Interval
-from include.learning_platform.api import LearningPlatformClient
+from include.learning_platform.api import CHUNK_BYTES, STATISTICS_PATH, LearningPlatformClient, api_time
 from include.learning_platform.extract import extract_interval
 from include.learning_platform.load import load_interval
 from include.learning_platform.stats import compute_daily_stats
@@ -182,7 +183,28 @@ def _compute_stats(job: StageJob) -> tuple[int, dict[str, Any]]:
     return 0, {}
 
 
+def _simulator_alone(job: StageJob) -> tuple[int, dict[str, Any]]:
+    """The day's windows fetched as extract fetches them, the bytes discarded unread: what the
+    simulator alone costs, so extract's time can be split into the source's and its own."""
+    interval = Interval.for_day(job.day)
+    received = 0
+    with requests.Session() as session:
+        for part in interval.windows(WINDOW):
+            params = {
+                "client": job.client,
+                "client_key": job.client_key,
+                "start": api_time(part.start),
+                "end": api_time(part.end),
+            }
+            with session.get(job.base_url + STATISTICS_PATH, params=params, stream=True) as response:
+                response.raise_for_status()
+                for chunk in response.iter_content(chunk_size=CHUNK_BYTES):
+                    received += len(chunk)
+    return 0, {"bytes": received}
+
+
 _STAGE_FUNCTIONS: dict[str, Callable[[StageJob], tuple[int, dict[str, Any]]]] = {
+    "simulator_alone": _simulator_alone,
     "extract": _extract,
     "validate": _validate,
     "load": _load,

@@ -45,6 +45,8 @@ def test_last_line_is_the_json_summary_with_positive_figures(quick_run) -> None:
     for key in REQUIRED_KEYS:
         assert summary[key] > 0, key
     assert 0 < summary["valid_rows"] <= 2000
+    # extract's floor, measured apart: the simulator serving the same day, its answer unread
+    assert summary["simulator_alone_s"] > 0
     assert set(summary["stages"]) == set(STAGES)
     for stage in summary["stages"].values():
         assert stage["wall_s"] > 0
@@ -57,6 +59,7 @@ def test_table_reports_every_stage_and_way_of_loading(quick_run) -> None:
     for stage in STAGES:
         assert f"\n{stage} " in completed.stdout
     assert "psql \\copy" in completed.stdout
+    assert "The simulator alone" in completed.stdout
     assert "extrapolated from a sample of 200" in completed.stdout
     assert "pandas DataFrame.to_sql" in completed.stdout
     assert "not included" in completed.stdout  # says Airflow's per-task start-up is left out
