@@ -8,9 +8,9 @@ publishes the report to Google Sheets and by email.
 | task | what it does | writes |
 |---|---|---|
 | `migrate_schema` | creates or upgrades the pipeline's tables | `learning_platform.*` |
-| `extract` | fetches the day hour by hour (retrying API hiccups) and lands every record verbatim | `raw_attempts` |
-| `validate` | judges every record: valid, valid with flagged defects, or rejected with all its reasons | `staged_attempts`, `staged_rejections` |
-| `load` | publishes the day in one transaction: attempts, quarantine and the batch ledger | `attempts`, `quarantined_attempts`, `load_batches` |
+| `extract` | fetches the day hour by hour (retrying API hiccups) and lands every record verbatim | `raw_attempts`, `landing_batches` |
+| `validate` | judges every record: valid, valid with flagged defects, or rejected with all its reasons | `staged_attempts`, `staged_rejections`, `staging_batches` |
+| `load` | publishes validate's verdict on the current landing in one transaction: attempts, quarantine and the batch ledger | `attempts`, `quarantined_attempts`, `load_batches` |
 | `compute_stats` | the day's figures, per course, and quarantine counts by reason | `daily_stats`, `daily_course_stats`, `daily_quarantine_reasons` |
 | `check_quality` | data-quality gate: attempts present, rejected share under the threshold, no attempt stored twice, figures match the warehouse | `daily_quality_checks` |
 | `publish_report` | upserts the date's row in the sheet's history and rewrites the summary worksheet; without Google credentials, writes local CSV and HTML files instead | Google Sheets or files |
