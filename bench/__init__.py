@@ -2,5 +2,6 @@
 
 Starts its own PostgreSQL (default durability) and API simulator, runs each pipeline stage in
 its own process on a simulated day, loads the same rows the ways a user might otherwise load
-them, and reports times, rates, peak memory and the ratios between them. See ``__main__``.
+them, and reports times, rates, peak memory and the ratios between them; apart from the stages,
+it times Airflow's own per-task start-up in a local Airflow. See ``__main__``.
 """

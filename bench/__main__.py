@@ -2,7 +2,8 @@
 
 Prints a table and, as its last line, one JSON object with the headline figures; writes every
 figure to ``<state dir>/results.json``. Progress goes to stderr. The PostgreSQL cluster it starts
-under the state directory is destroyed at the end, also on failure.
+under the state directory is destroyed at the end, and the local Airflow that times Airflow's own
+per-task start-up (``bench.airflow_overhead``) stopped, also on failure, Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 from dataclasses import asdict
 from datetime import date
@@ -18,7 +20,7 @@ from typing import Any
 
 import psycopg
 
-from bench import baselines, report
+from bench import airflow_overhead, baselines, report
 from bench.services import local_postgres, simulator_process
 from bench.stages import DayRun, StageRun, new_job, prepare_warehouse, run_day, run_stage
 from devservices.environment import PROJECT_ROOT
@@ -36,6 +38,8 @@ DOCS = PROJECT_ROOT / "docs"
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s: %(message)s")
     args = _parse_args(argv)
+    # SIGTERM cleans up as Ctrl-C does: Airflow's components and the cluster are not left behind.
+    signal.signal(signal.SIGTERM, _interrupt)
     state_dir: Path = args.state_dir.resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
     interval = Interval.for_day(DAY)
@@ -52,10 +56,16 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             csv_path.unlink(missing_ok=True)
         scaling = _scaling(server, simulator, day, args) if args.scaling else []
+        # Last: its components must not compete with the measured stages for the cores.
+        airflow = (
+            airflow_overhead.measure(server, simulator, state_dir, DAY)
+            if args.airflow_startup
+            else airflow_overhead.not_measured("off (--no-airflow-startup, or --quick)")
+        )
         with psycopg.connect(server.conninfo()) as conn:
             (postgres_version,) = conn.execute("SHOW server_version").fetchone()
 
-    results = _results(day, serving, measured, scaling, postgres_version)
+    results = _results(day, serving, measured, scaling, airflow, postgres_version)
     print(report.text_tables(results))
     (state_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     if args.write_docs:
@@ -87,6 +97,12 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="comma-separated day sizes of the scaling run (default 10000,100000,1000000)",
     )
     parser.add_argument(
+        "--airflow-startup",
+        action=argparse.BooleanOptionalAction,
+        help="also measure Airflow's own per-task start-up: the DAG on a tiny day in a local Airflow "
+        "(default: on, off with --quick)",
+    )
+    parser.add_argument(
         "--write-docs", action="store_true", help="write docs/PERFORMANCE.md and docs/performance.png"
     )
     parser.add_argument(
@@ -101,6 +117,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.row_sample = args.row_sample or (1_000 if quick else 5_000)
     args.pandas_sample = args.pandas_sample or (20_000 if quick else 200_000)
     args.scaling = (not quick) if args.scaling is None else args.scaling
+    args.airflow_startup = (not quick) if args.airflow_startup is None else args.airflow_startup
     if args.write_docs and quick:
         parser.error("--write-docs needs a full run: drop --quick")
     return args
@@ -171,6 +188,7 @@ def _results(
     serving: StageRun,
     measured: list[baselines.Baseline],
     scaling: list[DayRun],
+    airflow: dict[str, Any],
     postgres_version: str,
 ) -> dict[str, Any]:
     by_key = {baseline.name: baseline for baseline in measured}
@@ -216,7 +234,8 @@ def _results(
             }
             for point in scaling
         ],
-        "airflow_task_startup": report.AIRFLOW_STARTUP_NOTE,
+        "airflow_task_overhead": airflow,
+        "airflow_overhead_per_task_s": airflow.get("per_task_s"),
         "machine": {**report.machine(), "postgres": postgres_version},
     }
     results["targets"] = report.targets(results)
@@ -236,6 +255,10 @@ def _stages(day: DayRun) -> dict[str, dict[str, Any]]:
         }
         for stage in day.stages
     }
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 A stage's process opens its own warehouse connection (and API client), calls the same function
 the DAG task calls, and reports back its wall time, its CPU time and the peak RSS of the whole
 process (``VmHWM``: interpreter and imports included, as a task's process would have them).
-Airflow's own per-task start-up (supervisor, task runner, DAG parsing) is not part of it.
+Airflow's own per-task start-up (scheduling, supervisor, task runner, DAG parsing) is not part
+of it: ``bench.airflow_overhead`` measures it apart.
 """
 
 from __future__ import annotations

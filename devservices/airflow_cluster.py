@@ -294,6 +294,10 @@ class AirflowApi:
     def dag_runs(self, dag_id: str) -> list[dict[str, Any]]:
         return self._request("GET", f"/dags/{dag_id}/dagRuns", params={"limit": 100})["dag_runs"]
 
+    def tasks(self, dag_id: str) -> list[dict[str, Any]]:
+        """The DAG's tasks as parsed, each with its ``downstream_task_ids``."""
+        return self._request("GET", f"/dags/{dag_id}/tasks")["tasks"]
+
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances"
         return self._request("GET", path, params={"limit": 100})["task_instances"]

@@ -62,7 +62,9 @@ def test_table_reports_every_stage_and_way_of_loading(quick_run) -> None:
     assert "The simulator alone" in completed.stdout
     assert "extrapolated from a sample of 200" in completed.stdout
     assert "pandas DataFrame.to_sql" in completed.stdout
-    assert "not included" in completed.stdout  # says Airflow's per-task start-up is left out
+    # Airflow's own per-task start-up is measured apart, and not by a quick run.
+    assert "is measured apart, below" in completed.stdout
+    assert "Airflow's own per-task start-up: not measured: off" in completed.stdout
 
 
 def test_results_file_matches_the_summary_and_the_cluster_is_gone(quick_run) -> None:
@@ -72,6 +74,8 @@ def test_results_file_matches_the_summary_and_the_cluster_is_gone(quick_run) -> 
 
     assert {key: results[key] for key in REQUIRED_KEYS} == {key: summary[key] for key in REQUIRED_KEYS}
     assert results["scaling"] == []
+    assert results["airflow_task_overhead"]["measured"] is False
+    assert summary["airflow_overhead_per_task_s"] is None
     assert not (state_dir / "attempts.csv").exists()
     # As root the cluster's data may live under /var/tmp: LocalPostgres knows where.
     assert not LocalPostgres(state_dir=state_dir / "postgres", port=free_port()).data_dir.exists()
