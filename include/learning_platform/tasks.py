@@ -16,7 +16,6 @@ from typing import Any
 import psycopg
 
 from include.common.email import DEFAULT_SMTP_CONN_ID, parse_recipients, send_message
-from include.common.google_sheets import sheets_client
 from include.common.intervals import Interval, resolve_interval
 from include.common.postgres import connect, conninfo_from_airflow, lock_resource
 from include.learning_platform.api import LearningPlatformAuthError, LearningPlatformClient
@@ -33,7 +32,6 @@ from include.learning_platform.settings import (
     ReportSettings,
     report_settings,
 )
-from include.learning_platform.sheets_report import SheetsTarget, publish_to_sheets
 from include.learning_platform.stats import compute_daily_stats
 from include.learning_platform.texts import Texts, texts_for
 from include.learning_platform.validate import validate_interval
@@ -142,6 +140,11 @@ def publish_report(context: dict[str, Any]) -> dict[str, str]:
     interval = run_interval(context)
     settings = report_settings()
     texts = report_texts(context, settings)
+    # Imported here, not at the top: gspread and Google's auth libraries take 0.3 s to import,
+    # paid by every task process that imports this module, and only this task uses them.
+    from include.common.google_sheets import sheets_client
+    from include.learning_platform.sheets_report import SheetsTarget, publish_to_sheets
+
     client = sheets_client(SHEETS_CONN_ID)
     with warehouse(context) as conn:
         report = load_report(conn, interval.day)
