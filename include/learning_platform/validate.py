@@ -58,7 +58,7 @@ class NothingLanded(RuntimeError):
 
 
 class LandingAltered(RuntimeError):
-    """The landing holds other records than extract recorded landing."""
+    """``raw_attempts`` holds another number of records than extract recorded landing."""
 
 
 @dataclass(slots=True)

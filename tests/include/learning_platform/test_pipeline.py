@@ -16,7 +16,7 @@ from include.learning_platform.extract import extract_interval
 from include.learning_platform.load import StagingIncomplete, load_interval
 from include.learning_platform.rules import Reason
 from include.learning_platform.summary import summarize_interval
-from include.learning_platform.validate import NothingLanded, validate_interval
+from include.learning_platform.validate import LandingAltered, NothingLanded, validate_interval
 from tests.include.learning_platform.stages import DAY, HOUR, attempts, quarantine, run_stages
 
 
@@ -223,6 +223,16 @@ def test_load_refuses_a_new_landing_of_as_many_records_until_it_is_validated(
 def test_validate_refuses_an_interval_nothing_has_landed(warehouse) -> None:
     with pytest.raises(NothingLanded, match="run the extract task"):
         validate_interval(warehouse, Interval(DAY.start, DAY.start + HOUR))
+
+
+def test_validate_refuses_a_landing_changed_since_extract_recorded_it(api_client, warehouse) -> None:
+    interval = Interval(DAY.start, DAY.start + HOUR)
+    extract_interval(warehouse, api_client, interval, window=HOUR, dag_run_id="run")
+    warehouse.execute("DELETE FROM learning_platform.raw_attempts WHERE position = 0")
+    warehouse.commit()
+
+    with pytest.raises(LandingAltered, match="run the extract task for this date again"):
+        validate_interval(warehouse, interval)
 
 
 def test_a_load_that_fails_midway_leaves_the_previous_day(simulator, api_client, warehouse) -> None:
