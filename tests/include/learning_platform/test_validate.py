@@ -5,18 +5,16 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from include.learning_platform import validate
+from include.common.intervals import Interval
+from include.learning_platform.extract import open_landing, record_landing
 from include.learning_platform.rules import Attempt
-from include.learning_platform.validate import ValidateResult, decode_record, judge_landed_record
+from include.learning_platform.validate import decode_record, judge_landed_record, validate_interval
 
 _scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text()
 _values = st.recursive(
@@ -64,13 +62,6 @@ def test_edge_cases_of_json_decode_as_the_standard_library_decodes_them(text: st
     assert _same(decode_record(text), json.loads(text))
 
 
-class _Copy(list):
-    """The rows a COPY was given."""
-
-    def write_row(self, row: tuple) -> None:
-        self.append(row)
-
-
 _RECORD = {
     "lti_user_id": "3583bf109f8b458e13ae1ac9d85c396a",
     "passback_params": (
@@ -81,16 +72,14 @@ _RECORD = {
 }
 
 
-def test_a_batch_of_several_windows_is_staged_as_each_record_is_judged_alone(monkeypatch) -> None:
-    # Bounds in a zone other than created_at's UTC, as psycopg returns them for a session that is
-    # not in UTC, and times at both edges of each window: a record judged against the wrong
-    # window, or a wrong instant, would change sides.
-    zone = ZoneInfo("Asia/Kathmandu")
-    nine_utc = datetime(2026, 11, 22, 14, 45, tzinfo=zone)
-    windows = [
-        (nine_utc, nine_utc + timedelta(hours=1)),
-        (nine_utc + timedelta(hours=1), nine_utc + timedelta(hours=2)),
-    ]
+def test_records_of_several_windows_are_staged_as_each_is_judged_alone(warehouse) -> None:
+    # A session in a zone other than created_at's UTC, so that psycopg returns the window bounds
+    # in that zone, and times at both edges of each window: a record judged against the wrong
+    # window, or at a wrong instant, would change sides.
+    warehouse.execute("SET TIME ZONE 'Asia/Kathmandu'")
+    nine_utc = datetime(2026, 11, 22, 9, tzinfo=UTC)
+    hour = timedelta(hours=1)
+    windows = [Interval(nine_utc, nine_utc + hour), Interval(nine_utc + hour, nine_utc + 2 * hour)]
     times = [
         "2026-11-22 08:59:59.999999",
         "2026-11-22 09:00:00",
@@ -99,32 +88,37 @@ def test_a_batch_of_several_windows_is_staged_as_each_record_is_judged_alone(mon
         "2026-11-22 10:59:59.999999",
         "2026-11-22 11:00:00",
     ]
-    batch = [
-        (start, end, position, json.dumps({**_RECORD, "created_at": created_at}))
-        for start, end in windows
+    landed = [
+        (window, position, json.dumps({**_RECORD, "created_at": created_at}))
+        for window in windows
         for position, created_at in enumerate(times)
     ]
-    staged: list[_Copy] = []
+    interval = Interval(windows[0].start, windows[-1].end)
+    with warehouse.cursor() as cursor:
+        with open_landing(cursor) as copy:
+            for window, position, text in landed:
+                copy.write_row((window.start, window.end, position, text, "edges"))
+        record_landing(cursor, interval, records=len(landed), dag_run_id="edges")
+    warehouse.commit()
 
-    @contextmanager
-    def open_copy(cursor: object, statement: str, types: tuple[str, ...]) -> Iterator[_Copy]:
-        staged.append(_Copy())
-        yield staged[-1]
+    validate_interval(warehouse, interval)
 
-    monkeypatch.setattr(validate, "_open_copy", open_copy)
-
-    validate._stage_batch(None, batch, ValidateResult())
-
-    attempts, rejections = staged
     verdicts = [
-        (start, position, judge_landed_record(text, start, end)) for start, end, position, text in batch
+        (window.start, position, judge_landed_record(text, window.start, window.end))
+        for window, position, text in landed
     ]
-    assert [(start, position) for start, position, *_ in attempts] == [
+    staged = warehouse.execute(
+        "SELECT window_start, position FROM learning_platform.staged_attempts ORDER BY 1, 2"
+    ).fetchall()
+    assert staged == [
         (start, position) for start, position, verdict in verdicts if isinstance(verdict, Attempt)
     ]
-    assert [(start, position, tuple(reasons)) for start, _, position, _, reasons in rejections] == [
-        (start, position, verdict.reasons)
+    rejected = warehouse.execute(
+        "SELECT window_start, position, reasons FROM learning_platform.staged_rejections ORDER BY 1, 2"
+    ).fetchall()
+    assert rejected == [
+        (start, position, list(verdict.reasons))
         for start, position, verdict in verdicts
         if not isinstance(verdict, Attempt)
     ]
-    assert [position for _, position, *_ in attempts] == [1, 2, 3, 4]
+    assert [position for _, position in staged] == [1, 2, 3, 4]
