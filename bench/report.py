@@ -241,7 +241,7 @@ def _markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str
 def _simulator_alone_sentence(results: dict[str, Any]) -> str:
     serving = results["simulator_alone"]
     return (
-        f"The simulator alone, its answers fetched as extract fetches them and discarded unread, "
+        f"The simulator alone, its answers fetched window by window and discarded unread, "
         f"served the day ({serving['bytes'] / 1e6:,.0f} MB of JSON) in {serving['wall_s']:.1f} s: "
         "extract's floor on this machine."
     )

@@ -185,7 +185,7 @@ def _compute_stats(job: StageJob) -> tuple[int, dict[str, Any]]:
 
 
 def _simulator_alone(job: StageJob) -> tuple[int, dict[str, Any]]:
-    """The day's windows fetched as extract fetches them, the bytes discarded unread: what the
+    """The day's windows fetched one after the other, the bytes discarded unread: what the
     simulator alone costs, so extract's time can be split into the source's and its own."""
     interval = Interval.for_day(job.day)
     received = 0

@@ -8,7 +8,8 @@ task runs. The contract is in ``shared/LEARNING_PLATFORM_API.md``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from typing import TypeVar
 
@@ -62,6 +63,8 @@ class LearningPlatformClient:
         self._timeout = timeout
         self._retry = retry or RetryPolicy()
         self._session = session or requests.Session()
+        # requests' sessions are not safe to share between threads: requests sent ahead get theirs.
+        self._ahead_session = requests.Session()
 
     @classmethod
     def from_connection(cls, conn_id: str = API_CONN_ID) -> LearningPlatformClient:
@@ -89,6 +92,7 @@ class LearningPlatformClient:
 
     def close(self) -> None:
         self._session.close()
+        self._ahead_session.close()
 
     def __enter__(self) -> LearningPlatformClient:
         return self
@@ -96,26 +100,70 @@ class LearningPlatformClient:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def stream_window(self, window: Interval, land: Callable[[Iterator[str]], T]) -> T:
-        """Hand ``land`` the JSON text of every record the API returns for ``window``, as it arrives.
+    def stream_windows(
+        self, windows: Sequence[Interval], land: Callable[[Interval, Iterator[str]], T]
+    ) -> Iterator[tuple[Interval, T]]:
+        """For each of ``windows`` in turn, hand ``land`` the JSON text of every record the API
+        returns for it, as it arrives; yield the window and what ``land`` returned.
 
         Memory holds one record, not the window. A transient fault (a 5xx, a body cut short,
         malformed JSON) can surface after ``land`` has taken some records, so the whole exchange
         is retried: ``land`` must discard what an earlier attempt gave it (a savepoint does).
 
-        The API treats the window as closed and may return records outside it; keeping only
+        The API builds a window's whole answer before it sends the first byte, so once a window's
+        answer is accepted (its status is good: wrong credentials still cost one request), the
+        next window is requested while this one is landed, on a thread and a session of its own:
+        the API builds it meanwhile instead of after. Only that answer's headers are read ahead;
+        its body waits in the socket. A request sent ahead that fails counts as its window's
+        first failed attempt, and is retried as any other.
+
+        The API treats a window as closed and may return records outside it; keeping only
         ``[start, end)`` is the validation's job, so that such records are counted, not lost.
         """
-        return self._retry.call(
-            lambda: self._stream_once(window, land), what=f"GET {STATISTICS_PATH} {window}"
-        )
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="request-ahead") as ahead:
+            requested: Future[requests.Response] | None = None
+            try:
+                for index, window in enumerate(windows):
+                    sent_ahead, requested = requested, None
+                    following = windows[index + 1] if index + 1 < len(windows) else None
 
-    def _stream_once(self, window: Interval, land: Callable[[Iterator[str]], T]) -> T:
+                    def request_following(following: Interval | None = following) -> None:
+                        nonlocal requested
+                        if following is not None and requested is None:
+                            requested = ahead.submit(self._request, following, self._ahead_session)
+
+                    def attempt(window: Interval = window) -> T:
+                        nonlocal sent_ahead
+                        answer, sent_ahead = sent_ahead, None  # an answer read ahead serves one attempt
+                        return self._stream_once(
+                            window, lambda records: land(window, records), answer, request_following
+                        )
+
+                    yield window, self._retry.call(attempt, what=f"GET {STATISTICS_PATH} {window}")
+            finally:
+                # Stopped early (a window failed for good): no answer is left open.
+                if requested is not None and not requested.cancel() and requested.exception() is None:
+                    requested.result().close()
+
+    def _request(self, window: Interval, session: requests.Session) -> requests.Response:
+        """Send the request for ``window``; the answer's body is left to read."""
         params = {**self._credentials, "start": api_time(window.start), "end": api_time(window.end)}
+        return session.get(self._url, params=params, timeout=self._timeout, stream=True)
+
+    def _stream_once(
+        self,
+        window: Interval,
+        land: Callable[[Iterator[str]], T],
+        sent_ahead: Future[requests.Response] | None,
+        accepted: Callable[[], None],
+    ) -> T:
+        """One exchange for ``window``; ``accepted`` is called once its answer's status is good."""
         try:
-            with self._session.get(self._url, params=params, timeout=self._timeout, stream=True) as response:
-                self._check_status(response)
-                return land(array_elements(response.iter_content(chunk_size=CHUNK_BYTES)))
+            answer = sent_ahead.result() if sent_ahead else self._request(window, self._session)
+            with answer:
+                self._check_status(answer)
+                accepted()
+                return land(array_elements(answer.iter_content(chunk_size=CHUNK_BYTES)))
         except MalformedJSON as error:
             # A body cut at a byte boundary the transport did not notice, or a garbled answer.
             raise TransientSourceError(f"the response body is not valid JSON: {error}") from None

@@ -1,7 +1,8 @@
 """Stage 1: land every record the API returns for an interval in ``raw_attempts``.
 
 The interval is fetched window by window (an hour by default) and each answer is streamed
-record by record into COPY, so memory holds one record, whatever the day's volume. Records are
+record by record into COPY, so memory holds one record, whatever the day's volume (the next
+window is requested while one is landed: ``LearningPlatformClient.stream_windows``). Records are
 landed as the JSON text the API sent. All windows land in one transaction that first removes
 the interval's previous landing: a retry or a rerun replaces, never appends, and a failure
 half-way leaves the previous landing untouched.
@@ -72,21 +73,21 @@ def extract_interval(
     with conn.transaction(), conn.cursor() as cursor:
         lock_day(cursor, interval)
         cursor.execute(sql("delete_raw"), interval_params(interval))
-        for part in interval.windows(window):
-            started = time.perf_counter()
+        started = time.perf_counter()
 
-            def land(records: Iterator[str], part: Interval = part) -> int:
-                # A savepoint per attempt: a retried window never keeps rows of a failed attempt.
-                with conn.transaction(), open_landing(cursor) as copy:
-                    count = 0
-                    for count, record in enumerate(records, start=1):
-                        copy.write_row((part.start, part.end, count - 1, record, dag_run_id))
-                return count
+        def land(part: Interval, records: Iterator[str]) -> int:
+            # A savepoint per attempt: a retried window never keeps rows of a failed attempt.
+            with conn.transaction(), open_landing(cursor) as copy:
+                count = 0
+                for count, record in enumerate(records, start=1):
+                    copy.write_row((part.start, part.end, count - 1, record, dag_run_id))
+            return count
 
-            landed = client.stream_window(part, land)
+        for part, landed in client.stream_windows(list(interval.windows(window)), land):
             windows += 1
             fetched += landed
             log.info("window %s: %d records in %.2f s", part, landed, time.perf_counter() - started)
+            started = time.perf_counter()
         record_landing(cursor, interval, records=fetched, dag_run_id=dag_run_id)
     log.info("extract %s: %d records in %d windows", interval, fetched, windows)
     return ExtractResult(windows=windows, fetched=fetched)
