@@ -21,6 +21,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from bench.services import checkpoint
 from devservices.postgres import HOST, LocalPostgres
 from include.common.intervals import Interval
 
@@ -190,6 +191,7 @@ def _fresh_table(conninfo: str, table: str) -> str:
         target = sql.Identifier(SCHEMA, table)
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(target))
         conn.execute(sql.SQL("CREATE TABLE {} ({})").format(target, _TARGET_COLUMNS))
+    checkpoint(conninfo)
     return table
 
 

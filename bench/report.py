@@ -314,7 +314,10 @@ def _markdown(results: dict[str, Any], chart_name: str | None) -> str:
         f"A simulated day of **{results['records']:,} attempts** ({results['valid_rows']:,} valid rows "
         "published), served over HTTP by the API simulator in its own process, into a local "
         "PostgreSQL with default durability (fsync and synchronous commit on). Each stage ran as "
-        "the DAG runs it, in its own process, one after the other.",
+        "the DAG runs it, in its own process, one after the other. Each stage, and each other way "
+        "of loading, starts right after a `CHECKPOINT` (not timed): a day writes gigabytes of WAL, so "
+        "PostgreSQL checkpoints every 10-30 s, and a measurement that overlapped one would also pay "
+        "for flushing what came before it.",
         "",
         "## Machine",
         "",

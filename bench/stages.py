@@ -23,6 +23,7 @@ from typing import Any
 import psycopg
 import requests
 
+from bench.services import checkpoint
 from include.common.intervals import Interval
 from include.learning_platform.api import CHUNK_BYTES, STATISTICS_PATH, LearningPlatformClient, api_time
 from include.learning_platform.extract import extract_interval
@@ -104,6 +105,7 @@ def new_job(conninfo: str, base_url: str, client: str, client_key: str, day: dat
 
 
 def run_stage(name: str, job: StageJob) -> StageRun:
+    checkpoint(job.conninfo)
     context = multiprocessing.get_context("spawn")
     receiver, sender = context.Pipe(duplex=False)
     started = time.perf_counter()
