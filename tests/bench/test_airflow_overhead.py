@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from datetime import date
 from pathlib import Path
 
 import pytest
 
 from bench import airflow_overhead
-from devservices.environment import PROJECT_ROOT
 from devservices.postgres import LocalPostgres, free_port
 from devservices.simulator.process import SimulatorProcess
+from tests.bench.runs import run_bench
 from tests.include.learning_platform.stages import DAG_TASKS
 
 pytestmark = pytest.mark.timeout(900)
@@ -29,13 +28,7 @@ TIMINGS = ("ready_to_queued_s", "queued_to_start_s", "start_to_end_s", "total_s"
 @pytest.fixture(scope="module")
 def bench_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
     state_dir = tmp_path_factory.mktemp("bench_airflow")
-    command = [sys.executable, "-m", "bench", "--quick", "--airflow-startup", "--records", "2000"]
-    command += ["--row-sample", "200", "--pandas-sample", "500", "--state-dir", str(state_dir)]
-    completed = subprocess.run(
-        command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600, check=False
-    )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    return completed, state_dir
+    return run_bench(state_dir, "--airflow-startup", timeout_s=600), state_dir
 
 
 def test_every_task_of_each_successful_run_has_positive_timings(bench_run) -> None:

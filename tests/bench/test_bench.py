@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from devservices.environment import PROJECT_ROOT
 from devservices.postgres import LocalPostgres, free_port
+from tests.bench.runs import run_bench
 
 REQUIRED_KEYS = (
     "records",
@@ -27,13 +26,7 @@ STAGES = ("extract", "validate", "load", "compute_stats")
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
     state_dir = tmp_path_factory.mktemp("bench")
-    command = [sys.executable, "-m", "bench", "--quick", "--records", "2000", "--row-sample", "200"]
-    command += ["--pandas-sample", "500", "--state-dir", str(state_dir)]
-    completed = subprocess.run(
-        command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120, check=False
-    )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    return completed, state_dir
+    return run_bench(state_dir, timeout_s=120), state_dir
 
 
 def test_last_line_is_the_json_summary_with_positive_figures(quick_run) -> None:
