@@ -291,16 +291,38 @@ class LocalPostgres:
             drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
             conn.execute(drop.format(sql.Identifier(name)))
 
-    def conninfo(self, dbname: str = "postgres") -> str:
-        """A libpq/psycopg connection string for ``dbname`` over TCP."""
+    def grant_schema(self, database: str, schema: str, role: str, password: str) -> None:
+        """What a DBA does for a pipeline's role, and no more: a login role that owns ``schema``.
+
+        The role is no superuser, may not create databases, roles or schemas, and has no
+        privilege on ``public`` (PostgreSQL 15's default): the pipeline must run on exactly this.
+        """
+        with self._admin_connection(database) as conn:
+            # Role names are cluster-wide: two sessions provisioning it at once must take turns.
+            conn.execute("SELECT pg_advisory_lock(hashtext('devservices.grant_schema'))")
+            exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
+            statement = "ALTER ROLE {} LOGIN PASSWORD {}" if exists else "CREATE ROLE {} LOGIN PASSWORD {}"
+            conn.execute(sql.SQL(statement).format(sql.Identifier(role), sql.Literal(password)))
+            conn.execute(
+                sql.SQL("CREATE SCHEMA IF NOT EXISTS {} AUTHORIZATION {}").format(
+                    sql.Identifier(schema), sql.Identifier(role)
+                )
+            )
+            conn.execute("SELECT pg_advisory_unlock(hashtext('devservices.grant_schema'))")
+
+    def conninfo(
+        self, dbname: str = "postgres", *, user: str | None = None, password: str | None = None
+    ) -> str:
+        """A libpq/psycopg connection string for ``dbname`` over TCP (as ``user``, default the superuser)."""
         params: dict[str, str | int] = {
             "host": HOST,
             "port": self.port,
-            "user": self.user,
+            "user": user or self.user,
             "dbname": dbname,
         }
-        if self.password is not None:
-            params["password"] = self.password
+        password = password if user else self.password
+        if password is not None:
+            params["password"] = password
         return make_conninfo(**params)
 
     def url(self, dbname: str = "postgres") -> str:
@@ -312,7 +334,7 @@ class LocalPostgres:
 
     # --- internals --------------------------------------------------------------------------
 
-    def _admin_connection(self) -> psycopg.Connection[tuple[Any, ...]]:
+    def _admin_connection(self, dbname: str = "postgres") -> psycopg.Connection[tuple[Any, ...]]:
         # The unix socket trusts local users (its directory is private), so managing databases
         # needs no password: the CLI can do it without being told the one set at creation.
         # autocommit: CREATE/DROP DATABASE cannot run inside a transaction block.
@@ -320,7 +342,7 @@ class LocalPostgres:
             host=str(self.socket_dir),
             port=self.port,
             user=self.user,
-            dbname="postgres",
+            dbname=dbname,
             autocommit=True,
             connect_timeout=10,
         )

@@ -16,11 +16,15 @@ from devservices.simulator import SimulatorConfig, SimulatorServer
 from include.common.google_sheets import client_from_service_account_info
 from include.common.http import RetryPolicy
 from include.learning_platform.api import LearningPlatformClient
-from include.learning_platform.warehouse import migrate_schema
+from include.learning_platform.warehouse import SCHEMA, migrate_schema
 from tests.fakes.google_sheets import FakeGoogleSheets, service_account_info
 
 CLIENT = "test-client"
 CLIENT_KEY = "test-key-Secret-42"
+# The warehouse role of the integration tests: it owns the pipeline's schema and nothing else,
+# as a DBA would set it up (README, "The database role").
+PIPELINE_ROLE = "learning_platform_etl"
+PIPELINE_PASSWORD = "etl-password"
 
 
 @pytest.fixture(scope="session")
@@ -53,13 +57,26 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalP
 
 
 @pytest.fixture
-def warehouse_conninfo(postgres_server: LocalPostgres, request: pytest.FixtureRequest) -> Iterator[str]:
-    """A fresh, empty database per test, dropped afterwards."""
+def warehouse_database(postgres_server: LocalPostgres, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh database per test, with the pipeline's schema granted to its role; dropped afterwards."""
     name = "t_" + hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:16]
     postgres_server.drop_database(name)
     postgres_server.create_database(name)
-    yield postgres_server.conninfo(name)
+    postgres_server.grant_schema(name, SCHEMA, PIPELINE_ROLE, PIPELINE_PASSWORD)
+    yield name
     postgres_server.drop_database(name)
+
+
+@pytest.fixture
+def warehouse_conninfo(postgres_server: LocalPostgres, warehouse_database: str) -> str:
+    """The fresh database as the pipeline's role: it owns its schema and may do nothing else."""
+    return postgres_server.conninfo(warehouse_database, user=PIPELINE_ROLE, password=PIPELINE_PASSWORD)
+
+
+@pytest.fixture
+def admin_conninfo(postgres_server: LocalPostgres, warehouse_database: str) -> str:
+    """The same database as a superuser, for what only a DBA does (or a test arranges)."""
+    return postgres_server.conninfo(warehouse_database)
 
 
 @pytest.fixture

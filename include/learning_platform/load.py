@@ -30,6 +30,7 @@ class LoadResult:
     loaded: int
     quarantined: int
     flagged: int
+    boundary_copies: int
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -40,7 +41,7 @@ def load_interval(conn: psycopg.Connection, interval: Interval, *, dag_run_id: s
     params = interval_params(interval, dag_run_id=dag_run_id)
     with conn.transaction(), conn.cursor() as cursor:
         lock_day(cursor, interval)
-        fetched, valid, flagged, rejected = _current_verdict(cursor, interval, params)
+        fetched, valid, flagged, rejected, boundary_copies = _current_verdict(cursor, interval, params)
         cursor.execute(sql("delete_attempts"), params)
         replaced = cursor.rowcount
         cursor.execute(sql("insert_attempts"), params)
@@ -53,22 +54,32 @@ def load_interval(conn: psycopg.Connection, interval: Interval, *, dag_run_id: s
                 f"{interval}: validate staged {valid} attempts and {rejected} rejections but "
                 f"{loaded} and {quarantined} are in the staging tables; run the validate task again"
             )
-        result = LoadResult(fetched=fetched, loaded=loaded, quarantined=quarantined, flagged=flagged)
+        result = LoadResult(
+            fetched=fetched,
+            loaded=loaded,
+            quarantined=quarantined,
+            flagged=flagged,
+            boundary_copies=boundary_copies,
+        )
         cursor.execute(sql("upsert_load_batch"), {**params, **result.as_dict()})
     log.info(
-        "load %s: %d attempts published (replacing %d), %d quarantined, %d flagged, of %d fetched",
+        "load %s: %d attempts published (replacing %d), %d quarantined, %d flagged, %d boundary copies, "
+        "of %d fetched",
         interval,
         loaded,
         replaced,
         quarantined,
         flagged,
+        boundary_copies,
         fetched,
     )
     return result
 
 
-def _current_verdict(cursor: psycopg.Cursor, interval: Interval, params: dict) -> tuple[int, int, int, int]:
-    """(fetched, valid, flagged, rejected) of validate's verdict on the current landing."""
+def _current_verdict(
+    cursor: psycopg.Cursor, interval: Interval, params: dict
+) -> tuple[int, int, int, int, int]:
+    """(fetched, valid, flagged, rejected, boundary copies) of validate's verdict on the current landing."""
     cursor.execute(sql("select_stage_ledgers"), params)
     row = cursor.fetchone()
     if row is None:
@@ -76,10 +87,10 @@ def _current_verdict(cursor: psycopg.Cursor, interval: Interval, params: dict) -
             f"{interval}: no landing is recorded for this interval; "
             "run the extract and validate tasks for this date before load"
         )
-    landing_id, fetched, judged_landing_id, valid, flagged, rejected = row
+    landing_id, fetched, judged_landing_id, valid, flagged, rejected, boundary_copies = row
     if judged_landing_id != landing_id:
         raise StagingIncomplete(
             f"{interval}: the {fetched} records landed last have not been validated; "
             "run the validate task for this date before load"
         )
-    return fetched, valid, flagged, rejected
+    return fetched, valid, flagged, rejected, boundary_copies

@@ -7,9 +7,12 @@ unreliable: nothing is hidden from the people who read them.
 | check | passes when |
 |---|---|
 | ``attempts_present`` | attempts were loaded, unless the source returned nothing |
-| ``rejected_share`` | quarantined / fetched stays at or under the configured threshold |
+| ``rejected_share`` | quarantined / judged stays at or under the configured threshold |
 | ``no_duplicate_attempts`` | no attempt (same student, type, time and task) is stored twice |
 | ``stats_match_warehouse`` | the stored figures equal the same figures counted again now |
+
+*Judged* records are those fetched less the boundary copies (``rules.BoundaryCopy``): a copy the
+next window owns is judged there, and counting it here would inflate the rejected share.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ _COMPARED = ("loaded", "quarantined", "unique_users", "runs", "submits", "succes
 
 @dataclass(frozen=True, slots=True)
 class QualityFacts:
-    fetched: int
+    judged: int  # records fetched, less the boundary copies the next window judges
     stored: dict[str, int]  # the figures in daily_stats
     recounted: dict[str, int]  # the same figures counted from the warehouse now
     duplicate_attempts: int  # extra copies of attempts stored more than once
@@ -47,7 +50,7 @@ class StatsMissing(RuntimeError):
 def evaluate(facts: QualityFacts, *, max_rejected_share: float) -> tuple[QualityCheck, ...]:
     """The verdict of every check on ``facts``; a pure function of its inputs."""
     loaded, quarantined = facts.stored["loaded"], facts.stored["quarantined"]
-    share = quarantined / facts.fetched if facts.fetched else 0.0
+    share = quarantined / facts.judged if facts.judged else 0.0
     mismatches = [
         f"{name} {facts.stored[name]} in the statistics, {facts.recounted[name]} in the warehouse"
         for name in _COMPARED
@@ -56,14 +59,14 @@ def evaluate(facts: QualityFacts, *, max_rejected_share: float) -> tuple[Quality
     return (
         QualityCheck(
             "attempts_present",
-            passed=loaded > 0 or facts.fetched == 0,
-            observed=f"{loaded} loaded of {facts.fetched} fetched",
-            expected="at least 1 loaded when any record was fetched",
+            passed=loaded > 0 or facts.judged == 0,
+            observed=f"{loaded} loaded of {facts.judged} judged",
+            expected="at least 1 loaded when any record was judged",
         ),
         QualityCheck(
             "rejected_share",
             passed=share <= max_rejected_share,
-            observed=f"{share:.2%} ({quarantined} of {facts.fetched})",
+            observed=f"{share:.2%} ({quarantined} of {facts.judged})",
             expected=f"at most {max_rejected_share:.2%}",
         ),
         QualityCheck(
@@ -121,7 +124,7 @@ def check_day(
 
 
 def _facts(row: Sequence[int]) -> QualityFacts:
-    fetched, *stored_and_recounted, duplicates = row
+    judged, *stored_and_recounted, duplicates = row
     stored = dict(zip(_COMPARED, stored_and_recounted[: len(_COMPARED)], strict=True))
     recounted = dict(zip(_COMPARED, stored_and_recounted[len(_COMPARED) :], strict=True))
-    return QualityFacts(fetched, stored, recounted, int(duplicates))
+    return QualityFacts(judged, stored, recounted, int(duplicates))

@@ -79,6 +79,7 @@ class DayStats:
     figures: Figures
     computed_at: datetime
     failed_checks: tuple[str, ...] | None  # None: the checks have not run on these figures
+    boundary_copies: int = 0  # fetched = loaded + quarantined + boundary copies (rules.BoundaryCopy)
 
     @property
     def partial(self) -> bool:
@@ -210,7 +211,9 @@ def load_history(conn: psycopg.Connection, *, first_day: date, last_day: date) -
 
 
 def _day_stats(row: Sequence) -> DayStats:
-    (day, start, end, fetched, loaded, quarantined, flagged, *figures, computed_at, failed_checks) = row
+    (day, start, end, fetched, loaded, quarantined, flagged, *figures, computed_at, failed_checks, copies) = (
+        row
+    )
     return DayStats(
         day=day,
         interval_start=start,
@@ -222,6 +225,7 @@ def _day_stats(row: Sequence) -> DayStats:
         figures=_figures(*figures),
         computed_at=computed_at,
         failed_checks=None if failed_checks is None else tuple(failed_checks),
+        boundary_copies=copies,
     )
 
 
@@ -327,6 +331,7 @@ def summary_tables(report: DailyReport, texts: Texts) -> tuple[Table, ...]:
             (texts.loaded, stats.loaded),
             (texts.flagged, stats.flagged),
             (texts.quarantined, stats.quarantined),
+            (texts.boundary_copies, stats.boundary_copies),
         ),
     )
     reasons = Table(

@@ -2,6 +2,8 @@
 
 Every record gets exactly one verdict: an :class:`Attempt` bound for the warehouse, or a
 :class:`Rejection` bound for quarantine. Both carry *all* the problems found, not the first.
+The one exception is a record stamped exactly at its window's end, the API's second copy of a
+record that the next window owns: a :class:`BoundaryCopy`, counted and not judged here.
 
 What rejects a record and what only flags it
 --------------------------------------------
@@ -92,10 +94,28 @@ class Rejection(msgspec.Struct, frozen=True):
     reasons: tuple[Reason, ...]
 
 
-def validate_record(record: object, window_start: datetime, window_end: datetime) -> Attempt | Rejection:
+class BoundaryCopy(msgspec.Struct, frozen=True):
+    """A record stamped exactly at the end of its window: the copy the next window owns.
+
+    The API's windows include their end, ours do not: such a record comes back again at the
+    start of the next window, where it is judged. This copy is neither loaded nor quarantined
+    (it is no defect of the source), only counted.
+    """
+
+
+BOUNDARY_COPY = BoundaryCopy()
+
+
+def validate_record(
+    record: object, window_start: datetime, window_end: datetime
+) -> Attempt | Rejection | BoundaryCopy:
     """Judge one decoded JSON record fetched for the half-open window ``[window_start, window_end)``."""
     if not isinstance(record, dict):
         return Rejection((Reason.NOT_AN_OBJECT,))
+    created_at, created_at_problem = _created_at(record.get("created_at"), window_start, window_end)
+    if created_at == window_end:
+        # Whatever else is wrong with it, the next window's copy gets the same verdict.
+        return BOUNDARY_COPY
     reasons: list[Reason] = []
 
     user_id = record.get("lti_user_id")
@@ -112,7 +132,6 @@ def validate_record(record: object, window_start: datetime, window_end: datetime
     if is_correct_problem:
         reasons.append(is_correct_problem)
 
-    created_at, created_at_problem = _created_at(record.get("created_at"), window_start, window_end)
     if created_at_problem:
         reasons.append(created_at_problem)
 
@@ -170,7 +189,7 @@ def _created_at(
     except ValueError:  # matches the pattern but is no date, e.g. month 13
         return None, Reason.CREATED_AT_INVALID
     if not window_start <= created_at < window_end:
-        return None, Reason.CREATED_AT_OUTSIDE_WINDOW
+        return created_at, Reason.CREATED_AT_OUTSIDE_WINDOW
     return created_at, None
 
 

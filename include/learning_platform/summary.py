@@ -17,6 +17,7 @@ class IntervalSummary:
     loaded: int
     quarantined: int
     flagged: int
+    boundary_copies: int
     reasons: dict[str, int]
     defects: dict[str, int]
 
@@ -27,6 +28,7 @@ class IntervalSummary:
             f"fetched      {self.fetched:>9,}",
             f"loaded       {self.loaded:>9,}  ({self.flagged:,} with flagged defects)",
             f"quarantined  {self.quarantined:>9,}",
+            f"boundary     {self.boundary_copies:>9,}  (copies the next window owns)",
         ]
         out += [f"  rejected: {reason:<34}{count:>7,}" for reason, count in self.reasons.items()]
         out += [f"  flagged:  {defect:<34}{count:>7,}" for defect, count in self.defects.items()]
@@ -41,9 +43,9 @@ def summarize_interval(conn: psycopg.Connection, interval: Interval) -> Interval
         batch = cursor.fetchone()
         if batch is None:
             return None
-        _, _, fetched, loaded, quarantined, flagged, _, _ = batch
+        _, _, fetched, loaded, quarantined, flagged, boundary_copies, _, _ = batch
         cursor.execute(sql("select_reason_counts"), params)
         reasons = dict(cursor.fetchall())
         cursor.execute(sql("select_defect_counts"), params)
         defects = dict(cursor.fetchall())
-    return IntervalSummary(interval, fetched, loaded, quarantined, flagged, reasons, defects)
+    return IntervalSummary(interval, fetched, loaded, quarantined, flagged, boundary_copies, reasons, defects)

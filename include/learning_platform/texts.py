@@ -42,6 +42,7 @@ class Texts:
     avg_submits_per_user: str
     avg_successful_submits_per_user: str
     fetched: str
+    boundary_copies: str
     loaded: str
     flagged: str
     quarantined: str
@@ -62,6 +63,7 @@ class Texts:
     subject: str  # {day}
     subject_unreliable: str  # {day}
     subject_not_updated: str  # {day}
+    subject_test_mode: str  # {subject}
     no_data: str
     partial_day: str  # {interval}
     unreliable: str  # {checks}
@@ -109,6 +111,7 @@ ENGLISH = Texts(
     avg_submits_per_user="Submits per user",
     avg_successful_submits_per_user="Successful submits per user",
     fetched="Records fetched",
+    boundary_copies="Boundary copies (judged with the next window)",
     loaded="Attempts loaded",
     flagged="Loaded with flagged defects",
     quarantined="Records quarantined",
@@ -128,6 +131,7 @@ ENGLISH = Texts(
     subject="Learning platform report for {day}",
     subject_unreliable="Learning platform report for {day}: UNRELIABLE figures",
     subject_not_updated="Learning platform report for {day}: report NOT updated",
+    subject_test_mode="[TEST MODE] {subject}",
     no_data="No attempts were recorded for this day: there are no figures to report.",
     partial_day="These figures cover only {interval} (test mode), not the whole day.",
     unreliable="The figures are UNRELIABLE: data-quality checks failed: {checks}.",
@@ -183,6 +187,7 @@ RUSSIAN = Texts(
     avg_submits_per_user="Отправок на пользователя",
     avg_successful_submits_per_user="Успешных отправок на пользователя",
     fetched="Получено записей",
+    boundary_copies="Копии на границе окна (учтены в следующем окне)",
     loaded="Загружено попыток",
     flagged="Загружено с пометками о дефектах",
     quarantined="Записей в карантине",
@@ -202,6 +207,7 @@ RUSSIAN = Texts(
     subject="Отчёт обучающей платформы за {day}",
     subject_unreliable="Отчёт обучающей платформы за {day}: показатели НЕНАДЁЖНЫ",
     subject_not_updated="Отчёт обучающей платформы за {day}: отчёт НЕ обновлён",
+    subject_test_mode="[ТЕСТОВЫЙ РЕЖИМ] {subject}",
     no_data="За этот день попыток не зафиксировано: показателей нет.",
     partial_day="Показатели охватывают только {interval} (тестовый режим), а не весь день.",
     unreliable="Показатели НЕНАДЁЖНЫ: не пройдены проверки качества данных: {checks}.",

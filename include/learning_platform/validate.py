@@ -29,7 +29,7 @@ import msgspec
 import psycopg
 
 from include.common.intervals import Interval
-from include.learning_platform.rules import Attempt, Reason, Rejection, validate_record
+from include.learning_platform.rules import Attempt, BoundaryCopy, Reason, Rejection, validate_record
 from include.learning_platform.warehouse import interval_params, lock_day, sql
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,7 @@ class ValidateResult:
     valid: int = 0
     flagged: int = 0  # valid records with at least one defect
     rejected: int = 0
+    boundary_copies: int = 0  # records the next window owns (see rules.BoundaryCopy)
     reasons: Counter[str] = field(default_factory=Counter)
     defects: Counter[str] = field(default_factory=Counter)
 
@@ -76,6 +77,7 @@ class ValidateResult:
             "valid": self.valid,
             "flagged": self.flagged,
             "rejected": self.rejected,
+            "boundary_copies": self.boundary_copies,
             "reasons": dict(self.reasons),
             "defects": dict(self.defects),
         }
@@ -116,15 +118,18 @@ def validate_interval(
                 "valid": result.valid,
                 "flagged": result.flagged,
                 "rejected": result.rejected,
+                "boundary_copies": result.boundary_copies,
             },
         )
     log.info(
-        "validate %s: %d checked, %d valid (%d flagged), %d rejected; reasons %s; defects %s",
+        "validate %s: %d checked, %d valid (%d flagged), %d rejected, %d boundary copies; reasons %s; "
+        "defects %s",
         interval,
         result.checked,
         result.valid,
         result.flagged,
         result.rejected,
+        result.boundary_copies,
         dict(result.reasons),
         dict(result.defects),
     )
@@ -139,6 +144,7 @@ def _stage_batch(writer: psycopg.Cursor, batch: list[tuple], result: ValidateRes
     (about one record in a hundred) follow the batch, as only one COPY can be open at a time.
     """
     rejections: list[tuple] = []
+    boundary_copies = 0
     landed_window = None
     with _open_copy(writer, sql("copy_staged_attempts"), _STAGED_ATTEMPT_TYPES) as attempts:
         for row_start, row_end, position, record_json in batch:
@@ -167,6 +173,8 @@ def _stage_batch(writer: psycopg.Cursor, batch: list[tuple], result: ValidateRes
                 if verdict.defects:
                     result.flagged += 1
                     result.defects.update(defect.value for defect in verdict.defects)
+            elif isinstance(verdict, BoundaryCopy):
+                boundary_copies += 1
             else:
                 rejections.append((window_start, window_end, position, record_json, list(verdict.reasons)))
                 result.reasons.update(reason.value for reason in verdict.reasons)
@@ -175,11 +183,14 @@ def _stage_batch(writer: psycopg.Cursor, batch: list[tuple], result: ValidateRes
             for row in rejections:
                 copy.write_row(row)
     result.checked += len(batch)
-    result.valid += len(batch) - len(rejections)
+    result.valid += len(batch) - len(rejections) - boundary_copies
     result.rejected += len(rejections)
+    result.boundary_copies += boundary_copies
 
 
-def judge_landed_record(text: str, window_start: datetime, window_end: datetime) -> Attempt | Rejection:
+def judge_landed_record(
+    text: str, window_start: datetime, window_end: datetime
+) -> Attempt | Rejection | BoundaryCopy:
     """The verdict on one landed record's JSON text, fetched for ``[window_start, window_end)``."""
     try:
         record = decode_record(text)

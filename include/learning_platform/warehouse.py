@@ -1,4 +1,13 @@
-"""Where the learning platform pipeline keeps its tables, and the SQL it runs on them."""
+"""Where the learning platform pipeline keeps its tables, and the SQL it runs on them.
+
+Two warehouses, one schema. A full day goes to the warehouse of ``learning_platform_db``; a
+test-mode run (the day's first hour) goes to the scratch warehouse of
+``learning_platform_test_db``, where it can land, load, compute and report the hour exactly as a
+real run would without ever replacing or mixing with a day's published rows: a test-mode run
+for a date that was already processed leaves the real day as it was. The two connections must
+name different databases: the first run to migrate a warehouse claims it for its kind
+(``warehouse_purpose``), and a run of the other kind is refused there.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +20,26 @@ from include.common.migrations import migrate
 from include.common.postgres import lock_interval, read_sql
 
 DB_CONN_ID = "learning_platform_db"
+TEST_DB_CONN_ID = "learning_platform_test_db"
 SCHEMA = "learning_platform"
 SQL_DIR = Path(__file__).parent / "sql"
+
+# 0001 used to open with `CREATE SCHEMA IF NOT EXISTS learning_platform`, which PostgreSQL 15+
+# refuses to a role without CREATE on the database even when the schema exists; the migration
+# runner now creates the schema only when it is missing. Warehouses that applied the old text
+# have the same objects.
+_SUPERSEDED_CHECKSUMS = {
+    "0001_create_schema": "6ee4aaf5f98768417ebbe1990cb93295bd81bc97750accc9ce018d55fbbde790",
+}
+
+
+class WrongWarehouse(RuntimeError):
+    """The run's connection reaches the warehouse of the other kind of run."""
+
+
+def warehouse_conn_id(*, test_mode: bool) -> str:
+    """The Airflow connection of the warehouse a run writes to."""
+    return TEST_DB_CONN_ID if test_mode else DB_CONN_ID
 
 
 def sql(name: str) -> str:
@@ -22,7 +49,24 @@ def sql(name: str) -> str:
 
 def migrate_schema(conn: psycopg.Connection) -> list[str]:
     """Create or upgrade the pipeline's tables; returns the migrations applied now."""
-    return migrate(conn, SCHEMA, SQL_DIR / "migrations")
+    return migrate(conn, SCHEMA, SQL_DIR / "migrations", superseded=_SUPERSEDED_CHECKSUMS)
+
+
+def claim_warehouse(conn: psycopg.Connection, *, test_mode: bool, dag_run_id: str) -> None:
+    """Refuse to write test-mode results into the days' warehouse, or days into the scratch one."""
+    purpose = "test_mode" if test_mode else "days"
+    with conn.transaction():
+        claimed, claimed_by = conn.execute(
+            sql("claim_warehouse_purpose"), {"purpose": purpose, "dag_run_id": dag_run_id}
+        ).fetchone()
+    if claimed != purpose:
+        conn_id = warehouse_conn_id(test_mode=test_mode)
+        raise WrongWarehouse(
+            f"the Airflow connection '{conn_id}' reaches the warehouse that holds "
+            f"{'the published days' if claimed == 'days' else 'test-mode runs'} (claimed by run "
+            f"{claimed_by}); test mode must write to a scratch database of its own: point "
+            f"'{TEST_DB_CONN_ID}' at a database other than the one of '{DB_CONN_ID}'"
+        )
 
 
 def interval_params(interval: Interval, **extra: object) -> dict[str, object]:

@@ -5,9 +5,12 @@ WITH overlapped AS (
     WHERE interval_start < %(end)s AND interval_end > %(start)s AND interval_start <> %(start)s
 )
 INSERT INTO learning_platform.staging_batches (
-    interval_start, interval_end, landing_id, checked, valid, flagged, rejected
+    interval_start, interval_end, landing_id, checked, valid, flagged, rejected, boundary_copies
 )
-VALUES (%(start)s, %(end)s, %(landing_id)s, %(checked)s, %(valid)s, %(flagged)s, %(rejected)s)
+VALUES (
+    %(start)s, %(end)s, %(landing_id)s, %(checked)s, %(valid)s, %(flagged)s, %(rejected)s,
+    %(boundary_copies)s
+)
 ON CONFLICT (interval_start) DO UPDATE SET
     interval_end = excluded.interval_end,
     landing_id   = excluded.landing_id,
@@ -15,4 +18,5 @@ ON CONFLICT (interval_start) DO UPDATE SET
     valid        = excluded.valid,
     flagged      = excluded.flagged,
     rejected     = excluded.rejected,
+    boundary_copies = excluded.boundary_copies,
     staged_at    = excluded.staged_at

@@ -12,7 +12,8 @@ SELECT
                                   FILTER (WHERE NOT q.passed), '{}') END
         FROM learning_platform.daily_quality_checks AS q
         WHERE q.stats_date = s.stats_date
-    ) AS failed_checks
+    ) AS failed_checks,
+    s.boundary_copies
 FROM learning_platform.daily_stats AS s
 WHERE s.stats_date BETWEEN %(first_day)s AND %(last_day)s
 ORDER BY s.stats_date

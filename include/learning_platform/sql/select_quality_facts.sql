@@ -27,7 +27,7 @@ WITH day_attempts AS (
     ) AS repeated
 )
 SELECT
-    s.fetched, s.loaded, s.quarantined, s.unique_users, s.runs, s.submits, s.successful_submits,
+    s.fetched - s.boundary_copies, s.loaded, s.quarantined, s.unique_users, s.runs, s.submits, s.successful_submits,
     w.loaded, q.quarantined, w.unique_users, w.runs, w.submits, w.successful_submits,
     d.extra_copies
 FROM learning_platform.daily_stats AS s, warehouse AS w, quarantine AS q, duplicates AS d

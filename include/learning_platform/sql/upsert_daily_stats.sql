@@ -10,12 +10,13 @@ WITH figures AS (
     FROM day_course_students
 )
 INSERT INTO learning_platform.daily_stats AS s (
-    stats_date, interval_start, interval_end, fetched, loaded, quarantined, flagged,
+    stats_date, interval_start, interval_end, fetched, loaded, quarantined, flagged, boundary_copies,
     unique_users, runs, submits, successful_submits,
     success_share, avg_submits_per_user, avg_successful_submits_per_user, dag_run_id
 )
 SELECT
     %(day)s, b.interval_start, b.interval_end, b.fetched, b.loaded, b.quarantined, b.flagged,
+    b.boundary_copies,
     f.unique_users, f.runs, f.submits, f.successful_submits,
     f.successful_submits::numeric / NULLIF(f.submits, 0),
     f.submits::numeric / NULLIF(f.unique_users, 0),
@@ -30,6 +31,7 @@ ON CONFLICT (stats_date) DO UPDATE SET
     loaded                          = excluded.loaded,
     quarantined                     = excluded.quarantined,
     flagged                         = excluded.flagged,
+    boundary_copies                 = excluded.boundary_copies,
     unique_users                    = excluded.unique_users,
     runs                            = excluded.runs,
     submits                         = excluded.submits,

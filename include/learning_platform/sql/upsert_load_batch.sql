@@ -1,12 +1,22 @@
-INSERT INTO learning_platform.load_batches (
-    interval_start, interval_end, fetched, loaded, quarantined, flagged, dag_run_id
+-- The interval's load. The ledger rows of other intervals it overlaps go: their attempts and
+-- quarantine in this interval were just replaced.
+WITH overlapped AS (
+    DELETE FROM learning_platform.load_batches
+    WHERE interval_start < %(end)s AND interval_end > %(start)s AND interval_start <> %(start)s
 )
-VALUES (%(start)s, %(end)s, %(fetched)s, %(loaded)s, %(quarantined)s, %(flagged)s, %(dag_run_id)s)
+INSERT INTO learning_platform.load_batches (
+    interval_start, interval_end, fetched, loaded, quarantined, flagged, boundary_copies, dag_run_id
+)
+VALUES (
+    %(start)s, %(end)s, %(fetched)s, %(loaded)s, %(quarantined)s, %(flagged)s, %(boundary_copies)s,
+    %(dag_run_id)s
+)
 ON CONFLICT (interval_start) DO UPDATE SET
-    interval_end = excluded.interval_end,
-    fetched      = excluded.fetched,
-    loaded       = excluded.loaded,
-    quarantined  = excluded.quarantined,
-    flagged      = excluded.flagged,
-    dag_run_id   = excluded.dag_run_id,
-    loaded_at    = excluded.loaded_at
+    interval_end    = excluded.interval_end,
+    fetched         = excluded.fetched,
+    loaded          = excluded.loaded,
+    quarantined     = excluded.quarantined,
+    flagged         = excluded.flagged,
+    boundary_copies = excluded.boundary_copies,
+    dag_run_id      = excluded.dag_run_id,
+    loaded_at       = excluded.loaded_at

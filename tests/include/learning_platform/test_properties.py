@@ -40,7 +40,7 @@ from include.common.json_stream import array_elements
 from include.learning_platform.extract import open_landing, record_landing
 from include.learning_platform.load import load_interval
 from include.learning_platform.passback import PASSBACK_KEYS, PassbackParseError, parse_passback_params
-from include.learning_platform.rules import Attempt, Defect, Reason, Rejection, validate_record
+from include.learning_platform.rules import Attempt, BoundaryCopy, Defect, Reason, Rejection, validate_record
 from include.learning_platform.validate import judge_landed_record, validate_interval
 from include.learning_platform.warehouse import migrate_schema
 from tests.include.learning_platform.stages import DAY
@@ -291,7 +291,7 @@ def response_body(records: list[object], *, ascii_only: bool) -> bytes:
         return json.dumps(records).encode("ascii")
 
 
-def judge(text: str, window: Interval) -> Attempt | Rejection:
+def judge(text: str, window: Interval) -> Attempt | Rejection | BoundaryCopy:
     """What validate does to one landed record."""
     return judge_landed_record(text, window.start, window.end)
 
@@ -332,7 +332,7 @@ def test_any_feed_record_is_parsed_and_judged_without_raising_or_running_code(
     assert events == []
     assert len(texts) == len(records)
     for verdict in verdicts:
-        assert isinstance(verdict, Attempt | Rejection)
+        assert isinstance(verdict, Attempt | Rejection | BoundaryCopy)
         if isinstance(verdict, Rejection):
             assert verdict.reasons
             assert set(verdict.reasons) <= set(Reason)
@@ -448,7 +448,8 @@ def published(conn: psycopg.Connection) -> tuple[list[tuple], list[tuple], list[
         "FROM learning_platform.quarantined_attempts ORDER BY 1, 2"
     ).fetchall()
     ledger = conn.execute(
-        "SELECT interval_start, fetched, loaded, quarantined, flagged FROM learning_platform.load_batches"
+        "SELECT interval_start, fetched, loaded, quarantined, flagged, boundary_copies"
+        " FROM learning_platform.load_batches"
     ).fetchall()
     return attempts, quarantine, ledger
 
@@ -459,7 +460,7 @@ def published(conn: psycopg.Connection) -> tuple[list[tuple], list[tuple], list[
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 @given(landing=landings, ascii_only=st.booleans())
-def test_every_landed_record_is_loaded_or_quarantined_exactly_once_with_reasons(
+def test_every_landed_record_is_loaded_quarantined_or_a_boundary_copy_exactly_once(
     shared_warehouse: psycopg.Connection, landing: list[tuple[Interval, object]], ascii_only: bool
 ) -> None:
     conn = shared_warehouse
@@ -472,13 +473,19 @@ def test_every_landed_record_is_loaded_or_quarantined_exactly_once_with_reasons(
 
     assert result.fetched == len(landed) == len(landing)
     assert (result.loaded, result.quarantined) == (len(attempts), len(quarantine))
-    assert ledger == [(DAY.start, result.fetched, result.loaded, result.quarantined, result.flagged)]
+    assert ledger == [
+        (DAY.start, result.fetched, result.loaded, result.quarantined, result.flagged, result.boundary_copies)
+    ]
     loaded_keys = [(row[0], row[1]) for row in attempts]
     quarantined_keys = [(row[0], row[1]) for row in quarantine]
     assert len(set(loaded_keys)) == len(loaded_keys), "an attempt stored twice"
     assert len(set(quarantined_keys)) == len(quarantined_keys), "a record quarantined twice"
     assert not set(loaded_keys) & set(quarantined_keys), "a record both loaded and quarantined"
-    assert set(loaded_keys) | set(quarantined_keys) == set(landed), "a landed record went missing"
+    boundary_keys = set(landed) - set(loaded_keys) - set(quarantined_keys)
+    assert len(boundary_keys) == result.boundary_copies, "a landed record went missing"
+    for window_start, position in boundary_keys:
+        window = next(window for window in WINDOWS if window.start == window_start)
+        assert isinstance(judge(landed[(window_start, position)], window), BoundaryCopy)
 
     by_key = {window.start: window for window in WINDOWS}
     for window_start, position, record, reasons, window_end in quarantine:

@@ -7,7 +7,9 @@ from datetime import UTC, datetime
 import pytest
 
 from include.learning_platform.rules import (
+    BOUNDARY_COPY,
     Attempt,
+    BoundaryCopy,
     Defect,
     Reason,
     Rejection,
@@ -105,11 +107,25 @@ def test_a_run_has_no_is_correct_and_a_whole_second_timestamp_is_fine() -> None:
         ({"created_at": "2026-13-22 09:16:30"}, Reason.CREATED_AT_INVALID),
         ({"created_at": 1732267000}, Reason.CREATED_AT_INVALID),
         ({"created_at": "2026-11-22 08:59:59.999999"}, Reason.CREATED_AT_OUTSIDE_WINDOW),
-        ({"created_at": "2026-11-22 10:00:00"}, Reason.CREATED_AT_OUTSIDE_WINDOW),
+        ({"created_at": "2026-11-22 10:00:00.000001"}, Reason.CREATED_AT_OUTSIDE_WINDOW),
     ],
 )
 def test_each_fault_rejects_the_record_with_its_reason(changes: dict, reason: Reason) -> None:
     assert reasons_of(record(**changes)) == (reason,)
+
+
+@pytest.mark.parametrize(
+    "changes", [{}, {"lti_user_id": None}, {"attempt_type": "walk"}, {"is_correct": "yes"}]
+)
+def test_a_record_stamped_exactly_at_the_window_end_is_the_copy_the_next_window_owns(changes: dict) -> None:
+    """The API's windows include their end: the next window returns the same record and judges
+    it (valid or not); this copy is neither an attempt nor a rejection."""
+    at_the_end = record(**changes, created_at="2026-11-22 10:00:00.000000")
+
+    assert validate_record(at_the_end, START, END) is BOUNDARY_COPY
+    next_window = validate_record(at_the_end, END, END + (END - START))
+    assert not isinstance(next_window, BoundaryCopy)
+    assert isinstance(next_window, Attempt) == (not changes)
 
 
 def test_every_reason_is_reported_not_just_the_first() -> None:

@@ -12,6 +12,7 @@ from include.learning_platform.passback import PassbackParseError, parse_passbac
 from include.learning_platform.rules import (
     _CREATED_AT,
     Attempt,
+    BoundaryCopy,
     Defect,
     Reason,
     Rejection,
@@ -54,11 +55,13 @@ records = st.fixed_dictionaries({}, optional=field_values) | json_values
 def test_every_record_gets_exactly_one_verdict_and_never_raises(record: object) -> None:
     verdict = validate_record(record, START, END)
 
-    assert isinstance(verdict, Attempt | Rejection)
+    assert isinstance(verdict, Attempt | Rejection | BoundaryCopy)
     if isinstance(verdict, Rejection):
         assert verdict.reasons
         assert set(verdict.reasons) <= set(Reason)
         assert len(set(verdict.reasons)) == len(verdict.reasons)
+    elif isinstance(verdict, BoundaryCopy):
+        assert _utc_time(record["created_at"]) == END
     else:
         assert len(verdict.user_id) == 32
         assert verdict.attempt_type in {"run", "submit"}

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from include.common.intervals import Interval
 from include.learning_platform.extract import open_landing, record_landing
-from include.learning_platform.rules import Attempt
+from include.learning_platform.rules import Attempt, BoundaryCopy, Rejection
 from include.learning_platform.validate import decode_record, judge_landed_record, validate_interval
 
 _scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text()
@@ -119,6 +119,12 @@ def test_records_of_several_windows_are_staged_as_each_is_judged_alone(warehouse
     assert rejected == [
         (start, position, list(verdict.reasons))
         for start, position, verdict in verdicts
-        if not isinstance(verdict, Attempt)
+        if isinstance(verdict, Rejection)
     ]
+    # 10:00 and 11:00 end a window each: the copy of 10:00 in the second window is loaded; the
+    # one of 11:00 belongs to 11:00-12:00, which this interval does not fetch.
+    (boundary_copies,) = warehouse.execute(
+        "SELECT boundary_copies FROM learning_platform.staging_batches"
+    ).fetchone()
+    assert boundary_copies == sum(isinstance(verdict, BoundaryCopy) for _, _, verdict in verdicts) == 2
     assert [position for _, position in staged] == [1, 2, 3, 4]

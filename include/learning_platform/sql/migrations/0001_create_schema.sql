@@ -1,8 +1,6 @@
 -- The learning platform pipeline's tables. Each run owns one UTC interval and replaces it
 -- in every table it writes, so reruns and backfills never add rows.
 
-CREATE SCHEMA IF NOT EXISTS learning_platform;
-
 -- Landing zone: every record exactly as the API returned it, with the window it was asked for.
 CREATE TABLE learning_platform.raw_attempts (
     window_start timestamptz NOT NULL,
