@@ -56,7 +56,7 @@ import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, TriggerRule, dag, get_current_context, task
 
 from include.common.dag_defaults import default_args
-from include.learning_platform.assets import ATTEMPTS
+from include.learning_platform.assets import ATTEMPTS_LOADS
 
 
 @dag(
@@ -118,7 +118,7 @@ def learning_platform_etl() -> None:
 
         return tasks.validate(get_current_context())
 
-    @task(outlets=[ATTEMPTS])
+    @task(outlets=[ATTEMPTS_LOADS])
     def load() -> dict:
         from include.learning_platform import tasks
 

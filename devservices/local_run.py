@@ -34,7 +34,7 @@ from include.learning_platform.report import load_report, notices, summary_table
 from include.learning_platform.settings import REPORT_VARIABLE, parse_report_settings
 from include.learning_platform.summary import summarize_interval
 from include.learning_platform.texts import ENGLISH
-from include.learning_platform.warehouse import DB_CONN_ID
+from include.learning_platform.warehouse import warehouse_conn_id
 
 DAG_ID = "learning_platform_etl"
 
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             log_name=dag_test_log,
             check=False,
         )
-        summary, report = _published(interval)
+        summary, report = _published(interval, test_mode=args.test_mode)
     new_mail = sorted(set(OUTBOX.glob("*.eml")) - mail_before)
 
     if summary is None or dag_test.returncode != 0:
@@ -83,7 +83,9 @@ def main(argv: list[str] | None = None) -> int:
         for path in new_mail:
             log.error("mail sent by the run (alerts among them): %s", path)
         return 1
-    print(f"\n{DAG_ID} {args.date}: published to the warehouse (schema learning_platform)")
+    where = "the test-mode scratch warehouse" if args.test_mode else "the warehouse"
+    conn_id = warehouse_conn_id(test_mode=args.test_mode)
+    print(f"\n{DAG_ID} {args.date}: published to {where} (connection {conn_id})")
     print("\n".join(summary.lines()))
     if report is not None:
         print()
@@ -93,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         print(text_table(overview, ENGLISH.language))
         print()
         print(text_table(figures, ENGLISH.language))
-    for path in _report_files(args.date):
+    for path in _report_files(args.date, test_mode=args.test_mode):
         print(f"report file: {path}")
     for path in new_mail:
         print(f"email: {path}")
@@ -132,9 +134,9 @@ def _airflow(args: list[str], env: dict[str, str], *, log_name: str, check: bool
     return completed
 
 
-def _published(interval: Interval):
-    """What the run left in the warehouse: the load's summary and the day's report, if any."""
-    conninfo = conninfo_from_connection(connection_from_env(DB_CONN_ID))
+def _published(interval: Interval, *, test_mode: bool):
+    """What the run left in its warehouse: the load's summary and the day's report, if any."""
+    conninfo = conninfo_from_connection(connection_from_env(warehouse_conn_id(test_mode=test_mode)))
     try:
         with psycopg.connect(conninfo, connect_timeout=10) as conn:
             summary = summarize_interval(conn, interval)
@@ -147,9 +149,10 @@ def _published(interval: Interval):
         return None, None
 
 
-def _report_files(day: date) -> list[Path]:
+def _report_files(day: date, *, test_mode: bool) -> list[Path]:
     """The local report files of ``day`` (written when no Google credentials are configured)."""
     settings = parse_report_settings(os.environ.get(f"AIRFLOW_VAR_{REPORT_VARIABLE.upper()}"))
+    settings = settings.for_test_mode() if test_mode else settings
     return sorted(settings.report_directory.glob(f"learning_platform_{day.isoformat()}.*"))
 
 

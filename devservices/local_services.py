@@ -20,7 +20,7 @@ from devservices.simulator.process import SimulatorProcess
 from devservices.smtp_sink import SmtpSink
 from include.common.email import DEFAULT_SMTP_CONN_ID
 from include.learning_platform.api import API_CONN_ID
-from include.learning_platform.warehouse import DB_CONN_ID
+from include.learning_platform.warehouse import DB_CONN_ID, TEST_DB_CONN_ID
 
 # Local state (database cluster, logs, outbox); tests point it elsewhere.
 LOCAL_DIR = Path(os.environ.get("PIPELINES_LOCAL_DIR", PROJECT_ROOT / ".local"))
@@ -44,6 +44,7 @@ def start_local_services(services: ExitStack) -> LocalPostgres | None:
 
 
 def local_warehouse() -> LocalPostgres:
+    """The warehouse's cluster, with the databases of the real days and of test mode."""
     connection = connection_from_env(DB_CONN_ID)
     server = LocalPostgres(
         state_dir=LOCAL_DIR / "postgres",
@@ -52,8 +53,13 @@ def local_warehouse() -> LocalPostgres:
         password=connection.password,
     )
     server.start()
-    server.create_database(connection.schema)
-    log.info("local PostgreSQL on 127.0.0.1:%s, database %s", connection.port, connection.schema)
+    databases = [connection.schema]
+    scratch = connection_from_env(TEST_DB_CONN_ID)
+    if (scratch.host, scratch.port) == (connection.host, connection.port):
+        databases.append(scratch.schema)
+    for database in databases:
+        server.create_database(database)
+    log.info("local PostgreSQL on 127.0.0.1:%s, databases %s", connection.port, ", ".join(databases))
     return server
 
 

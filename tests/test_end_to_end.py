@@ -25,7 +25,7 @@ import pytest
 from devservices.environment import PROJECT_ROOT, airflow_environment
 from devservices.postgres import LocalPostgres, free_port
 from devservices.smtp_sink import SmtpSink
-from tests.conftest import CLIENT, CLIENT_KEY
+from tests.conftest import CLIENT, CLIENT_KEY, PIPELINE_PASSWORD, PIPELINE_ROLE
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -35,13 +35,13 @@ DB_PASSWORD = "e2e-password"
 API_KEY = "e2e-key"
 
 
-def warehouse_connection(port: int, database: str, password: str) -> str:
+def warehouse_connection(port: int, database: str, password: str, login: str = "postgres") -> str:
     """An ``AIRFLOW_CONN_*`` value (JSON form) for a local PostgreSQL database."""
     fields = {
         "host": "127.0.0.1",
         "port": port,
         "schema": database,
-        "login": "postgres",
+        "login": login,
         "password": password,
     }
     return json.dumps({"conn_type": "postgres", **fields})
@@ -80,6 +80,9 @@ def run_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[s
             "PIPELINES_LOCAL_DIR": str(state),
             "AIRFLOW_HOME": str(state / "airflow"),
             "AIRFLOW_CONN_LEARNING_PLATFORM_DB": warehouse_connection(db_port, "warehouse", DB_PASSWORD),
+            "AIRFLOW_CONN_LEARNING_PLATFORM_TEST_DB": warehouse_connection(
+                db_port, "warehouse_test", DB_PASSWORD
+            ),
             "AIRFLOW_CONN_LEARNING_PLATFORM_API": api_connection(
                 f"http://127.0.0.1:{api_port}", "e2e-client", API_KEY
             ),
@@ -112,7 +115,9 @@ def local_run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[st
 def printed_counts(output: str) -> dict[str, int]:
     return {
         name: int(value.replace(",", ""))
-        for name, value in re.findall(r"^(fetched|loaded|quarantined)\s+([\d,]+)", output, re.MULTILINE)
+        for name, value in re.findall(
+            r"^(fetched|loaded|quarantined|boundary)\s+([\d,]+)", output, re.MULTILINE
+        )
     }
 
 
@@ -121,7 +126,7 @@ def port_is_closed(port: str) -> bool:
         return probe.connect_ex(("127.0.0.1", int(port))) != 0
 
 
-def warehouse_rows(env: dict[str, str]) -> tuple[list[tuple], list[tuple]]:
+def warehouse_rows(env: dict[str, str], database: str = "warehouse") -> tuple[list[tuple], list[tuple]]:
     """Reopen the cluster `make run` left on disk and read what it published."""
     with (
         LocalPostgres(
@@ -129,13 +134,17 @@ def warehouse_rows(env: dict[str, str]) -> tuple[list[tuple], list[tuple]]:
             port=int(env["db_port"]),
             password=DB_PASSWORD,
         ) as server,
-        psycopg.connect(server.conninfo("warehouse")) as conn,
+        psycopg.connect(server.conninfo(database)) as conn,
     ):
         attempts = conn.execute(
-            "SELECT created_at::date, count(*), count(DISTINCT (source_window_start, source_position)) "
-            "FROM learning_platform.attempts GROUP BY 1"
+            "SELECT (created_at AT TIME ZONE 'UTC')::date, count(*),"
+            " count(DISTINCT (source_window_start, source_position)),"
+            " max(created_at) - min(created_at) < interval '1 hour'"
+            " FROM learning_platform.attempts GROUP BY 1"
         ).fetchall()
-        stats = conn.execute("SELECT stats_date, loaded FROM learning_platform.daily_stats").fetchall()
+        stats = conn.execute(
+            "SELECT stats_date, loaded, interval_end - interval_start FROM learning_platform.daily_stats"
+        ).fetchall()
         return attempts, stats
 
 
@@ -144,7 +153,7 @@ def test_the_run_command_publishes_the_day_and_stops_its_services(run_environmen
     assert first.returncode == 0, first.stdout + first.stderr
 
     counts = printed_counts(first.stdout)
-    assert counts["fetched"] == counts["loaded"] + counts["quarantined"]
+    assert counts["fetched"] == counts["loaded"] + counts["quarantined"] + counts["boundary"]
     assert counts["fetched"] > RECORDS_PER_DAY * 0.9
     for port in ("db_port", "api_port", "smtp_port"):
         assert port_is_closed(run_environment[port]), f"a service was left running on its {port}"
@@ -161,9 +170,9 @@ def test_the_run_command_publishes_the_day_and_stops_its_services(run_environmen
     assert second.returncode == 0, second.stdout + second.stderr
     assert printed_counts(second.stdout) == counts, "a rerun must give the same figures"
 
-    [(day, rows, distinct)], stats = warehouse_rows(run_environment)
+    [(day, rows, distinct, _)], stats = warehouse_rows(run_environment)
     assert (str(day), rows, distinct) == (DATE, counts["loaded"], counts["loaded"])
-    assert [(str(day), loaded) for day, loaded in stats] == [(DATE, counts["loaded"])], (
+    assert [(str(day), loaded) for day, loaded, _ in stats] == [(DATE, counts["loaded"])], (
         "one stats row per date"
     )
     history = (report_file.parent / "learning_platform_history.csv").read_text().splitlines()
@@ -173,6 +182,24 @@ def test_the_run_command_publishes_the_day_and_stops_its_services(run_environmen
     assert [message["To"] for message in mail] == ["analysts@e2e.test"] * 2, "one report email per run"
     assert all(DATE in message["Subject"] for message in mail)
     assert all("email: " in run.stdout for run in (first, second))
+
+    # Test mode for the same date: its own scratch warehouse, files and marked mail; the day stays.
+    day_before = warehouse_rows(run_environment), report_file.read_text(), history
+    trial = local_run(run_environment, "--date", DATE, "--test-mode")
+    assert trial.returncode == 0, trial.stdout + trial.stderr
+
+    assert (warehouse_rows(run_environment), report_file.read_text(), history) == day_before
+    assert (report_file.parent / "learning_platform_history.csv").read_text().splitlines() == history
+    [(day, rows, _, within_an_hour)], [(_, loaded, covered)] = warehouse_rows(
+        run_environment, "warehouse_test"
+    )
+    assert (str(day), rows, loaded, within_an_hour, str(covered)) == (DATE, loaded, rows, True, "1:00:00")
+    assert 0 < rows < counts["loaded"] / 10
+    trial_file = report_file.parent / "test-mode" / report_file.name
+    assert f"report file: {trial_file}" in trial.stdout
+    assert "(test mode), not the whole day" in trial_file.read_text()
+    *_, trial_mail = received(Path(run_environment["PIPELINES_LOCAL_DIR"]) / "outbox")
+    assert trial_mail["Subject"].startswith(f"[TEST MODE] Learning platform report for {DATE}")
 
 
 @pytest.fixture
@@ -189,7 +216,7 @@ def dag_test(run_environment, postgres_server, simulator, warehouse_conninfo, ou
     simulator.configure(records_per_day=RECORDS_PER_DAY)
     env = airflow_environment(tmp_path / "airflow", base=run_environment)
     env["AIRFLOW_CONN_LEARNING_PLATFORM_DB"] = warehouse_connection(
-        postgres_server.port, database, "test-password"
+        postgres_server.port, database, PIPELINE_PASSWORD, login=PIPELINE_ROLE
     )
     env["AIRFLOW_CONN_SMTP_DEFAULT"] = smtp_connection(outbox.port)
     airflow = str(Path(sys.executable).parent / "airflow")
@@ -226,7 +253,7 @@ def test_a_date_chosen_at_trigger_time_overrides_the_logical_date(
             "SELECT DISTINCT created_at::date::text FROM learning_platform.attempts"
         ).fetchall()
         ledger = conn.execute(
-            "SELECT interval_start::date::text, fetched = loaded + quarantined "
+            "SELECT interval_start::date::text, fetched = loaded + quarantined + boundary_copies "
             "FROM learning_platform.load_batches"
         ).fetchall()
     assert days == [(chosen,)]

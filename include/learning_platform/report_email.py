@@ -67,7 +67,10 @@ def build_report_email(
     domain = sender.rpartition("@")[2].strip("> ") or FALLBACK_DOMAIN
 
     message = EmailMessage(policy=POLICY)
-    message["Subject"] = subject.format(day=day)
+    subject = subject.format(day=day)
+    if report.stats.partial:
+        subject = texts.subject_test_mode.format(subject=subject)
+    message["Subject"] = subject
     if sender:
         message["From"] = sender
     message["To"] = ", ".join(recipients)

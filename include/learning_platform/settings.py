@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ REPORT_VARIABLE = "learning_platform_report"
 SHEETS_CONN_ID = "learning_platform_sheets"
 DEFAULT_HISTORY_WORKSHEET = "History"
 DEFAULT_SUMMARY_WORKSHEET = "Daily report"
+TEST_MODE_SUFFIX = "(test mode)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +46,15 @@ class ReportSettings:
         """Where report files go when there are no Google credentials."""
         home = Path(os.environ.get("AIRFLOW_HOME") or Path.home() / "airflow")
         return self.local_dir or home / "reports" / "learning_platform"
+
+    def for_test_mode(self) -> ReportSettings:
+        """Where a test-mode run publishes: beside the real report, never over it, and marked."""
+        return replace(
+            self,
+            history_worksheet=f"{self.history_worksheet} {TEST_MODE_SUFFIX}",
+            summary_worksheet=f"{self.summary_worksheet} {TEST_MODE_SUFFIX}",
+            local_dir=self.report_directory / "test-mode",
+        )
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> ReportSettings:
@@ -71,11 +81,12 @@ class ReportSettings:
         return settings
 
 
-def report_settings() -> ReportSettings:
+def report_settings(*, test_mode: bool = False) -> ReportSettings:
     """The settings in the Airflow Variable (defaults when it is not defined)."""
     from airflow.sdk import Variable
 
-    return parse_report_settings(Variable.get(REPORT_VARIABLE, default=None))
+    settings = parse_report_settings(Variable.get(REPORT_VARIABLE, default=None))
+    return settings.for_test_mode() if test_mode else settings
 
 
 def parse_report_settings(raw: str | Mapping[str, Any] | None) -> ReportSettings:

@@ -19,6 +19,7 @@ from include.common.email import DEFAULT_SMTP_CONN_ID, parse_recipients, send_me
 from include.common.intervals import Interval, resolve_interval
 from include.common.postgres import connect, conninfo_from_airflow, lock_resource
 from include.learning_platform.api import LearningPlatformAuthError, LearningPlatformClient
+from include.learning_platform.assets import ATTEMPTS, ATTEMPTS_LOADS
 from include.learning_platform.chart import render_history_chart
 from include.learning_platform.extract import extract_interval
 from include.learning_platform.load import load_interval
@@ -35,7 +36,13 @@ from include.learning_platform.settings import (
 from include.learning_platform.stats import compute_daily_stats
 from include.learning_platform.texts import Texts, texts_for
 from include.learning_platform.validate import validate_interval
-from include.learning_platform.warehouse import DB_CONN_ID, migrate_schema
+from include.learning_platform.warehouse import (
+    DB_CONN_ID,
+    TEST_DB_CONN_ID,
+    claim_warehouse,
+    migrate_schema,
+    warehouse_conn_id,
+)
 
 log = logging.getLogger(__name__)
 
@@ -51,21 +58,37 @@ def run_interval(context: dict[str, Any]) -> Interval:
     )
 
 
+def test_mode(context: dict[str, Any]) -> bool:
+    return bool(context["params"].get("test_mode"))
+
+
 @contextmanager
 def warehouse(context: dict[str, Any]) -> Iterator[psycopg.Connection]:
+    """The run's warehouse: the days' one, or the scratch one of test mode."""
+    from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException
+
     ti = context["ti"]
-    conn = connect(
-        conninfo_from_airflow(DB_CONN_ID),
-        conn_id=DB_CONN_ID,
-        application_name=f"{ti.dag_id}.{ti.task_id}",
-    )
+    conn_id = warehouse_conn_id(test_mode=test_mode(context))
+    try:
+        conninfo = conninfo_from_airflow(conn_id)
+    except AirflowNotFoundException:
+        if conn_id != TEST_DB_CONN_ID:
+            raise
+        raise AirflowFailException(
+            f"test mode writes to a scratch warehouse of its own, and the Airflow connection "
+            f"'{conn_id}' that names it is not defined: define it (a Postgres database other than "
+            f"the one of '{DB_CONN_ID}'), or run without test mode"
+        ) from None
+    conn = connect(conninfo, conn_id=conn_id, application_name=f"{ti.dag_id}.{ti.task_id}")
     with conn:
         yield conn
 
 
 def migrate(context: dict[str, Any]) -> dict[str, Any]:
     with warehouse(context) as conn:
-        return {"applied": migrate_schema(conn)}
+        applied = migrate_schema(conn)
+        claim_warehouse(conn, test_mode=test_mode(context), dag_run_id=context["run_id"])
+    return {"applied": applied}
 
 
 def extract(context: dict[str, Any]) -> dict[str, Any]:
@@ -93,6 +116,12 @@ def load(context: dict[str, Any]) -> dict[str, Any]:
     interval = run_interval(context)
     with warehouse(context) as conn:
         result = load_interval(conn, interval, dag_run_id=context["run_id"])
+    if not test_mode(context):
+        # Through the alias, so that a test-mode run, which loads the scratch warehouse, tells
+        # the DAGs scheduled on the real table nothing.
+        context["outlet_events"][ATTEMPTS_LOADS].add(
+            ATTEMPTS, extra={"day": interval.day.isoformat(), "loaded": result.loaded}
+        )
     return {"interval": str(interval), **result.as_dict()}
 
 
@@ -138,7 +167,7 @@ def publish_report(context: dict[str, Any]) -> dict[str, str]:
     from airflow.sdk.exceptions import AirflowFailException
 
     interval = run_interval(context)
-    settings = report_settings()
+    settings = report_settings(test_mode=test_mode(context))
     texts = report_texts(context, settings)
     # Imported here, not at the top: gspread and Google's auth libraries take 0.3 s to import,
     # paid by every task process that imports this module, and only this task uses them.
@@ -178,7 +207,7 @@ def send_email(context: dict[str, Any]) -> dict[str, Any]:
     from airflow.sdk.exceptions import AirflowFailException
 
     interval = run_interval(context)
-    settings = report_settings()
+    settings = report_settings(test_mode=test_mode(context))
     texts = report_texts(context, settings)
     try:
         recipients = parse_recipients(settings.recipients)
