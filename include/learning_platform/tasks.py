@@ -11,6 +11,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, timedelta
+from functools import partial
 from typing import Any
 
 import psycopg
@@ -25,6 +26,7 @@ from include.learning_platform.load import load_interval
 from include.learning_platform.local_report import write_local_report
 from include.learning_platform.quality import check_day
 from include.learning_platform.report import Destination, Publication, load_history, load_report
+from include.learning_platform.report_delivery import DeliveryUnconfirmed, RunEmail, send_once
 from include.learning_platform.report_email import build_report_email
 from include.learning_platform.settings import (
     REPORT_VARIABLE,
@@ -174,7 +176,7 @@ def publish_report(context: dict[str, Any]) -> dict[str, str]:
 
 
 def send_email(context: dict[str, Any]) -> dict[str, Any]:
-    """Mail the day's report; says so plainly when publishing it failed."""
+    """Mail the day's report, once per run (see report_delivery); says so plainly when publishing failed."""
     from airflow.sdk.exceptions import AirflowFailException
 
     interval = run_interval(context)
@@ -193,14 +195,23 @@ def send_email(context: dict[str, Any]) -> dict[str, Any]:
     message = build_report_email(
         report, texts, publication=publication, sender="", recipients=recipients, chart_png=chart
     )
-    send_message(message, conn_id=DEFAULT_SMTP_CONN_ID)
-    log.info(
-        "report email for %s sent to %d recipients: %s", interval.day, len(recipients), message["Subject"]
-    )
+    run = RunEmail(interval.day, context["run_id"], context["dag_run"].clear_number or 0)
+    send = partial(send_message, conn_id=DEFAULT_SMTP_CONN_ID)
+    try:
+        with warehouse(context) as conn:
+            delivery = send_once(conn, message, run, send=send)
+    except DeliveryUnconfirmed as error:
+        # Retrying could mail the report twice: an operator decides (the message says how).
+        raise AirflowFailException(str(error)) from None
+    if delivery.sent_now:
+        log.info(
+            "report email for %s sent to %d recipients: %s", interval.day, len(recipients), message["Subject"]
+        )
     return {
         "day": interval.day.isoformat(),
         "recipients": len(recipients),
         "report_updated": publication is not None,
+        "message_id": delivery.message_id,
     }
 
 

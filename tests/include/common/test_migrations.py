@@ -18,6 +18,7 @@ def test_the_pipeline_schema_migrates_once_then_is_a_no_op(warehouse_conninfo) -
             "0002_daily_stats",
             "0003_attempts_natural_key",
             "0004_stage_ledgers_and_brin",
+            "0006_report_emails",
         ]
         assert migrate_schema(conn) == []
         tables = conn.execute(
@@ -34,6 +35,7 @@ def test_the_pipeline_schema_migrates_once_then_is_a_no_op(warehouse_conninfo) -
         "load_batches",
         "quarantined_attempts",
         "raw_attempts",
+        "report_emails",
         "staged_attempts",
         "staged_rejections",
         "staging_batches",

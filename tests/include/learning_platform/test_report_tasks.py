@@ -43,11 +43,26 @@ class TaskInstance:
         return self.xcoms.get(task_ids)
 
 
-def context(task_id: str, *, xcoms: dict[str, Any] | None = None, **params: Any) -> dict[str, Any]:
+@dataclass(frozen=True)
+class DagRun:
+    """The part of Airflow's DAG run the task bodies use."""
+
+    run_id: str
+    clear_number: int = 0
+
+
+def context(
+    task_id: str,
+    *,
+    xcoms: dict[str, Any] | None = None,
+    dag_run: DagRun = DagRun("manual__report_tasks"),
+    **params: Any,
+) -> dict[str, Any]:
     return {
         "params": {"date": DAY.day.isoformat(), "test_mode": False, "window_minutes": 60, "language": None}
         | params,
-        "run_id": "manual__report_tasks",
+        "run_id": dag_run.run_id,
+        "dag_run": dag_run,
         "ti": TaskInstance(task_id, xcoms or {}),
         "data_interval_start": None,
         "data_interval_end": None,
@@ -121,8 +136,13 @@ def test_the_report_is_published_to_sheets_and_mailed_with_its_link(
     assert published["location"].startswith(f"https://docs.google.com/spreadsheets/d/{SPREADSHEET}")
     history = google.values(SPREADSHEET, "History")
     assert [row[0] for row in history[1:] if row] == [serial_day(DAY.day)], "one row per date"
-    assert sent == {"day": DAY.day.isoformat(), "recipients": 2, "report_updated": True}
     [message] = mail(outbox)
+    assert sent == {
+        "day": DAY.day.isoformat(),
+        "recipients": 2,
+        "report_updated": True,
+        "message_id": message["Message-ID"],
+    }
     assert message["To"] == ", ".join(RECIPIENTS)
     assert message["From"] == "airflow@uni.test"
     assert published["location"] in message.get_body(("plain",)).get_content()
