@@ -8,6 +8,7 @@ from __future__ import annotations
 import email
 import email.policy
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -19,13 +20,14 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
 from devservices.postgres import free_port
-from devservices.smtp_sink import SmtpSink
+from devservices.smtp_sink import SERVER_NAME, AnyPortController, SmtpSink
 from include.common.email import EmailNotSent
 from include.learning_platform import tasks
 from include.learning_platform.report import load_report
 from include.learning_platform.sheets_report import serial_day
 from tests.fakes.google_sheets import CLIENT_EMAIL, FakeGoogleSheets, service_account_info
 from tests.include.learning_platform.stages import DAY, run_stages
+from tests.include.learning_platform.test_report_delivery import HangingUpHandler
 
 SPREADSHEET = "1AbCdEfGhIjKlMnOpQrStUvWxYz0123456789abcdEFG"
 RECIPIENTS = ["analysts@uni.test", "head@uni.test"]
@@ -204,6 +206,44 @@ def test_mail_server_down_fails_the_task_for_a_retry_and_leaves_the_data(
 
     assert stats_rows(warehouse) == before
     assert load_report(warehouse, DAY.day).stats.loaded > 0
+
+
+def test_a_retry_of_a_run_that_mailed_the_report_sends_nothing(loaded_day, outbox) -> None:
+    first = tasks.send_email(context("send_email", xcoms={}))
+    retry = tasks.send_email(context("send_email", xcoms={}))
+
+    [message] = mail(outbox)
+    assert first == retry
+    assert retry["message_id"] == message["Message-ID"]
+
+
+def test_a_cleared_run_and_a_new_run_of_the_date_mail_the_report_again(loaded_day, outbox) -> None:
+    run = DagRun("scheduled__2026-11-22T00:00:00+00:00")
+    tasks.send_email(context("send_email", xcoms={}, dag_run=run))
+
+    tasks.send_email(context("send_email", xcoms={}, dag_run=DagRun(run.run_id, clear_number=1)))
+    tasks.send_email(context("send_email", xcoms={}, dag_run=DagRun("manual__2026-12-06T04:00:00+00:00")))
+
+    assert len(mail(outbox)) == 3
+
+
+def test_a_report_email_that_may_have_arrived_fails_for_good_saying_what_to_do(
+    loaded_day, monkeypatch, tmp_path
+) -> None:
+    hanging_up = AnyPortController(
+        HangingUpHandler(tmp_path / "outbox"), hostname="127.0.0.1", port=0, server_hostname=SERVER_NAME
+    )
+    hanging_up.start()
+    try:
+        smtp = json.loads(os.environ["AIRFLOW_CONN_SMTP_DEFAULT"]) | {"port": hanging_up.port}
+        monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", json.dumps(smtp))
+        with pytest.raises(AirflowFailException, match=r"Message-ID .* clear this task") as caught:
+            tasks.send_email(context("send_email", xcoms={}))
+    finally:
+        hanging_up.stop()
+
+    [message] = mail(SmtpSink(tmp_path / "outbox"))
+    assert message["Message-ID"] in str(caught.value)
 
 
 def test_missing_recipients_fail_for_good_naming_the_variable(loaded_day, monkeypatch) -> None:
