@@ -18,7 +18,7 @@ import psycopg
 
 from include.common.email import DEFAULT_SMTP_CONN_ID, parse_recipients, send_message
 from include.common.intervals import Interval, resolve_interval
-from include.common.postgres import connect, conninfo_from_airflow, lock_resource
+from include.common.postgres import connect, conninfo_from_airflow
 from include.learning_platform.api import LearningPlatformAuthError, LearningPlatformClient
 from include.learning_platform.chart import render_history_chart
 from include.learning_platform.extract import extract_interval
@@ -37,7 +37,7 @@ from include.learning_platform.settings import (
 from include.learning_platform.stats import compute_daily_stats
 from include.learning_platform.texts import Texts, texts_for
 from include.learning_platform.validate import validate_interval
-from include.learning_platform.warehouse import DB_CONN_ID, migrate_schema
+from include.learning_platform.warehouse import DB_CONN_ID, lock_report, migrate_schema
 
 log = logging.getLogger(__name__)
 
@@ -151,8 +151,10 @@ def publish_report(context: dict[str, Any]) -> dict[str, str]:
     with warehouse(context) as conn:
         report = load_report(conn, interval.day)
         if client is None:
-            history = load_history(conn, first_day=date.min, last_day=date.max)
-            path = write_local_report(settings.report_directory, report, history, texts)
+            with conn.transaction(), conn.cursor() as cursor:
+                lock_report(cursor)
+                history = load_history(conn, first_day=date.min, last_day=date.max)
+                path = write_local_report(settings.report_directory, report, history, texts)
             log.warning(
                 "no Google credentials (Airflow connection '%s' is not defined or holds no key): the "
                 "report was NOT published to Google Sheets; it was written to %s",
@@ -167,9 +169,8 @@ def publish_report(context: dict[str, Any]) -> dict[str, str]:
                 "spreadsheet: set its 'spreadsheet' key to the spreadsheet's key or URL"
             )
         target = SheetsTarget(settings.spreadsheet, settings.history_worksheet, settings.summary_worksheet)
-        # Concurrent runs (a backfill) take turns: each reads the sheet's dates, then writes its row.
         with conn.transaction(), conn.cursor() as cursor:
-            lock_resource(cursor, "learning_platform.report")
+            lock_report(cursor)
             url = publish_to_sheets(client, target, report, texts)
     log.info("report for %s published to Google Sheets: %s", interval.day, url)
     return Publication(Destination.SHEETS, url).as_dict()

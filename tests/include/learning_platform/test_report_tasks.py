@@ -5,12 +5,16 @@ PostgreSQL, the simulator, a real SMTP server and the real gspread path against 
 
 from __future__ import annotations
 
+import csv
 import email
 import email.policy
 import json
 import os
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -22,15 +26,19 @@ from airflow.sdk.exceptions import AirflowFailException
 from devservices.postgres import free_port
 from devservices.smtp_sink import SERVER_NAME, AnyPortController, SmtpSink
 from include.common.email import EmailNotSent
+from include.common.intervals import Interval
 from include.learning_platform import tasks
+from include.learning_platform.local_report import HISTORY_FILE
 from include.learning_platform.report import load_report
 from include.learning_platform.sheets_report import serial_day
+from include.learning_platform.warehouse import lock_report
 from tests.fakes.google_sheets import CLIENT_EMAIL, FakeGoogleSheets, service_account_info
 from tests.include.learning_platform.stages import DAY, run_stages
 from tests.include.learning_platform.test_report_delivery import HangingUpHandler
 
 SPREADSHEET = "1AbCdEfGhIjKlMnOpQrStUvWxYz0123456789abcdEFG"
 RECIPIENTS = ["analysts@uni.test", "head@uni.test"]
+NEXT_DAY = Interval.for_day(DAY.day + timedelta(days=1))
 
 
 @dataclass
@@ -165,6 +173,58 @@ def test_without_google_credentials_the_report_goes_to_files_and_the_email_says_
     assert "Уникальные пользователи" in Path(published["location"]).read_text()
     [message] = mail(outbox)
     assert "НЕ опубликован в Google Таблицах" in message.get_body(("plain",)).get_content()
+
+
+def local_history_dates(directory: Path) -> list[str]:
+    with (directory / HISTORY_FILE).open(newline="") as file:
+        return [row[0] for row in list(csv.reader(file))[1:]]
+
+
+def compute_next_day(warehouse: psycopg.Connection, api_client) -> None:
+    run_stages(warehouse, api_client, NEXT_DAY)
+    tasks.compute_stats(context("compute_stats", date=NEXT_DAY.day.isoformat()))
+
+
+def test_an_older_date_published_after_a_newer_one_leaves_every_date_in_the_local_files(
+    loaded_day, configured, warehouse, api_client
+) -> None:
+    compute_next_day(warehouse, api_client)
+    tasks.publish_report(context("publish_report", date=NEXT_DAY.day.isoformat()))
+    newer_page = (configured / f"learning_platform_{NEXT_DAY.day.isoformat()}.html").read_text()
+
+    tasks.publish_report(context("publish_report"))
+
+    assert local_history_dates(configured) == [DAY.day.isoformat(), NEXT_DAY.day.isoformat()]
+    assert (configured / f"learning_platform_{NEXT_DAY.day.isoformat()}.html").read_text() == newer_page
+
+
+def test_a_local_publish_takes_its_turn_and_reads_the_history_after_the_one_before(
+    loaded_day, configured, warehouse, warehouse_conninfo, api_client
+) -> None:
+    """Another publisher holds the lock while a newer date lands: the waiting publish must read
+    the history once its turn comes, not before, or its file would miss that date."""
+    with psycopg.connect(warehouse_conninfo) as other, other.cursor() as cursor:
+        lock_report(cursor)
+        with ThreadPoolExecutor(1) as pool:
+            publishing = pool.submit(tasks.publish_report, context("publish_report"))
+            wait_for_a_lock_waiter(warehouse_conninfo)
+            compute_next_day(warehouse, api_client)
+            other.commit()
+            publishing.result(timeout=60)
+
+    assert local_history_dates(configured) == [DAY.day.isoformat(), NEXT_DAY.day.isoformat()]
+
+
+def wait_for_a_lock_waiter(conninfo: str, timeout_s: float = 60) -> None:
+    """Return once a session waits for an advisory lock (a condition, not a guess at timing)."""
+    deadline = time.monotonic() + timeout_s
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            query = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            if conn.execute(query).fetchone()[0]:
+                return
+            time.sleep(0.05)
+    raise TimeoutError("publish_report never waited for the report lock")
 
 
 def test_a_failed_check_fails_the_gate_and_the_report_says_so(
