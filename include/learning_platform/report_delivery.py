@@ -112,18 +112,18 @@ def send_once(conn: psycopg.Connection, message: EmailMessage, run: RunEmail, *,
     with conn.transaction():
         row = conn.execute(sql("select_report_email"), run.params()).fetchone()
         if row is not None:
-            recorded_id, recorded_digest, _, handed_over_at, sent_at = row
-            if sent_at is not None:
+            recorded_id, recorded_digest, recorded_handed_over_at, recorded_sent_at = row
+            if recorded_sent_at is not None:
                 log.info(
                     "the report email of %s for run %s was sent at %s (Message-ID %s): not sending it again",
                     run.day,
                     run.dag_run_id,
-                    sent_at.isoformat(),
+                    recorded_sent_at.isoformat(),
                     recorded_id,
                 )
-                return Delivery(recorded_id, recorded_digest, sent_at, sent_now=False)
-            if handed_over_at is not None:
-                raise DeliveryUnconfirmed(_unconfirmed(run, recorded_id, handed_over_at))
+                return Delivery(recorded_id, recorded_digest, recorded_sent_at, sent_now=False)
+            if recorded_handed_over_at is not None:
+                raise DeliveryUnconfirmed(_unconfirmed(run, recorded_id, recorded_handed_over_at))
         claimed = conn.execute(
             sql("prepare_report_email"),
             run.params(message_id=message_id, content_digest=digest, recipients=recipients),
