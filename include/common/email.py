@@ -20,9 +20,9 @@ task fails and Airflow retries it; the password never appears in a message or a 
 
 SMTP has no idempotency key, and there is one moment after which a failure no longer proves that
 nothing was sent: once the message's content goes to the server, a lost answer may hide a 250.
-A caller that must not send twice passes ``before_data``, called right before that moment (after
-the server accepted the sender and recipients); a failure after it that is not the server's own
-refusal raises :class:`EmailDeliveryUnknown` instead of :class:`EmailNotSent`.
+A failure after that moment that is not the server's own refusal raises
+:class:`EmailDeliveryUnknown` instead of :class:`EmailNotSent`; a caller that must not send twice
+records the moment itself by passing ``before_data`` (see learning_platform/report_delivery.py).
 """
 
 from __future__ import annotations
@@ -94,8 +94,8 @@ def send_message(
     through when the connection is not defined.
 
     ``before_data`` is called once the server has accepted the sender and a recipient, right
-    before the content goes out; whatever it raises stops the sending with nothing sent. After
-    it, a connection lost or timed out before the server's answer raises
+    before the content goes out; whatever it raises stops the sending with nothing sent. From
+    that moment on, a connection lost or timed out before the server's answer raises
     :class:`EmailDeliveryUnknown`.
     """
     from airflow.providers.smtp.hooks.smtp import SmtpHook  # deferred: heavy, and parsing stays light
