@@ -17,6 +17,12 @@ value is a string, and ``?disable_ssl=false`` would still disable SSL):
 
 Failures propagate as :class:`EmailNotSent`, naming the connection and what to check, so the
 task fails and Airflow retries it; the password never appears in a message or a log line.
+
+SMTP has no idempotency key, and there is one moment after which a failure no longer proves that
+nothing was sent: once the message's content goes to the server, a lost answer may hide a 250.
+A failure after that moment that is not the server's own refusal raises
+:class:`EmailDeliveryUnknown` instead of :class:`EmailNotSent`; a caller that must not send twice
+records the moment itself by passing ``before_data`` (see learning_platform/report_delivery.py).
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import re
 import smtplib
 import ssl
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, getaddresses
@@ -47,7 +53,11 @@ _ADDRESS = re.compile(
 
 
 class EmailNotSent(RuntimeError):
-    """The message was not handed over to the SMTP server (nothing was sent)."""
+    """The message was not handed over to the SMTP server, or the server refused it (nothing was sent)."""
+
+
+class EmailDeliveryUnknown(RuntimeError):
+    """The message's content went to the server, whose answer was lost: it may have been accepted."""
 
 
 def parse_recipients(value: str | Sequence[str]) -> tuple[str, ...]:
@@ -72,14 +82,21 @@ def parse_recipients(value: str | Sequence[str]) -> tuple[str, ...]:
     return tuple(addresses.values())
 
 
-def send_message(message: EmailMessage, *, conn_id: str) -> None:
+def send_message(
+    message: EmailMessage, *, conn_id: str, before_data: Callable[[], None] | None = None
+) -> None:
     """Send ``message`` to its To, Cc and Bcc addresses through the SMTP connection ``conn_id``.
 
     ``From`` defaults to the connection's ``from_email`` extra and ``Date`` to now; the caller's
     message is not modified. Raises ValueError for a message that cannot be sent as it is,
-    :class:`EmailNotSent` when the server cannot be reached, refuses the login or refuses
-    every recipient (Airflow then retries the task), and lets Airflow's error through when the
-    connection is not defined.
+    :class:`EmailNotSent` when the server cannot be reached, refuses the login, refuses every
+    recipient or refuses the message (Airflow then retries the task), and lets Airflow's error
+    through when the connection is not defined.
+
+    ``before_data`` is called once the server has accepted the sender and a recipient, right
+    before the content goes out; whatever it raises stops the sending with nothing sent. From
+    that moment on, a connection lost or timed out before the server's answer raises
+    :class:`EmailDeliveryUnknown`.
     """
     from airflow.providers.smtp.hooks.smtp import SmtpHook  # deferred: heavy, and parsing stays light
     from airflow.sdk import Connection
@@ -107,13 +124,34 @@ def send_message(message: EmailMessage, *, conn_id: str) -> None:
     where = f"SMTP connection {conn_id!r} ({connection.host}:{connection.port})"
     started = time.monotonic()
     hook = SmtpHook(smtp_conn_id=conn_id)
+    handed_over = False
     try:
         with hook:
             # The hook only sends messages it builds itself (HTML, files as attachments); its
             # connected, logged-in client sends our prebuilt multipart message as it is.
-            refused = hook._smtp_client.send_message(outgoing)
+            client = hook._smtp_client
+            # smtplib has no hook between RCPT and DATA. This client is ours alone and closed
+            # below, so wrapping its data() is the least code that keeps the rest of
+            # send_message (Bcc stripping, SMTPUTF8, refused recipients) as it is.
+            send_content = client.data
+
+            def data(content: bytes) -> tuple[int, bytes]:
+                nonlocal handed_over
+                if before_data is not None:
+                    before_data()
+                handed_over = True
+                return send_content(content)
+
+            client.data = data
+            refused = client.send_message(outgoing)
     except (OSError, AirflowException) as error:  # smtplib.SMTPException is an OSError
         problem = f"could not send {message['Subject']!r} through {where}: {_describe(error)}"
+        if handed_over and not isinstance(error, smtplib.SMTPResponseException):
+            raise EmailDeliveryUnknown(
+                f"{problem}, after its content went to the server: it may have been delivered "
+                f"(Message-ID {message['Message-ID']}). Look for it in the recipients' mailboxes "
+                "or the server's log before sending it again."
+            ) from error
         raise EmailNotSent(f"{problem}. {_hint(error, extra)}") from error
     finally:
         # __exit__ does not run when __enter__ fails (a refused login): close that socket too.

@@ -3,8 +3,9 @@
 Writes the same tables the sheet would hold: ``learning_platform_<day>.html`` (readable,
 with the warnings) and ``learning_platform_<day>.csv`` (the summary tables one after the
 other), plus ``learning_platform_history.csv`` with one row per date, rebuilt from the
-warehouse each time so that reruns and backfills never duplicate a date. Files are replaced
-atomically: a reader never sees half a report.
+warehouse each time so that reruns and backfills never duplicate a date; the caller reads that
+history under ``warehouse.lock_report``, so a backfill's older snapshot never replaces a newer
+one. Files are replaced atomically: a reader never sees half a report.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ Every value is escaped: course ids and check observations are data, not markup.
 
 from __future__ import annotations
 
+import hashlib
 import html
 from collections.abc import Sequence
 from email import policy
@@ -76,7 +77,9 @@ def build_report_email(
     message["To"] = ", ".join(recipients)
     message["Message-ID"] = make_msgid(idstring="report", domain=domain)
 
-    chart_cid = make_msgid(idstring="chart", domain=domain) if chart_png else None
+    # Named after the picture, not random: the same report makes the same message, whose digest
+    # report_delivery records.
+    chart_cid = f"<chart.{hashlib.sha256(chart_png).hexdigest()[:24]}@{domain}>" if chart_png else None
     message.set_content(_plain_text(report, texts, publication))
     message.add_alternative(_html(report, texts, publication, chart_cid), subtype="html")
     if chart_cid is not None:

@@ -2,8 +2,11 @@
 
 Reruns and backfills converge on the same sheet. The history row is keyed by its date: a rerun
 updates the row in place, a backfilled date is inserted where it sorts, and stray duplicates of
-the date are removed. The summary worksheet is rewritten whole. Values go in typed (numbers,
-dates as serial numbers, text never parsed), so a course name starting with ``=`` stays text.
+the date are removed. The summary worksheet shows the latest date in the history, rewritten
+whole: a backfill publishing an older date after a newer one leaves it alone (publishers take
+turns under ``warehouse.lock_report``, so each reads the history the one before it wrote).
+Values go in typed (numbers, dates as serial numbers, text never parsed), so a course name
+starting with ``=`` stays text.
 
 Requests are few on purpose (the Sheets API allows 60 writes a minute per user): one read and
 one atomic ``batchUpdate`` for the history row, then clear, format and values for the summary.
@@ -126,18 +129,15 @@ def publish_to_sheets(
     spreadsheet = step(lambda: client.open_by_key(key), f"open spreadsheet {key}")
     history, summary = step(lambda: _worksheets(spreadsheet, target, texts), "find or add the worksheets")
     # Each step reads what it decides on at every attempt: a failed insert may have landed.
-    row = step(
+    row, latest = step(
         lambda: _write_history_row(history, report.stats, texts),
         f"write {report.day} to worksheet '{history.title}'",
     )
-    step(lambda: _write_summary(summary, report, texts), f"write worksheet '{summary.title}'")
-    log.info(
-        "report for %s published to spreadsheet %s: history row %d, summary '%s'",
-        report.day,
-        key,
-        row,
-        summary.title,
-    )
+    if latest > report.day:
+        log.info("summary '%s' left showing %s, a later date than %s", summary.title, latest, report.day)
+    else:
+        step(lambda: _write_summary(summary, report, texts), f"write worksheet '{summary.title}'")
+    log.info("report for %s published to spreadsheet %s: history row %d", report.day, key, row)
     return summary.url
 
 
@@ -221,10 +221,14 @@ _HEADER_FIELDS = "userEnteredValue,userEnteredFormat.textFormat.bold"
 _DATA_FORMAT_FIELDS = "userEnteredFormat.numberFormat,userEnteredFormat.textFormat.bold"
 
 
-def _write_history_row(worksheet: gspread.Worksheet, stats: DayStats, texts: Texts) -> int:
-    """Write the day's row and the header in one atomic batchUpdate; returns the 1-based row."""
+def _write_history_row(worksheet: gspread.Worksheet, stats: DayStats, texts: Texts) -> tuple[int, date]:
+    """Write the day's row and the header in one atomic batchUpdate.
+
+    Returns the row's 1-based number and the latest date the history then holds.
+    """
     column_a = worksheet.col_values(1, value_render_option=ValueRenderOption.unformatted)
     placement = place_date(column_a, stats.day)
+    dates = [found for value in column_a[HEADER_ROWS:] if (found := cell_date(value)) is not None]
     columns = history_columns(texts)
     sheet_id = worksheet.id
     requests: list[dict[str, Any]] = []
@@ -251,7 +255,7 @@ def _write_history_row(worksheet: gspread.Worksheet, stats: DayStats, texts: Tex
         stats.day,
         len(placement.duplicates),
     )
-    return placement.row + 1
+    return placement.row + 1, max([*dates, stats.day])
 
 
 def _header_cell(label: str) -> dict[str, Any]:

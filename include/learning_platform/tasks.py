@@ -11,13 +11,14 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, timedelta
+from functools import partial
 from typing import Any
 
 import psycopg
 
 from include.common.email import DEFAULT_SMTP_CONN_ID, parse_recipients, send_message
 from include.common.intervals import Interval, resolve_interval
-from include.common.postgres import connect, conninfo_from_airflow, lock_resource
+from include.common.postgres import connect, conninfo_from_airflow
 from include.learning_platform.api import LearningPlatformAuthError, LearningPlatformClient
 from include.learning_platform.assets import ATTEMPTS, ATTEMPTS_LOADS
 from include.learning_platform.chart import render_history_chart
@@ -26,6 +27,7 @@ from include.learning_platform.load import load_interval
 from include.learning_platform.local_report import write_local_report
 from include.learning_platform.quality import check_day
 from include.learning_platform.report import Destination, Publication, load_history, load_report
+from include.learning_platform.report_delivery import DeliveryUnconfirmed, RunEmail, send_once
 from include.learning_platform.report_email import build_report_email
 from include.learning_platform.settings import (
     REPORT_VARIABLE,
@@ -40,6 +42,7 @@ from include.learning_platform.warehouse import (
     DB_CONN_ID,
     TEST_DB_CONN_ID,
     claim_warehouse,
+    lock_report,
     migrate_schema,
     warehouse_conn_id,
 )
@@ -178,8 +181,10 @@ def publish_report(context: dict[str, Any]) -> dict[str, str]:
     with warehouse(context) as conn:
         report = load_report(conn, interval.day)
         if client is None:
-            history = load_history(conn, first_day=date.min, last_day=date.max)
-            path = write_local_report(settings.report_directory, report, history, texts)
+            with conn.transaction(), conn.cursor() as cursor:
+                lock_report(cursor)
+                history = load_history(conn, first_day=date.min, last_day=date.max)
+                path = write_local_report(settings.report_directory, report, history, texts)
             log.warning(
                 "no Google credentials (Airflow connection '%s' is not defined or holds no key): the "
                 "report was NOT published to Google Sheets; it was written to %s",
@@ -194,16 +199,15 @@ def publish_report(context: dict[str, Any]) -> dict[str, str]:
                 "spreadsheet: set its 'spreadsheet' key to the spreadsheet's key or URL"
             )
         target = SheetsTarget(settings.spreadsheet, settings.history_worksheet, settings.summary_worksheet)
-        # Concurrent runs (a backfill) take turns: each reads the sheet's dates, then writes its row.
         with conn.transaction(), conn.cursor() as cursor:
-            lock_resource(cursor, "learning_platform.report")
+            lock_report(cursor)
             url = publish_to_sheets(client, target, report, texts)
     log.info("report for %s published to Google Sheets: %s", interval.day, url)
     return Publication(Destination.SHEETS, url).as_dict()
 
 
 def send_email(context: dict[str, Any]) -> dict[str, Any]:
-    """Mail the day's report; says so plainly when publishing it failed."""
+    """Mail the day's report, once per run (see report_delivery); says so plainly when publishing failed."""
     from airflow.sdk.exceptions import AirflowFailException
 
     interval = run_interval(context)
@@ -222,14 +226,23 @@ def send_email(context: dict[str, Any]) -> dict[str, Any]:
     message = build_report_email(
         report, texts, publication=publication, sender="", recipients=recipients, chart_png=chart
     )
-    send_message(message, conn_id=DEFAULT_SMTP_CONN_ID)
-    log.info(
-        "report email for %s sent to %d recipients: %s", interval.day, len(recipients), message["Subject"]
-    )
+    run = RunEmail(interval.day, context["run_id"], context["dag_run"].clear_number or 0)
+    send = partial(send_message, conn_id=DEFAULT_SMTP_CONN_ID)
+    try:
+        with warehouse(context) as conn:
+            delivery = send_once(conn, message, run, send=send)
+    except DeliveryUnconfirmed as error:
+        # Retrying could mail the report twice: an operator decides (the message says how).
+        raise AirflowFailException(str(error)) from None
+    if delivery.sent_now:
+        log.info(
+            "report email for %s sent to %d recipients: %s", interval.day, len(recipients), message["Subject"]
+        )
     return {
         "day": interval.day.isoformat(),
         "recipients": len(recipients),
         "report_updated": publication is not None,
+        "message_id": delivery.message_id,
     }
 
 

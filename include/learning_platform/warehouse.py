@@ -17,7 +17,7 @@ import psycopg
 
 from include.common.intervals import Interval
 from include.common.migrations import migrate
-from include.common.postgres import lock_interval, read_sql
+from include.common.postgres import lock_interval, lock_resource, read_sql
 
 DB_CONN_ID = "learning_platform_db"
 TEST_DB_CONN_ID = "learning_platform_test_db"
@@ -77,3 +77,12 @@ def interval_params(interval: Interval, **extra: object) -> dict[str, object]:
 def lock_day(cursor: psycopg.Cursor, interval: Interval) -> None:
     """Make concurrent writers of the same day take turns (until the transaction ends)."""
     lock_interval(cursor, SCHEMA, interval)
+
+
+def lock_report(cursor: psycopg.Cursor) -> None:
+    """Make publishers of the report take turns (until the transaction ends).
+
+    Each then reads what is published (the sheet's dates, the warehouse's history) after the one
+    before it wrote, so that a backfill's runs never replace a newer snapshot with an older one.
+    """
+    lock_resource(cursor, f"{SCHEMA}.report")

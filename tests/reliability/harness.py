@@ -50,12 +50,21 @@ class TaskInstance:
         return self.xcoms.get(task_ids)
 
 
+@dataclass(frozen=True)
+class DagRun:
+    """The part of Airflow's DAG run the task bodies use."""
+
+    run_id: str
+    clear_number: int
+
+
 @dataclass
 class DayRun:
     """One DAG run for ``day``: the tries of each task and how each ended."""
 
     day: date
     run_id: str = "manual__reliability"
+    clear_number: int = 0  # how often the run was cleared: a deliberate rerun of the same run
     retries: int = 3
     tries: Counter[str] = field(default_factory=Counter)
     states: dict[str, str] = field(default_factory=dict)
@@ -95,6 +104,7 @@ class DayRun:
                 "language": None,
             },
             "run_id": self.run_id,
+            "dag_run": DagRun(self.run_id, self.clear_number),
             "ti": TaskInstance(task_id, self.xcoms),
             "data_interval_start": None,
             "data_interval_end": None,

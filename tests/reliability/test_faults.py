@@ -19,17 +19,21 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 import responses
+from aiosmtpd.smtp import SMTP, Envelope, Session
 from psycopg import sql
 
 from devservices.environment import PROJECT_ROOT
 from devservices.simulator import SimulatorServer
+from devservices.smtp_sink import SERVER_NAME, AnyPortController, OutboxHandler
 from include.learning_platform.sheets_report import serial_day
 from tests.fakes.google_sheets import FakeGoogleSheets
+from tests.include.learning_platform.stages import DAG_TASKS
 from tests.include.learning_platform.test_report_tasks import SPREADSHEET, connect_google
 from tests.reliability.conftest import Deployment, smtp
 from tests.reliability.harness import DayRun, DayState, Outcome
@@ -296,6 +300,77 @@ def test_smtp_down_then_up_sends_exactly_one_email(deployment: Deployment, clean
         fault="SMTP server down, then up",
         injection="no server on the SMTP port for send_email's first try",
         behaviour="send_email's first try failed (connection refused), the retry sent it; " + run.behaviour(),
+        outcome=outcome,
+    )
+    assert_clean(outcome)
+
+
+class AcceptThenHoldTheLedger(OutboxHandler):
+    """Keeps the message, then locks the report_emails rows and answers 250: the worker's record
+    of that 250 waits on the lock, which is where the test kills it."""
+
+    def __init__(self, outbox: Path, conninfo: str) -> None:
+        super().__init__(outbox)
+        self.ledger = psycopg.connect(conninfo)
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        answer = await super().handle_DATA(server, session, envelope)
+        self.ledger.execute("SELECT FROM learning_platform.report_emails FOR UPDATE")
+        return answer
+
+
+def test_a_worker_killed_after_the_server_accepted_the_email_sends_no_second_copy(
+    deployment: Deployment, clean, fault_table
+) -> None:
+    expected = clean(DAY)
+    deployment.outbox.mkdir(parents=True, exist_ok=True)
+    handler = AcceptThenHoldTheLedger(deployment.outbox, deployment.conninfo)
+    server = AnyPortController(
+        handler, hostname="127.0.0.1", port=deployment.smtp_port, server_hostname=SERVER_NAME
+    )
+
+    def before_try(task: str, try_number: int) -> None:
+        if task == "send_email" and try_number == 1:
+            # The first try runs in a process of its own, killed once the server has answered 250
+            # and while it waits to record that; the harness's own call is then the retry.
+            run.tries["send_email"] += 1
+            code = (
+                "from datetime import date; from tests.reliability.harness import DayRun; "
+                f"DayRun(date.fromisoformat('{DAY.isoformat()}'), "
+                f"xcoms={{'publish_report': {run.xcoms['publish_report']!r}}}).run_task('send_email')"
+            )
+            worker = subprocess.Popen([sys.executable, "-c", code], cwd=PROJECT_ROOT, env=os.environ.copy())
+            wait_until_blocked(deployment.conninfo)
+            assert len(list(deployment.outbox.glob("*.eml"))) == 1, "the server has the message"
+            worker.send_signal(signal.SIGKILL)
+            assert worker.wait(30) == -signal.SIGKILL
+            handler.ledger.rollback()
+
+    run = DayRun(DAY, before_try=before_try)
+    server.start()
+    try:
+        run.run()
+    finally:
+        server.stop()
+        handler.ledger.close()
+
+    assert run.tries["send_email"] == 2
+    assert run.states["send_email"] == "failed", "an unconfirmed email fails for good, unsent"
+    assert "clear this task" in run.errors["send_email"]
+    assert all(run.states[task] == "success" for task in DAG_TASKS if task != "send_email"), run.errors
+    with psycopg.connect(deployment.conninfo) as conn:
+        ledger = conn.execute(
+            "SELECT handed_over_at IS NOT NULL, sent_at IS NOT NULL FROM learning_platform.report_emails"
+        ).fetchall()
+    assert ledger == [(True, False)]
+    outcome = Outcome.compare(expected, deployment.state(DAY))
+    record(
+        fault_table,
+        fault="worker killed after the SMTP server accepted the report email (SIGKILL)",
+        injection="send_email's process killed with SIGKILL after the server's 250, before it recorded it",
+        behaviour="the retry found the email handed over but unconfirmed and did not send it again; "
+        "send_email failed for good naming the Message-ID to look for (clearing it mails anew); "
+        + run.behaviour(),
         outcome=outcome,
     )
     assert_clean(outcome)

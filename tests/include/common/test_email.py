@@ -27,7 +27,7 @@ from airflow.sdk.exceptions import AirflowNotFoundException
 from PIL import Image
 
 from devservices.smtp_sink import AnyPortController
-from include.common.email import EmailNotSent, parse_recipients, send_message
+from include.common.email import EmailDeliveryUnknown, EmailNotSent, parse_recipients, send_message
 
 HOST = "127.0.0.1"
 LOGIN = "reports@example.org"
@@ -400,6 +400,85 @@ def test_an_undefined_connection_is_named_in_the_error(monkeypatch) -> None:
 
     with pytest.raises(AirflowNotFoundException, match="smtp_nowhere"):
         send_message(report_message(), conn_id="smtp_nowhere")
+
+
+# --- the moment the content goes out -----------------------------------------------------------
+
+
+class RefusingContent(RecordingHandler):
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        return "554 5.6.0 Message refused by policy"
+
+
+class HangingUpAfterContent(RecordingHandler):
+    """Keeps the message, then hangs up instead of answering 250."""
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        answer = await super().handle_DATA(server, session, envelope)
+        server.transport.abort()
+        return answer
+
+
+def start_with(handler: RecordingHandler) -> AnyPortController:
+    controller = AnyPortController(handler, hostname=HOST, port=0, server_hostname="smtp.test")
+    controller.start()
+    return controller
+
+
+def test_before_data_runs_once_after_the_server_took_the_recipients_and_before_the_content(
+    smtp_server, monkeypatch
+) -> None:
+    server = smtp_server()
+    conn_id = use_connection(monkeypatch, "smtp_before_data", server.port, disable_ssl=True, disable_tls=True)
+    seen: list[int] = []
+
+    send_message(report_message(), conn_id=conn_id, before_data=lambda: seen.append(len(server.received)))
+
+    assert seen == [0]
+    assert len(server.received) == 1
+
+
+def test_an_error_in_before_data_stops_the_sending_with_nothing_sent(smtp_server, monkeypatch) -> None:
+    server = smtp_server()
+    conn_id = use_connection(monkeypatch, "smtp_stopped", server.port, disable_ssl=True, disable_tls=True)
+
+    def refuse() -> None:
+        raise LookupError("another try took over")
+
+    with pytest.raises(LookupError, match="another try took over"):
+        send_message(report_message(), conn_id=conn_id, before_data=refuse)
+    assert server.received == []
+
+
+def test_content_the_server_refuses_is_not_sent(monkeypatch) -> None:
+    handler = RefusingContent()
+    controller = start_with(handler)
+    try:
+        conn_id = use_connection(
+            monkeypatch, "smtp_refusing_content", controller.port, disable_ssl=True, disable_tls=True
+        )
+        with pytest.raises(EmailNotSent, match="SMTPDataError 554"):
+            send_message(report_message(), conn_id=conn_id)
+    finally:
+        controller.stop()
+
+
+def test_an_answer_lost_after_the_content_went_out_is_reported_as_unknown_not_as_unsent(
+    monkeypatch,
+) -> None:
+    handler = HangingUpAfterContent()
+    controller = start_with(handler)
+    message = report_message()
+    message["Message-ID"] = "<report.1@example.org>"
+    try:
+        conn_id = use_connection(
+            monkeypatch, "smtp_hanging_up", controller.port, disable_ssl=True, disable_tls=True
+        )
+        with pytest.raises(EmailDeliveryUnknown, match=r"may have been delivered \(Message-ID <report.1@"):
+            send_message(message, conn_id=conn_id)
+    finally:
+        controller.stop()
+    assert len(handler.received) == 1, "it did arrive"
 
 
 # --- recipients --------------------------------------------------------------------------------

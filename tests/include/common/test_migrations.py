@@ -17,6 +17,7 @@ ALL_MIGRATIONS = [
     "0003_attempts_natural_key",
     "0004_stage_ledgers_and_brin",
     "0005_boundary_copies_and_warehouse_purpose",
+    "0006_report_emails",
 ]
 
 

@@ -5,11 +5,16 @@ PostgreSQL, the simulator, a real SMTP server and the real gspread path against 
 
 from __future__ import annotations
 
+import csv
 import email
 import email.policy
 import json
+import os
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -19,16 +24,21 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
 from devservices.postgres import free_port
-from devservices.smtp_sink import SmtpSink
+from devservices.smtp_sink import SERVER_NAME, AnyPortController, SmtpSink
 from include.common.email import EmailNotSent
+from include.common.intervals import Interval
 from include.learning_platform import tasks
+from include.learning_platform.local_report import HISTORY_FILE
 from include.learning_platform.report import load_report
 from include.learning_platform.sheets_report import serial_day
+from include.learning_platform.warehouse import lock_report
 from tests.fakes.google_sheets import CLIENT_EMAIL, FakeGoogleSheets, service_account_info
 from tests.include.learning_platform.stages import DAY, run_stages
+from tests.include.learning_platform.test_report_delivery import HangingUpHandler
 
 SPREADSHEET = "1AbCdEfGhIjKlMnOpQrStUvWxYz0123456789abcdEFG"
 RECIPIENTS = ["analysts@uni.test", "head@uni.test"]
+NEXT_DAY = Interval.for_day(DAY.day + timedelta(days=1))
 
 
 @dataclass
@@ -43,11 +53,26 @@ class TaskInstance:
         return self.xcoms.get(task_ids)
 
 
-def context(task_id: str, *, xcoms: dict[str, Any] | None = None, **params: Any) -> dict[str, Any]:
+@dataclass(frozen=True)
+class DagRun:
+    """The part of Airflow's DAG run the task bodies use."""
+
+    run_id: str
+    clear_number: int = 0
+
+
+def context(
+    task_id: str,
+    *,
+    xcoms: dict[str, Any] | None = None,
+    dag_run: DagRun = DagRun("manual__report_tasks"),
+    **params: Any,
+) -> dict[str, Any]:
     return {
         "params": {"date": DAY.day.isoformat(), "test_mode": False, "window_minutes": 60, "language": None}
         | params,
-        "run_id": "manual__report_tasks",
+        "run_id": dag_run.run_id,
+        "dag_run": dag_run,
         "ti": TaskInstance(task_id, xcoms or {}),
         "data_interval_start": None,
         "data_interval_end": None,
@@ -121,8 +146,13 @@ def test_the_report_is_published_to_sheets_and_mailed_with_its_link(
     assert published["location"].startswith(f"https://docs.google.com/spreadsheets/d/{SPREADSHEET}")
     history = google.values(SPREADSHEET, "History")
     assert [row[0] for row in history[1:] if row] == [serial_day(DAY.day)], "one row per date"
-    assert sent == {"day": DAY.day.isoformat(), "recipients": 2, "report_updated": True}
     [message] = mail(outbox)
+    assert sent == {
+        "day": DAY.day.isoformat(),
+        "recipients": 2,
+        "report_updated": True,
+        "message_id": message["Message-ID"],
+    }
     assert message["To"] == ", ".join(RECIPIENTS)
     assert message["From"] == "airflow@uni.test"
     assert published["location"] in message.get_body(("plain",)).get_content()
@@ -143,6 +173,58 @@ def test_without_google_credentials_the_report_goes_to_files_and_the_email_says_
     assert "Уникальные пользователи" in Path(published["location"]).read_text()
     [message] = mail(outbox)
     assert "НЕ опубликован в Google Таблицах" in message.get_body(("plain",)).get_content()
+
+
+def local_history_dates(directory: Path) -> list[str]:
+    with (directory / HISTORY_FILE).open(newline="") as file:
+        return [row[0] for row in list(csv.reader(file))[1:]]
+
+
+def compute_next_day(warehouse: psycopg.Connection, api_client) -> None:
+    run_stages(warehouse, api_client, NEXT_DAY)
+    tasks.compute_stats(context("compute_stats", date=NEXT_DAY.day.isoformat()))
+
+
+def test_an_older_date_published_after_a_newer_one_leaves_every_date_in_the_local_files(
+    loaded_day, configured, warehouse, api_client
+) -> None:
+    compute_next_day(warehouse, api_client)
+    tasks.publish_report(context("publish_report", date=NEXT_DAY.day.isoformat()))
+    newer_page = (configured / f"learning_platform_{NEXT_DAY.day.isoformat()}.html").read_text()
+
+    tasks.publish_report(context("publish_report"))
+
+    assert local_history_dates(configured) == [DAY.day.isoformat(), NEXT_DAY.day.isoformat()]
+    assert (configured / f"learning_platform_{NEXT_DAY.day.isoformat()}.html").read_text() == newer_page
+
+
+def test_a_local_publish_takes_its_turn_and_reads_the_history_after_the_one_before(
+    loaded_day, configured, warehouse, warehouse_conninfo, api_client
+) -> None:
+    """Another publisher holds the lock while a newer date lands: the waiting publish must read
+    the history once its turn comes, not before, or its file would miss that date."""
+    with psycopg.connect(warehouse_conninfo) as other, other.cursor() as cursor:
+        lock_report(cursor)
+        with ThreadPoolExecutor(1) as pool:
+            publishing = pool.submit(tasks.publish_report, context("publish_report"))
+            wait_for_a_lock_waiter(warehouse_conninfo)
+            compute_next_day(warehouse, api_client)
+            other.commit()
+            publishing.result(timeout=60)
+
+    assert local_history_dates(configured) == [DAY.day.isoformat(), NEXT_DAY.day.isoformat()]
+
+
+def wait_for_a_lock_waiter(conninfo: str, timeout_s: float = 60) -> None:
+    """Return once a session waits for an advisory lock (a condition, not a guess at timing)."""
+    deadline = time.monotonic() + timeout_s
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            query = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            if conn.execute(query).fetchone()[0]:
+                return
+            time.sleep(0.05)
+    raise TimeoutError("publish_report never waited for the report lock")
 
 
 def test_a_failed_check_fails_the_gate_and_the_report_says_so(
@@ -184,6 +266,44 @@ def test_mail_server_down_fails_the_task_for_a_retry_and_leaves_the_data(
 
     assert stats_rows(warehouse) == before
     assert load_report(warehouse, DAY.day).stats.loaded > 0
+
+
+def test_a_retry_of_a_run_that_mailed_the_report_sends_nothing(loaded_day, outbox) -> None:
+    first = tasks.send_email(context("send_email", xcoms={}))
+    retry = tasks.send_email(context("send_email", xcoms={}))
+
+    [message] = mail(outbox)
+    assert first == retry
+    assert retry["message_id"] == message["Message-ID"]
+
+
+def test_a_cleared_run_and_a_new_run_of_the_date_mail_the_report_again(loaded_day, outbox) -> None:
+    run = DagRun("scheduled__2026-11-22T00:00:00+00:00")
+    tasks.send_email(context("send_email", xcoms={}, dag_run=run))
+
+    tasks.send_email(context("send_email", xcoms={}, dag_run=DagRun(run.run_id, clear_number=1)))
+    tasks.send_email(context("send_email", xcoms={}, dag_run=DagRun("manual__2026-12-06T04:00:00+00:00")))
+
+    assert len(mail(outbox)) == 3
+
+
+def test_a_report_email_that_may_have_arrived_fails_for_good_saying_what_to_do(
+    loaded_day, monkeypatch, tmp_path
+) -> None:
+    hanging_up = AnyPortController(
+        HangingUpHandler(tmp_path / "outbox"), hostname="127.0.0.1", port=0, server_hostname=SERVER_NAME
+    )
+    hanging_up.start()
+    try:
+        smtp = json.loads(os.environ["AIRFLOW_CONN_SMTP_DEFAULT"]) | {"port": hanging_up.port}
+        monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", json.dumps(smtp))
+        with pytest.raises(AirflowFailException, match=r"Message-ID .* clear this task") as caught:
+            tasks.send_email(context("send_email", xcoms={}))
+    finally:
+        hanging_up.stop()
+
+    [message] = mail(SmtpSink(tmp_path / "outbox"))
+    assert message["Message-ID"] in str(caught.value)
 
 
 def test_missing_recipients_fail_for_good_naming_the_variable(loaded_day, monkeypatch) -> None:

@@ -355,6 +355,34 @@ def test_backfilled_dates_are_inserted_in_date_order(
     assert inserts == [1, 2, 1, 3]
 
 
+def test_an_older_date_published_after_a_newer_one_leaves_the_summary_showing_the_newer(
+    google: FakeGoogleSheets, gspread_client: gspread.Client
+) -> None:
+    google.add_spreadsheet(KEY)
+    newer = build_report()
+    publish(gspread_client, newer)
+
+    publish(gspread_client, build_report(date(2026, 11, 19), day_figures=figures(users=7)))
+
+    expected = summary_layout(newer, ENGLISH).values
+    assert google.values(KEY, "Daily report") == [[None if v == "" else v for v in row] for row in expected]
+    assert history_dates(google) == [DAY_SERIAL - 3, DAY_SERIAL]
+
+
+def test_a_rerun_of_the_latest_date_rewrites_the_summary(
+    google: FakeGoogleSheets, gspread_client: gspread.Client
+) -> None:
+    google.add_spreadsheet(KEY)
+    publish(gspread_client, build_report(date(2026, 11, 19)))
+    publish(gspread_client, build_report())
+
+    rerun = build_report(day_figures=figures(users=50))
+    publish(gspread_client, rerun)
+
+    expected = summary_layout(rerun, ENGLISH).values
+    assert google.values(KEY, "Daily report") == [[None if v == "" else v for v in row] for row in expected]
+
+
 def test_rows_a_person_added_below_the_table_stay_below_it(
     google: FakeGoogleSheets, gspread_client: gspread.Client
 ) -> None:
