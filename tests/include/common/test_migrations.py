@@ -18,6 +18,7 @@ def test_the_pipeline_schema_migrates_once_then_is_a_no_op(warehouse_conninfo) -
             "0002_daily_stats",
             "0003_attempts_natural_key",
             "0004_stage_ledgers_and_brin",
+            "0007_partition_landing_by_day",
         ]
         assert migrate_schema(conn) == []
         tables = conn.execute(

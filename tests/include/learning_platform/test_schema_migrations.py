@@ -110,7 +110,11 @@ def test_attempts_are_rekeyed_on_their_source_without_losing_a_published_day(old
     rows, quarantined = attempts(conn), quarantine(conn)
     assert len(rows) == published.loaded > 0
 
-    assert migrate_schema(conn) == ["0003_attempts_natural_key", "0004_stage_ledgers_and_brin"]
+    assert migrate_schema(conn) == [
+        "0003_attempts_natural_key",
+        "0004_stage_ledgers_and_brin",
+        "0007_partition_landing_by_day",
+    ]
 
     assert _primary_key(conn, "attempts") == ["source_window_start", "source_position"]
     assert attempts(conn) == rows
@@ -124,7 +128,7 @@ def test_published_days_get_their_stage_ledgers_and_load_alone_reruns_them(old_r
     conn, published = old_release("0003_attempts_natural_key")
     rows = attempts(conn)
 
-    assert migrate_schema(conn) == ["0004_stage_ledgers_and_brin"]
+    assert migrate_schema(conn) == ["0004_stage_ledgers_and_brin", "0007_partition_landing_by_day"]
 
     landing = conn.execute(f"SELECT records, dag_run_id FROM {SCHEMA}.landing_batches").fetchall()
     assert landing == [(published.fetched, "test_run")]
