@@ -90,17 +90,12 @@ def require_day_partitions(cursor: psycopg.Cursor, tables: Iterable[str], interv
     for table, day in _missing(cursor, wanted):  # again: another run may have created them meanwhile
         name = partition_name(table, day)
         start, end = day_bounds(day)
-        parent, partition = sql.Identifier(SCHEMA, table), sql.Identifier(SCHEMA, name)
-        cursor.execute(
-            sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)").format(
-                partition, parent
-            )
-        )
-        cursor.execute(
-            sql.SQL("ALTER TABLE {} ATTACH PARTITION {} FOR VALUES FROM ({}) TO ({})").format(
-                parent, partition, sql.Literal(start), sql.Literal(end)
-            )
-        )
+        parent = sql.Identifier(SCHEMA, table)
+        partition = sql.Identifier(SCHEMA, name)
+        create = sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")
+        cursor.execute(create.format(partition, parent))
+        attach = sql.SQL("ALTER TABLE {} ATTACH PARTITION {} FOR VALUES FROM ({}) TO ({})")
+        cursor.execute(attach.format(parent, partition, sql.Literal(start), sql.Literal(end)))
         created.append(name)
     return created
 
