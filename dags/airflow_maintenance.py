@@ -22,7 +22,7 @@ script kept 3 days, which loses the evidence over a long weekend. `metadata_rete
 retention because a task instance whose log is gone still says when it ran and how it
 ended, while a log file whose task instance is gone can no longer be reached from the UI.
 `landing_retention_days` = **14**: two weeks of days that can be validated and loaded again
-without asking the API (about 540 MB a day at 1M attempts); a published day needs its landing
+without asking the API (about 1.2 GB a day at 1M attempts); a published day needs its landing
 no longer, as `attempts` and the quarantine (rejected records verbatim) hold what readers use.
 A day whose landing `load` has not published (landed again since, or never loaded) is kept
 however old, and named in the log: run `learning_platform_etl` for it, or leave it.

@@ -10,8 +10,8 @@
 --    partitions before writing it (include/learning_platform/partitions.py).
 --    Rows already landed are moved into partitions of their day here, and the primary key
 --    (window_start, position) is built once they are in. This rewrites the landing and staging
---    once, in the migrate_schema task of the first run after the upgrade (about 1 GB a day kept
---    at 1M attempts a day): run it at a quiet time, or drop old days by hand before upgrading.
+--    once, in the migrate_schema task of the first run after the upgrade (landing and staging take
+--    117 MB a day at 100k attempts: docs/PERFORMANCE.md): upgrade at a quiet time.
 ALTER TABLE learning_platform.raw_attempts RENAME TO raw_attempts_unpartitioned;
 ALTER TABLE learning_platform.staged_attempts RENAME TO staged_attempts_unpartitioned;
 ALTER TABLE learning_platform.staged_rejections RENAME TO staged_rejections_unpartitioned;
