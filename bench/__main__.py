@@ -21,6 +21,7 @@ from typing import Any
 import psycopg
 
 from bench import airflow_overhead, baselines, report
+from bench import retention as landing_retention
 from bench.services import local_postgres, simulator_process
 from bench.stages import DayRun, StageRun, new_job, prepare_warehouse, run_day, run_stage
 from devservices.environment import PROJECT_ROOT
@@ -56,6 +57,11 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             csv_path.unlink(missing_ok=True)
         scaling = _scaling(server, simulator, day, args) if args.scaling else []
+        retention = (
+            _retention(server, simulator)
+            if args.retention
+            else landing_retention.not_measured("off (--no-retention, or --quick)")
+        )
         # Last: its components must not compete with the measured stages for the cores.
         airflow = (
             airflow_overhead.measure(server, simulator, state_dir, DAY)
@@ -66,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             (postgres_version,) = conn.execute("SHOW server_version").fetchone()
 
     results = _results(day, serving, measured, scaling, airflow, postgres_version)
+    results["retention"] = retention
     print(report.text_tables(results))
     (state_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     if args.write_docs:
@@ -97,6 +104,12 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="comma-separated day sizes of the scaling run (default 10000,100000,1000000)",
     )
     parser.add_argument(
+        "--retention",
+        action=argparse.BooleanOptionalAction,
+        help="also measure landing retention: 30 days of 100,000 attempts with and without it, and a day "
+        "dropped against deleted (default: on, off with --quick; alone: python -m bench.retention)",
+    )
+    parser.add_argument(
         "--airflow-startup",
         action=argparse.BooleanOptionalAction,
         help="also measure Airflow's own per-task start-up: the DAG on a tiny day in a local Airflow "
@@ -117,6 +130,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.row_sample = args.row_sample or (1_000 if quick else 5_000)
     args.pandas_sample = args.pandas_sample or (20_000 if quick else 200_000)
     args.scaling = (not quick) if args.scaling is None else args.scaling
+    args.retention = (not quick) if args.retention is None else args.retention
     args.airflow_startup = (not quick) if args.airflow_startup is None else args.airflow_startup
     if args.write_docs and quick:
         parser.error("--write-docs needs a full run: drop --quick")
@@ -181,6 +195,15 @@ def _scaling(
         else:
             days.append(_measure_day(server, simulator, f"bench_{size}", size))
     return days
+
+
+def _retention(server: LocalPostgres, simulator: SimulatorProcess) -> dict[str, Any]:
+    """Retention's figures, or why there are none: a failure must not cost the figures measured."""
+    try:
+        return landing_retention.measure(server, simulator)
+    except Exception as error:
+        log.warning("landing retention not measured: %s", error)
+        return landing_retention.not_measured(f"{type(error).__name__}: {error}")
 
 
 def _results(

@@ -31,14 +31,6 @@ LEDGER = "schema_migrations"
 # Where the ledger was kept before each pipeline kept its own: adopted once, then left alone.
 _LEGACY_LEDGER = sql.Identifier("public", LEDGER)
 
-_CREATE_LEDGER = """
-CREATE TABLE {ledger} (
-    version    text        PRIMARY KEY,
-    checksum   text        NOT NULL,
-    applied_at timestamptz NOT NULL DEFAULT now()
-)
-"""
-
 
 class MigrationError(RuntimeError):
     """The migrations on disk disagree with what the database has recorded, or cannot run."""
@@ -115,7 +107,12 @@ def _recorded(cursor: psycopg.Cursor, schema: str, ledger: sql.Identifier) -> di
     if _exists(cursor, "SELECT to_regclass(%s)", f"{schema}.{LEDGER}"):
         cursor.execute(sql.SQL("SELECT version, checksum FROM {}").format(ledger))
         return dict(cursor.fetchall())
-    cursor.execute(sql.SQL(_CREATE_LEDGER).format(ledger=ledger))
+    cursor.execute(
+        sql.SQL(
+            "CREATE TABLE {} (version text PRIMARY KEY, checksum text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        ).format(ledger)
+    )
     if _exists(cursor, "SELECT to_regclass(%s)", "public.schema_migrations"):
         cursor.execute(
             sql.SQL(

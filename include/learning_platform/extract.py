@@ -5,7 +5,8 @@ record by record into COPY, so memory holds one record, whatever the day's volum
 window is requested while one is landed: ``LearningPlatformClient.stream_windows``). Records are
 landed as the JSON text the API sent. All windows land in one transaction that first removes
 the interval's previous landing: a retry or a rerun replaces, never appends, and a failure
-half-way leaves the previous landing untouched.
+half-way leaves the previous landing untouched. The landing is partitioned by day: the day's
+partition is created first, in a short transaction of its own (see ``partitions``).
 
 The COPY is binary with its column types declared once (``open_landing``): psycopg then neither
 looks up a dumper per value nor escapes each record's text, which makes writing a row several
@@ -26,6 +27,7 @@ import psycopg
 
 from include.common.intervals import Interval
 from include.learning_platform.api import LearningPlatformClient
+from include.learning_platform.partitions import LANDING, create_day_partitions, require_day_partitions
 from include.learning_platform.warehouse import interval_params, lock_day, sql
 
 log = logging.getLogger(__name__)
@@ -70,8 +72,10 @@ def extract_interval(
 ) -> ExtractResult:
     """Fetch ``interval`` in windows of ``window`` and replace its landed records."""
     windows = fetched = 0
+    create_day_partitions(conn, LANDING, interval)
     with conn.transaction(), conn.cursor() as cursor:
         lock_day(cursor, interval)
+        require_day_partitions(cursor, LANDING, interval)
         cursor.execute(sql("delete_raw"), interval_params(interval))
         started = time.perf_counter()
 

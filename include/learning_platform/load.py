@@ -4,13 +4,15 @@ The warehouse (``attempts``), the quarantine and the batch ledger change togethe
 all: a rerun of the same day leaves exactly the same rows, and a failure leaves the previous
 state. Loading publishes only validate's verdict on the interval's current landing, as the stage
 ledgers record them (``landing_batches``, ``staging_batches``), and checks that the staging
-tables still hold what validate staged.
+tables still hold what validate staged. The batch ledger names the landing it published, which is
+what tells retention that the landing may go.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass
+from uuid import UUID
 
 import psycopg
 
@@ -41,7 +43,9 @@ def load_interval(conn: psycopg.Connection, interval: Interval, *, dag_run_id: s
     params = interval_params(interval, dag_run_id=dag_run_id)
     with conn.transaction(), conn.cursor() as cursor:
         lock_day(cursor, interval)
-        fetched, valid, flagged, rejected, boundary_copies = _current_verdict(cursor, interval, params)
+        landing_id, fetched, valid, flagged, rejected, boundary_copies = _current_verdict(
+            cursor, interval, params
+        )
         cursor.execute(sql("delete_attempts"), params)
         replaced = cursor.rowcount
         cursor.execute(sql("insert_attempts"), params)
@@ -61,7 +65,7 @@ def load_interval(conn: psycopg.Connection, interval: Interval, *, dag_run_id: s
             flagged=flagged,
             boundary_copies=boundary_copies,
         )
-        cursor.execute(sql("upsert_load_batch"), {**params, **result.as_dict()})
+        cursor.execute(sql("upsert_load_batch"), {**params, **result.as_dict(), "landing_id": landing_id})
     log.info(
         "load %s: %d attempts published (replacing %d), %d quarantined, %d flagged, %d boundary copies, "
         "of %d fetched",
@@ -78,8 +82,9 @@ def load_interval(conn: psycopg.Connection, interval: Interval, *, dag_run_id: s
 
 def _current_verdict(
     cursor: psycopg.Cursor, interval: Interval, params: dict
-) -> tuple[int, int, int, int, int]:
-    """(fetched, valid, flagged, rejected, boundary copies) of validate's verdict on the current landing."""
+) -> tuple[UUID, int, int, int, int, int]:
+    """(landing_id, fetched, valid, flagged, rejected, boundary copies) of validate's verdict on the
+    current landing."""
     cursor.execute(sql("select_stage_ledgers"), params)
     row = cursor.fetchone()
     if row is None:
@@ -93,4 +98,4 @@ def _current_verdict(
             f"{interval}: the {fetched} records landed last have not been validated; "
             "run the validate task for this date before load"
         )
-    return fetched, valid, flagged, rejected, boundary_copies
+    return landing_id, fetched, valid, flagged, rejected, boundary_copies

@@ -5,7 +5,8 @@ memory holds one batch whatever the day's volume. The output goes to staging tab
 ``load`` publishes; every landed record ends in exactly one of them. Attempts are written to
 their COPY as they are judged, so that the server inserts them meanwhile, on another core.
 The verdict is recorded in ``staging_batches`` against the landing it judged (extract's
-``landing_batches`` row), which is how load tells a current staging from a stale one.
+``landing_batches`` row), which is how load tells a current staging from a stale one. The
+staging tables are partitioned by day, like the landing (see ``partitions``).
 
 This stage is pure Python per record, so its hot loop is kept lean: records are read with a
 binary cursor (no timestamp text to parse), decoded with msgspec (about 3x faster than
@@ -29,6 +30,7 @@ import msgspec
 import psycopg
 
 from include.common.intervals import Interval
+from include.learning_platform.partitions import STAGING, create_day_partitions, require_day_partitions
 from include.learning_platform.rules import Attempt, BoundaryCopy, Reason, Rejection, validate_record
 from include.learning_platform.warehouse import interval_params, lock_day, sql
 
@@ -89,8 +91,10 @@ def validate_interval(
     """Replace the interval's staged attempts and rejections with a fresh verdict on its landing."""
     result = ValidateResult()
     params = interval_params(interval)
+    create_day_partitions(conn, STAGING, interval)
     with conn.transaction(), conn.cursor() as writer:
         lock_day(writer, interval)
+        require_day_partitions(writer, STAGING, interval)
         landing = writer.execute(sql("select_landing_batch"), params).fetchone()
         if landing is None:
             raise NothingLanded(

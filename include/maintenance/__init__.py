@@ -1,1 +1,1 @@
-"""Housekeeping of Airflow itself: retention of task log files and of metadata database rows."""
+"""Housekeeping: retention of Airflow's task log files and metadata rows, and of the pipelines' landing."""

@@ -7,6 +7,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from include.common.postgres import connect, conninfo_from_airflow
+from include.learning_platform.landing_retention import LOCK_TIMEOUT, purge_old_landing
+from include.learning_platform.warehouse import DB_CONN_ID, migrate_schema
 from include.maintenance.logs import purge_old_logs
 from include.maintenance.metadata import (
     METADATA_DB_CONN_ID,
@@ -62,4 +65,24 @@ def clean_metadata(context: dict[str, Any]) -> dict[str, Any]:
         dry_run=context["params"]["dry_run"],
         tables=cleanable_tables(),
     )
+    return purge.summary()
+
+
+def drop_old_landing(context: dict[str, Any]) -> dict[str, Any]:
+    """The learning platform's landing and staging of published days older than the retention."""
+    oldest_kept_day = cutoff(context, "landing_retention_days").date()
+    ti = context["ti"]
+    conn = connect(
+        conninfo_from_airflow(DB_CONN_ID), conn_id=DB_CONN_ID, application_name=f"{ti.dag_id}.{ti.task_id}"
+    )
+    with conn:
+        # The tables this code expects, partitioned: also right after an upgrade, before any pipeline run.
+        migrate_schema(conn)
+        purge = purge_old_landing(conn, oldest_kept_day, dry_run=context["params"]["dry_run"])
+    if purge.busy:
+        raise RuntimeError(
+            f"{len(purge.busy)} days were in use by learning_platform_etl runs for more than {LOCK_TIMEOUT} "
+            f"({', '.join(day.isoformat() for day in purge.busy)}); the other days were handled. The retry "
+            "drops them; if it keeps failing, run this task when no learning_platform_etl run is active."
+        )
     return purge.summary()

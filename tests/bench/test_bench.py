@@ -58,6 +58,7 @@ def test_table_reports_every_stage_and_way_of_loading(quick_run) -> None:
     # Airflow's own per-task start-up is measured apart, and not by a quick run.
     assert "is measured apart, below" in completed.stdout
     assert "Airflow's own per-task start-up: not measured: off" in completed.stdout
+    assert "Landing retention: not measured: off" in completed.stdout
 
 
 def test_results_file_matches_the_summary_and_the_cluster_is_gone(quick_run) -> None:
@@ -68,6 +69,7 @@ def test_results_file_matches_the_summary_and_the_cluster_is_gone(quick_run) -> 
     assert {key: results[key] for key in REQUIRED_KEYS} == {key: summary[key] for key in REQUIRED_KEYS}
     assert results["scaling"] == []
     assert results["airflow_task_overhead"]["measured"] is False
+    assert results["retention"]["measured"] is False
     assert summary["airflow_overhead_per_task_s"] is None
     assert not (state_dir / "attempts.csv").exists()
     # As root the cluster's data may live under /var/tmp: LocalPostgres knows where.

@@ -3,6 +3,8 @@
 The home's log folder holds old and recent log files (mtimes set explicitly, so nothing
 depends on today's date) and its SQLite metadata database holds a run from long ago. The
 connection ``airflow_metadata_db`` points at that same database, as it would in production.
+The connection ``learning_platform_db`` points at a real PostgreSQL warehouse holding an old and
+a recent published day of the learning platform.
 """
 
 from __future__ import annotations
@@ -13,13 +15,20 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from devservices.environment import PROJECT_ROOT, airflow_environment
+from devservices.postgres import LocalPostgres
+from include.common.intervals import Interval
+from include.learning_platform.partitions import day_partitions
+from include.learning_platform.warehouse import migrate_schema
+from tests.include.learning_platform.stages import run_stages
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -31,6 +40,9 @@ HISTORY_DATE = "2024-02-01"
 DRY_RUN_DATE = "2025-06-03"
 RUN_DATE = "2025-06-04"
 OLD = datetime(2025, 4, 1, tzinfo=UTC).timestamp()
+# Landing retention (14 days): the dry run keeps 2025-05-19 on, the run 2025-05-20 on.
+OLD_DAY, RECENT_DAY = date(2025, 5, 1), date(2025, 6, 1)
+WAREHOUSE = "maintenance_warehouse"
 RECENT = datetime(2025, 5, 31, tzinfo=UTC).timestamp()
 
 OLD_FILES = [
@@ -51,23 +63,36 @@ class Home:
     logs: Path
     database: Path
     outside: Path
+    warehouse: str  # conninfo of learning_platform_db
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory) -> Home:
+def home(tmp_path_factory: pytest.TempPathFactory, postgres_server: LocalPostgres) -> Iterator[Home]:
     root = tmp_path_factory.mktemp("maintenance")
     base = {key: value for key, value in os.environ.items() if not key.startswith("AIRFLOW")}
     env = airflow_environment(root / "airflow", base=base)
     database = root / "airflow" / "airflow.db"
+    postgres_server.drop_database(WAREHOUSE)
+    postgres_server.create_database(WAREHOUSE)
+    warehouse = {"conn_type": "postgres", "host": "127.0.0.1", "port": postgres_server.port}
+    warehouse |= {"schema": WAREHOUSE, "login": postgres_server.user, "password": postgres_server.password}
     env.update(
         {
             "AIRFLOW_CONN_AIRFLOW_METADATA_DB": json.dumps({"conn_type": "sqlite", "host": str(database)}),
+            "AIRFLOW_CONN_LEARNING_PLATFORM_DB": json.dumps(warehouse),
             "AIRFLOW__PIPELINES__TASK_RETRIES": "1",
             "AIRFLOW__PIPELINES__RETRY_DELAY_SECONDS": "1",
         }
     )
     airflow(env, "db", "migrate")
-    return Home(env=env, logs=root / "airflow" / "logs", database=database, outside=root / "outside")
+    yield Home(
+        env=env,
+        logs=root / "airflow" / "logs",
+        database=database,
+        outside=root / "outside",
+        warehouse=postgres_server.conninfo(WAREHOUSE),
+    )
+    postgres_server.drop_database(WAREHOUSE)
 
 
 @pytest.fixture(scope="module")
@@ -133,14 +158,26 @@ def tree(root: Path) -> set[str]:
     return {str(p.relative_to(root)) for p in root.rglob("*")}
 
 
-def test_a_dry_run_deletes_nothing_and_a_real_run_deletes_exactly_what_is_old(log_folder: Home) -> None:
+def landed_days(home: Home) -> list[date]:
+    with psycopg.connect(home.warehouse) as conn, conn.cursor() as cursor:
+        return sorted(day_partitions(cursor))
+
+
+def test_a_dry_run_deletes_nothing_and_a_real_run_deletes_exactly_what_is_old(
+    log_folder: Home, simulator, api_client
+) -> None:
     home = log_folder
+    simulator.configure(records_per_day=240)
+    with psycopg.connect(home.warehouse) as conn:
+        migrate_schema(conn)
+        for day in (OLD_DAY, RECENT_DAY):
+            run_stages(conn, api_client, Interval.for_day(day))
     history = run_maintenance(home, HISTORY_DATE, dry_run=True)
     assert query(home, "SELECT date(start_date) FROM dag_run WHERE run_id = ?", history) == [
         (HISTORY_DATE,)
     ], "precondition: `airflow dags test` starts a run at its logical date"
     history_tasks = query(home, "SELECT count(*) FROM task_instance WHERE run_id = ?", history)
-    assert history_tasks == [(2,)]
+    assert history_tasks == [(3,)]
     before = tree(home.logs)
 
     dry = run_maintenance(home, DRY_RUN_DATE, dry_run=True)
@@ -163,6 +200,19 @@ def test_a_dry_run_deletes_nothing_and_a_real_run_deletes_exactly_what_is_old(lo
     assert dry_clean["cutoff"] == "2025-03-04T03:00:00+00:00"
     assert dry_clean["dry_run"] is True
     assert dry_clean["rows_by_table"]["dag_run"] == 1
+    dry_landing = returned(home, dry, "drop_old_landing")
+    assert dry_landing == {
+        "oldest_kept_day": "2025-05-19",
+        "dry_run": True,
+        "days": 1,
+        "first_day": OLD_DAY.isoformat(),
+        "last_day": OLD_DAY.isoformat(),
+        "bytes": dry_landing["bytes"],
+        "unpublished_days": [],
+        "busy_days": [],
+    }
+    assert dry_landing["bytes"] > 0
+    assert landed_days(home) == [OLD_DAY, RECENT_DAY]
 
     run = run_maintenance(home, RUN_DATE)
 
@@ -189,6 +239,9 @@ def test_a_dry_run_deletes_nothing_and_a_real_run_deletes_exactly_what_is_old(lo
     assert not [name for (name,) in query(home, "SELECT name FROM sqlite_master") if "deleted" in name], (
         "db clean left archive tables behind"
     )
+    landing = returned(home, run, "drop_old_landing")
+    assert landing == dry_landing | {"oldest_kept_day": "2025-05-20", "dry_run": False}
+    assert landed_days(home) == [RECENT_DAY]
 
 
 BLOCKED_TASK = textwrap.dedent(

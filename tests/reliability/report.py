@@ -25,7 +25,8 @@ COLUMNS = ("Fault", "How it was injected", "What the pipeline did", "Rows lost",
 INTRO = """\
 # Reliability: the fault table of `learning_platform_etl`
 
-Each row is one test of `tests/reliability/test_faults.py`. It runs a day of the DAG task by
+Each row is one test of `tests/reliability/` (`test_faults.py`; landing retention's in
+`test_landing_retention_faults.py`). It runs a day of the DAG task by
 task with Airflow's retry semantics (a task that raises is tried again; `AirflowFailException`
 fails it at once; `publish_report` and `send_email` run after a failed gate or publish, as
 their trigger rule says) against the real components: the API simulator over HTTP, PostgreSQL,

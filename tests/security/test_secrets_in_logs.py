@@ -222,6 +222,9 @@ def secret_run(
             "START_LOCAL_SIMULATOR": "1",
             "START_LOCAL_SMTP_SINK": "0",
             "AIRFLOW_CONN_LEARNING_PLATFORM_DB": warehouse_connection(db_port, "warehouse", DB_PASSWORD),
+            "AIRFLOW_CONN_LEARNING_PLATFORM_TEST_DB": warehouse_connection(
+                db_port, "warehouse_test", DB_PASSWORD
+            ),
             "AIRFLOW_CONN_LEARNING_PLATFORM_API": api_connection(
                 f"http://127.0.0.1:{api_port}", "e2e-client", API_KEY
             ),

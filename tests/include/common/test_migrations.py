@@ -18,6 +18,7 @@ ALL_MIGRATIONS = [
     "0004_stage_ledgers_and_brin",
     "0005_boundary_copies_and_warehouse_purpose",
     "0006_report_emails",
+    "0007_partition_landing_by_day",
 ]
 
 

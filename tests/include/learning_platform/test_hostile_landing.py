@@ -9,6 +9,7 @@ from pathlib import Path
 from include.common.intervals import Interval
 from include.learning_platform.extract import open_landing, record_landing
 from include.learning_platform.load import load_interval
+from include.learning_platform.partitions import LANDING, create_day_partitions
 from include.learning_platform.validate import validate_interval
 from tests.include.learning_platform.stages import DAY, attempts, quarantine
 
@@ -47,6 +48,7 @@ def hostile_records() -> list[object]:
 def test_hostile_records_are_stored_or_quarantined_never_run(warehouse) -> None:
     interval = Interval(DAY.start, DAY.start + timedelta(hours=1))
     records = hostile_records()
+    create_day_partitions(warehouse, LANDING, interval)
     with warehouse.cursor() as cursor:
         with open_landing(cursor) as copy:
             for position, record in enumerate(records):
@@ -83,6 +85,7 @@ def test_json_beyond_the_decoders_limits_is_quarantined_verbatim_with_its_reason
     ]
     readable = json.dumps({"lti_user_id": USER, "attempt_type": "run", "created_at": "2026-11-22 00:00:01"})
     texts = [readable, *unreadable]
+    create_day_partitions(warehouse, LANDING, interval)
     with warehouse.cursor() as cursor:
         with open_landing(cursor) as copy:
             for position, text in enumerate(texts):

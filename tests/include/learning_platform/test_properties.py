@@ -39,6 +39,7 @@ from include.common.intervals import Interval
 from include.common.json_stream import array_elements
 from include.learning_platform.extract import open_landing, record_landing
 from include.learning_platform.load import load_interval
+from include.learning_platform.partitions import LANDING, create_day_partitions
 from include.learning_platform.passback import PASSBACK_KEYS, PassbackParseError, parse_passback_params
 from include.learning_platform.rules import Attempt, BoundaryCopy, Defect, Reason, Rejection, validate_record
 from include.learning_platform.validate import judge_landed_record, validate_interval
@@ -424,6 +425,7 @@ landings = st.lists(
 def land(conn: psycopg.Connection, landing: list[tuple[Interval, object]], *, ascii_only: bool) -> dict:
     """Fill raw_attempts as extract does: each window's answer split by array_elements, in order."""
     landed: dict[tuple[datetime, int], str] = {}
+    create_day_partitions(conn, LANDING, DAY)
     with conn.transaction(), conn.cursor() as cursor:
         with open_landing(cursor) as copy:
             for window in WINDOWS:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+from datetime import timedelta
 from pathlib import Path
 
 import psycopg
@@ -12,7 +13,9 @@ from psycopg import sql
 
 from devservices.postgres import LocalPostgres
 from include.common.migrations import migrate
+from include.learning_platform.landing_retention import purge_old_landing
 from include.learning_platform.load import LoadResult, StagingIncomplete, load_interval
+from include.learning_platform.partitions import PARTITIONED, day_partitions, partition_name
 from include.learning_platform.warehouse import SCHEMA, SQL_DIR, migrate_schema
 from tests.include.learning_platform.stages import DAY, attempts, quarantine, run_stages
 
@@ -172,3 +175,83 @@ def test_the_natural_key_refuses_a_second_copy_of_an_attempt(simulator, api_clie
             " is_correct, attempt_type, created_at, defects, source_window_start, source_position, 'again'"
             f" FROM {SCHEMA}.attempts LIMIT 1"
         )
+
+
+def _stage_tables(conn: psycopg.Connection) -> dict[str, list[tuple]]:
+    return {
+        table: conn.execute(
+            sql.SQL("SELECT * FROM {} ORDER BY window_start, position").format(sql.Identifier(SCHEMA, table))
+        ).fetchall()
+        for table in PARTITIONED
+    }
+
+
+def test_a_populated_warehouse_is_partitioned_by_day_in_place(old_release) -> None:
+    conn, published = old_release("0003_attempts_natural_key")
+    rows = _stage_tables(conn)
+    assert all(rows.values()), "precondition: the day's landing and staging are there"
+    # The migration's names and bounds must not follow the session's date format or time zone.
+    conn.execute("SET datestyle = 'SQL, DMY'")
+    conn.execute("SET timezone = 'Asia/Kathmandu'")
+
+    assert migrate_schema(conn) == _migrations_after("0003_attempts_natural_key")
+
+    conn.execute("SET datestyle = 'ISO, MDY'")  # psycopg reads timestamps in ISO only
+    assert _stage_tables(conn) == rows
+    with conn.cursor() as cursor:
+        partitions = day_partitions(cursor)
+    assert list(partitions) == [DAY.day]
+    assert [p.name for p in partitions[DAY.day]] == [partition_name(table, DAY.day) for table in PARTITIONED]
+    for table in PARTITIONED:
+        assert _primary_key(conn, table) == ["window_start", "position"]
+        (bounds,) = conn.execute(
+            "SELECT pg_get_expr(relpartbound, oid) FROM pg_class WHERE oid = %s::regclass",
+            (f"{SCHEMA}.{partition_name(table, DAY.day)}",),
+        ).fetchone()
+        # The day's UTC midnight to the next, shown in the session's time zone.
+        assert bounds == "FOR VALUES FROM ('2026-11-22 05:45:00+05:45') TO ('2026-11-23 05:45:00+05:45')"
+    # The landing load published is recorded: retention may drop it once it is old enough.
+    (landing_id,) = conn.execute(f"SELECT landing_id FROM {SCHEMA}.landing_batches").fetchone()
+    assert conn.execute(f"SELECT landing_id FROM {SCHEMA}.load_batches").fetchall() == [(landing_id,)]
+    conn.commit()
+    assert purge_old_landing(conn, DAY.day + timedelta(days=15), dry_run=True).dropped == [DAY.day]
+    # The pipeline goes on writing the partitioned tables: a rerun of the day replaces its rows.
+    assert load_interval(conn, DAY, dag_run_id="after_upgrade") == published
+
+
+@pytest.mark.parametrize(
+    ("landed_s", "staged_s", "published"),
+    [(-2, -1, True), (1, 2, False), (-2, 1, False)],
+    ids=["landed-validated-loaded", "landed-again-after-the-load", "validated-again-after-the-load"],
+)
+def test_a_landing_counts_as_published_when_load_ran_after_it_and_its_verdict(
+    old_release, landed_s: int, staged_s: int, published: bool
+) -> None:
+    """Rows of an earlier release: when in doubt, the landing counts as not published, and is kept."""
+    conn, _ = old_release("0004_stage_ledgers_and_brin")
+    (loaded_at,) = conn.execute(f"SELECT loaded_at FROM {SCHEMA}.load_batches").fetchone()
+    conn.execute(
+        f"INSERT INTO {SCHEMA}.landing_batches (interval_start, interval_end, records, dag_run_id, landed_at)"
+        " SELECT interval_start, interval_end, fetched, 'earlier', %s FROM learning_platform.load_batches",
+        (loaded_at + timedelta(seconds=landed_s),),
+    )
+    conn.execute(
+        f"INSERT INTO {SCHEMA}.staging_batches"
+        " (interval_start, interval_end, landing_id, checked, valid, flagged, rejected, staged_at)"
+        " SELECT b.interval_start, b.interval_end, l.landing_id, b.fetched, b.loaded, b.flagged,"
+        " b.quarantined, %s"
+        f" FROM {SCHEMA}.load_batches AS b JOIN {SCHEMA}.landing_batches AS l USING (interval_start)",
+        (loaded_at + timedelta(seconds=staged_s),),
+    )
+    conn.commit()
+
+    migrate_schema(conn)
+
+    recorded = conn.execute(
+        f"SELECT b.landing_id = l.landing_id FROM {SCHEMA}.load_batches AS b"
+        f" LEFT JOIN {SCHEMA}.landing_batches AS l USING (interval_start)"
+    ).fetchall()
+    assert recorded == [(True if published else None,)]
+    conn.commit()
+    dropped = purge_old_landing(conn, DAY.day + timedelta(days=15), dry_run=True).dropped
+    assert dropped == ([DAY.day] if published else [])

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from include.common.intervals import Interval
 from include.learning_platform.extract import open_landing, record_landing
+from include.learning_platform.partitions import LANDING, create_day_partitions
 from include.learning_platform.rules import Attempt, BoundaryCopy, Rejection
 from include.learning_platform.validate import decode_record, judge_landed_record, validate_interval
 
@@ -94,6 +95,7 @@ def test_records_of_several_windows_are_staged_as_each_is_judged_alone(warehouse
         for position, created_at in enumerate(times)
     ]
     interval = Interval(windows[0].start, windows[-1].end)
+    create_day_partitions(warehouse, LANDING, interval)
     with warehouse.cursor() as cursor:
         with open_landing(cursor) as copy:
             for window, position, text in landed:
