@@ -27,11 +27,11 @@ normal, while an outage long enough to become the median is the floor's to catch
 
 A real quiet day (a holiday, a platform shutdown) is declared in ``quiet_days`` of the
 ``learning_platform_report`` Variable, not in a trigger-form Param: the scheduled run that
-judges the day never sees a form, the declaration can be made before the day and still holds
-for every rerun and backfill of it, and the Variable is where the gate's other thresholds are
-audited. A declared day passes with the declaration as its observation, and is left out of
-later days' baselines. The floor is a whole day's: a test-mode hour is held to the ratio of
-earlier test-mode hours only.
+judges the day never sees a form, and the declaration can be made before the day, beside the
+gate's other thresholds, and still holds for every rerun and backfill of it. A declared day
+passes with the declaration as its stored observation, so ``daily_quality_checks`` shows later
+why a low count passed; it is left out of later days' baselines. The floor is a whole day's:
+a test-mode hour is held to the ratio of earlier test-mode hours only.
 """
 
 from __future__ import annotations
@@ -152,7 +152,8 @@ def judge_volume(
         # Rounded before the ceiling so that 0.1 × 30 asks for 3, not for 3.0000000000000004 → 4.
         by_ratio = math.ceil(round(rule.min_ratio * median, 6))
         minimum = max(by_ratio, rule.min_records)
-        basis = f"{rule.min_ratio:.0%} of {median:g}, the median of the {len(earlier)} earlier dates"
+        # .12g: exact for any count, never 1e+06 for a million, and 0.125 stays 0.125 (not 12%).
+        basis = f"{rule.min_ratio:.12g} × {median:.12g}, the median of the {len(earlier)} earlier dates"
         if rule.min_records:
             basis += f"; floor {rule.min_records}"
     return QualityCheck(

@@ -83,7 +83,7 @@ def test_an_empty_day_after_normal_days_fails_and_says_what_was_expected() -> No
     assert not check.passed
     assert (check.observed, check.expected) == (
         "0 judged",
-        "at least 3000 (20% of 15000, the median of the 5 earlier dates)",
+        "at least 3000 (0.2 × 15000, the median of the 5 earlier dates)",
     )
     assert not evaluate(
         QualityFacts(0, dict.fromkeys(FIGURES, 0), dict.fromkeys(FIGURES, 0), 0, NORMAL_DAYS),
@@ -122,13 +122,15 @@ def test_the_floor_holds_whatever_the_history() -> None:
     assert not volume(50, (60, 40, 50), min_records=100).passed
     check = volume(2_500, min_records=3_500)
     assert not check.passed
-    assert check.expected == "at least 3500 (20% of 15000, the median of the 5 earlier dates; floor 3500)"
+    assert check.expected == "at least 3500 (0.2 × 15000, the median of the 5 earlier dates; floor 3500)"
     assert volume(100, (60, 40, 50), min_records=100).passed
 
 
 def test_the_ratio_asks_for_whole_records_without_rounding_errors() -> None:
     # 0.1 × 30 is 3.0000000000000004 in floating point; the bar is 3 records, not 4.
     assert volume(3, (30, 30, 30), min_ratio=0.1).passed
+    big = volume(0, (1_000_000, 1_000_001, 999_999), min_ratio=0.125)
+    assert big.expected == "at least 125000 (0.125 × 1000000, the median of the 3 earlier dates)"
 
 
 def test_a_clean_day_passes_and_the_report_carries_the_verdict(simulator, api_client, warehouse) -> None:
