@@ -12,7 +12,7 @@ publishes the report to Google Sheets and by email.
 | `validate` | judges every record: valid, valid with flagged defects, or rejected with all its reasons | `staged_attempts`, `staged_rejections`, `staging_batches` |
 | `load` | publishes validate's verdict on the current landing in one transaction: attempts, quarantine and the batch ledger | `attempts`, `quarantined_attempts`, `load_batches` |
 | `compute_stats` | the day's figures, per course, and quarantine counts by reason | `daily_stats`, `daily_course_stats`, `daily_quarantine_reasons` |
-| `check_quality` | data-quality gate: attempts present, rejected share under the threshold, no attempt stored twice, figures match the warehouse | `daily_quality_checks` |
+| `check_quality` | data-quality gate: attempts present, rejected share under the threshold, no attempt stored twice, figures match the warehouse, the day's volume not far under the previous days' (unless declared quiet) | `daily_quality_checks` |
 | `publish_report` | upserts the date's row in the sheet's history and rewrites the summary worksheet; without Google credentials, writes local CSV and HTML files instead | Google Sheets or files |
 | `send_email` | the report by email (HTML and text, 30-day chart) | mail |
 
@@ -44,7 +44,8 @@ password = client_key; extras `read_timeout`, `connect_timeout`, `retry_attempts
 `learning_platform_sheets` (Google Cloud: the service account's `keyfile_dict` or `key_path`;
 leave it undefined to write the report to files) and `smtp_default` (SMTP, extra `from_email`).
 **Variables.** `learning_platform_report` (JSON: `recipients`, `spreadsheet`,
-`history_worksheet`, `summary_worksheet`, `language`, `max_rejected_share`, `local_dir`) and
+`history_worksheet`, `summary_worksheet`, `language`, `max_rejected_share`, `local_dir`,
+`min_daily_records`, `min_volume_ratio`, `volume_history_days`, `quiet_days`) and
 `alert_recipients`.
 
 Downstream DAGs can be scheduled on the asset `learning_platform.attempts`.

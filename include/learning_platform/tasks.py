@@ -25,7 +25,7 @@ from include.learning_platform.chart import render_history_chart
 from include.learning_platform.extract import extract_interval
 from include.learning_platform.load import load_interval
 from include.learning_platform.local_report import write_local_report
-from include.learning_platform.quality import check_day
+from include.learning_platform.quality import VOLUME_CHECK, check_day
 from include.learning_platform.report import Destination, Publication, load_history, load_report
 from include.learning_platform.report_delivery import DeliveryUnconfirmed, RunEmail, send_once
 from include.learning_platform.report_email import build_report_email
@@ -151,10 +151,16 @@ def check_quality(context: dict[str, Any]) -> dict[str, Any]:
     settings = report_settings()
     with warehouse(context) as conn:
         checks = check_day(
-            conn, interval, max_rejected_share=settings.max_rejected_share, dag_run_id=context["run_id"]
+            conn,
+            interval,
+            max_rejected_share=settings.max_rejected_share,
+            volume=settings.volume,
+            quiet_days=settings.quiet_days,
+            dag_run_id=context["run_id"],
         )
     failed = [
         f"{check.name} (observed {check.observed}; expected {check.expected})"
+        + (f": {volume_advice(interval.day)}" if check.name == VOLUME_CHECK else "")
         for check in checks
         if not check.passed
     ]
@@ -163,6 +169,16 @@ def check_quality(context: dict[str, Any]) -> dict[str, Any]:
         # and retrying would judge the same data again.
         raise AirflowFailException(f"data-quality checks failed for {interval.day}: {'; '.join(failed)}")
     return {"day": interval.day.isoformat(), "passed": [check.name for check in checks]}
+
+
+def volume_advice(day: date) -> str:
+    """What the operator does about a short day: declare it quiet, or get it served in full."""
+    return (
+        f"if the source really had this little on {day} (a holiday, a shutdown), add "
+        f'"{day}" to quiet_days in the Variable {REPORT_VARIABLE} and clear check_quality and the '
+        "tasks after it; otherwise ask the API's owners why the day is short, and once it serves "
+        "the day in full clear the run from extract"
+    )
 
 
 def publish_report(context: dict[str, Any]) -> dict[str, str]:

@@ -162,6 +162,7 @@ ENGLISH = Texts(
         "rejected_share": "Share of rejected records under the threshold",
         "no_duplicate_attempts": "No attempt stored twice",
         "stats_match_warehouse": "Statistics match the warehouse",
+        "volume_normal": "Number of records in line with the previous days",
     },
 )
 
@@ -238,6 +239,7 @@ RUSSIAN = Texts(
         "rejected_share": "Доля отклонённых записей ниже порога",
         "no_duplicate_attempts": "Ни одна попытка не сохранена дважды",
         "stats_match_warehouse": "Статистика совпадает с хранилищем",
+        "volume_normal": "Число записей соответствует предыдущим дням",
     },
 )
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import psycopg
 from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.execution_time.context import OutletEventAccessors
 
 from include.learning_platform import tasks
 from tests.include.learning_platform.stages import ATTEMPT_COLUMNS, DAG_TASKS
@@ -70,6 +71,7 @@ class DayRun:
     states: dict[str, str] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
     xcoms: dict[str, Any] = field(default_factory=dict)
+    outlet_events: OutletEventAccessors = field(default_factory=OutletEventAccessors)
     # Called with (task_id, try_number) before each try: where a test injects its fault.
     before_try: Callable[[str, int], None] = lambda task_id, try_number: None
 
@@ -108,6 +110,8 @@ class DayRun:
             "ti": TaskInstance(task_id, self.xcoms),
             "data_interval_start": None,
             "data_interval_end": None,
+            # Airflow's own accessors: load announces the day's attempts through the asset alias.
+            "outlet_events": self.outlet_events,
         }
 
     @property

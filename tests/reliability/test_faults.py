@@ -184,9 +184,40 @@ def test_an_empty_day_is_published_as_no_data(
     outcome = Outcome.compare(empty, state)
     record(
         fault_table,
-        fault="API: empty day",
-        injection="the simulator serves no records for the day",
+        fault="API: empty day, new warehouse",
+        injection="the simulator serves no records for the day; no earlier days on record",
         behaviour="run succeeded; figures 0 fetched / 0 loaded, the report says no data; " + run.behaviour(),
+        outcome=outcome,
+    )
+    assert_clean(outcome)
+
+
+def test_an_empty_day_after_normal_days_fails_the_gate_and_is_published_as_unreliable(
+    deployment: Deployment, simulator: SimulatorServer, fault_table
+) -> None:
+    earlier = [date.fromordinal(DAY.toordinal() - n) for n in (3, 2, 1)]
+    simulator.configure(empty_dates=[DAY.isoformat()])
+    with smtp(deployment):
+        for day in earlier:
+            assert deployment.run(day, run_id=f"scheduled__{day}").succeeded
+        run = deployment.run(DAY)
+    state = deployment.state(DAY)
+
+    assert run.states["check_quality"] == "failed"
+    assert run.tries["check_quality"] == 1, "judging the same figures again cannot change the verdict"
+    assert "volume_normal (observed 0 judged" in run.errors["check_quality"]
+    assert "quiet_days" in run.errors["check_quality"]
+    assert (run.states["publish_report"], run.states["send_email"]) == ("success", "success")
+    assert state.stats[:3] == (0, 0, 0)
+    empty = DayState(state.attempts.__class__(), state.quarantine.__class__(), state.stats, None, 1)
+    outcome = Outcome.compare(empty, state)
+    record(
+        fault_table,
+        fault="API: empty day after normal days",
+        injection="the simulator serves no records for the day; 3 normal days before it",
+        behaviour="check_quality failed for good (volume_normal: 0 judged, the message says to declare "
+        "a holiday in quiet_days or have the API serve the day), report and email went out marked "
+        "unreliable; " + run.behaviour(),
         outcome=outcome,
     )
     assert_clean(outcome)

@@ -243,6 +243,52 @@ def test_a_failed_check_fails_the_gate_and_the_report_says_so(
     assert "Share of rejected records under the threshold" in message.get_body(("plain",)).get_content()
 
 
+def test_a_day_the_api_answered_empty_fails_the_gate_with_what_to_do(
+    configured, warehouse, simulator, api_client, outbox, monkeypatch
+) -> None:
+    days = [Interval.for_day(DAY.day + timedelta(days=n)) for n in range(4)]
+    empty = days[-1].day.isoformat()
+    simulator.configure(records_per_day=300, empty_dates=[empty])
+    for day in days:
+        run_stages(warehouse, api_client, day, dag_run_id=f"run_{day.day}")
+        tasks.compute_stats(context("compute_stats", date=day.day.isoformat()))
+    for day in days[:-1]:
+        tasks.check_quality(context("check_quality", date=day.day.isoformat()))
+
+    with pytest.raises(AirflowFailException) as failure:
+        tasks.check_quality(context("check_quality", date=empty))
+    published = tasks.publish_report(context("publish_report", date=empty))
+    tasks.send_email(context("send_email", date=empty, xcoms={"publish_report": published}))
+
+    message = str(failure.value)
+    assert (
+        f"data-quality checks failed for {empty}: volume_normal (observed 0 judged; expected at least "
+        in message
+    )
+    assert f'add "{empty}" to quiet_days in the Variable learning_platform_report' in message
+    assert "clear the run from extract" in message
+    [mailed] = mail(outbox)
+    assert mailed["Subject"].endswith("UNRELIABLE figures")
+    assert "Number of records in line with the previous days" in mailed.get_body(("plain",)).get_content()
+
+
+def test_a_day_declared_quiet_in_the_variable_passes_the_gate(
+    configured, warehouse, simulator, api_client, monkeypatch
+) -> None:
+    days = [Interval.for_day(DAY.day + timedelta(days=n)) for n in range(4)]
+    holiday = days[-1].day.isoformat()
+    simulator.configure(records_per_day=300, empty_dates=[holiday])
+    set_report_variable(monkeypatch, local_dir=str(configured), quiet_days=[holiday])
+    for day in days:
+        run_stages(warehouse, api_client, day, dag_run_id=f"run_{day.day}")
+        tasks.compute_stats(context("compute_stats", date=day.day.isoformat()))
+
+    passed = tasks.check_quality(context("check_quality", date=holiday))
+
+    assert "volume_normal" in passed["passed"]
+    assert load_report(warehouse, days[-1].day).reliable
+
+
 def test_when_publishing_failed_the_email_says_the_report_was_not_updated(loaded_day, outbox) -> None:
     tasks.send_email(context("send_email", xcoms={}))
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import pytest
 
+from include.learning_platform.quality import VolumeRule
 from include.learning_platform.settings import REPORT_VARIABLE, ReportSettings, parse_report_settings
 from include.learning_platform.texts import Language
 
@@ -20,7 +22,8 @@ def test_every_key_is_read_from_json() -> None:
     settings = parse_report_settings(
         '{"language": "RU", "recipients": "a@x.org; b@x.org", "spreadsheet": "key123",'
         ' "history_worksheet": "H", "summary_worksheet": "S", "local_dir": "/srv/reports",'
-        ' "max_rejected_share": 0.1}'
+        ' "max_rejected_share": 0.1, "min_daily_records": 500, "min_volume_ratio": 0.3,'
+        ' "volume_history_days": 28, "quiet_days": ["2026-12-25", "2027-01-01"]}'
     )
     assert settings == ReportSettings(
         language=Language.RU,
@@ -30,7 +33,12 @@ def test_every_key_is_read_from_json() -> None:
         summary_worksheet="S",
         local_dir=Path("/srv/reports"),
         max_rejected_share=0.1,
+        min_daily_records=500,
+        min_volume_ratio=0.3,
+        volume_history_days=28,
+        quiet_days=frozenset({date(2026, 12, 25), date(2027, 1, 1)}),
     )
+    assert settings.volume == VolumeRule(min_records=500, min_ratio=0.3, history_days=28)
     assert settings.report_directory == Path("/srv/reports")
 
 
@@ -46,6 +54,14 @@ def test_report_files_default_to_the_airflow_home(monkeypatch: pytest.MonkeyPatc
         ('{"language": "de"}', "is invalid"),
         ('{"max_rejected_share": 5}', "between 0 and 1"),
         ('{"max_rejected_share": "lots"}', "is invalid"),
+        ('{"min_volume_ratio": 1.5}', "min_volume_ratio must be between 0 and 1"),
+        ('{"min_daily_records": -1}', "min_daily_records must be 0 or more"),
+        ('{"min_daily_records": 99.5}', "min_daily_records must be a whole number"),
+        ('{"volume_history_days": 2}', "volume_history_days must be at least 3"),
+        ('{"volume_history_days": "14"}', "volume_history_days must be a whole number"),
+        ('{"quiet_days": "2026-12-25"}', "quiet_days must be a list of dates"),
+        ('{"quiet_days": ["25.12.2026"]}', "quiet_days must be a list of dates"),
+        ('{"quiet_day": ["2026-12-25"]}', "unknown keys \\['quiet_day'\\]"),
         ("[1, 2]", "must be a JSON object"),
         ("{not json", "must be a JSON object"),
     ],
