@@ -47,6 +47,7 @@ def start_local_services(services: ExitStack, *, reuse_running: bool = False) ->
             log.info("reusing the API simulator already running on %s", simulator.base_url)
         else:
             services.enter_context(simulator)
+            log.info("API simulator on %s", simulator.base_url)
     if flag("START_LOCAL_SMTP_SINK"):
         sink = local_smtp_sink()
         if reuse_running and _accepts_connections(sink.host, sink.requested_port):
@@ -83,7 +84,6 @@ def local_simulator() -> SimulatorProcess:
         records_per_day=int(os.environ.get("SIMULATOR_RECORDS_PER_DAY", "15000")),
         log_file=log_path("simulator"),
     )
-    log.info("API simulator on %s", simulator.base_url)
     return simulator
 
 
