@@ -5,10 +5,12 @@ VENV_PYTHON := .venv/bin/python
 # UTC day for `make run`; default: yesterday.
 DATE ?= $(shell date -u -d yesterday +%F)
 
-.PHONY: help setup run airflow test reliability lint format lock simulator bench
+.PHONY: help setup run airflow airflow-cli test reliability lint format lock simulator bench
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' \
+		'{ name[NR] = $$1; text[NR] = $$2; if (length($$1) > width) width = length($$1) } \
+		END { for (i = 1; i <= NR; i++) printf "  make %-" width "s  %s\n", name[i], text[i] }'
 
 setup: ## create .venv from the lock files and install PostgreSQL if it is missing
 	@scripts/bootstrap.sh
@@ -19,6 +21,9 @@ run: setup ## run the learning platform DAG for DATE (default yesterday) on loca
 
 airflow: setup ## Airflow with its UI on http://127.0.0.1:8080 (admin/admin) and the local services, until Ctrl-C
 	$(VENV_PYTHON) -m devservices.local_airflow
+
+airflow-cli: setup ## any airflow command with the local Airflow's environment: ARGS="dags list"
+	$(VENV_PYTHON) -m devservices.airflow_cli $(ARGS)
 
 test: setup lint ## run the whole test suite (starts and stops its own services)
 	@scripts/install_test_tools.sh

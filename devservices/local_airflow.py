@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
             local_postgres = start_local_services(services)
             airflow = LocalAirflow(
                 home=Path(os.environ["AIRFLOW_HOME"]),
-                metadata_url=_metadata_url(local_postgres),
+                metadata_url=metadata_url(local_postgres),
                 admin_password=os.environ.get("LOCAL_AIRFLOW_ADMIN_PASSWORD", "admin"),
                 api_port=args.port,
                 worker_log_server_port=args.worker_log_port,
@@ -85,13 +85,14 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _metadata_url(local_postgres: LocalPostgres | None) -> str:
+def metadata_url(local_postgres: LocalPostgres | None) -> str:
+    """Airflow's metadata database: the configured one, else ``airflow_metadata`` in the local cluster."""
     configured = os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
     if configured:
         return configured
     if local_postgres is None:
         sys.exit(
-            "make airflow: Airflow needs a metadata database. Set START_LOCAL_POSTGRES=1, "
+            "Airflow needs a metadata database: set START_LOCAL_POSTGRES=1, "
             "or AIRFLOW__DATABASE__SQL_ALCHEMY_CONN to a PostgreSQL URL."
         )
     local_postgres.create_database(METADATA_DATABASE)

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from contextlib import ExitStack
 from pathlib import Path
 from urllib.parse import urlsplit
+
+import requests
 
 from devservices.environment import PROJECT_ROOT, connection_from_env, flag
 from devservices.postgres import LocalPostgres
@@ -29,17 +32,29 @@ OUTBOX = LOCAL_DIR / "outbox"
 log = logging.getLogger("devservices")
 
 
-def start_local_services(services: ExitStack) -> LocalPostgres | None:
+def start_local_services(services: ExitStack, *, reuse_running: bool = False) -> LocalPostgres | None:
     """Start what the ``START_LOCAL_*`` flags ask for, stopped when ``services`` closes.
 
-    Returns the local PostgreSQL cluster when one was started, for callers that keep more
-    databases in it.
+    Returns the local PostgreSQL cluster when one was started (or adopted: a server already
+    running in the same cluster is always reused, and left running), for callers that keep more
+    databases in it. With ``reuse_running``, a simulator or SMTP sink already answering at its
+    connection's address (``make airflow``'s, in another terminal) is used instead of a new one.
     """
     warehouse = services.enter_context(local_warehouse()) if flag("START_LOCAL_POSTGRES") else None
     if flag("START_LOCAL_SIMULATOR"):
-        services.enter_context(local_simulator())
+        simulator = local_simulator()
+        if reuse_running and _simulator_answers(simulator.base_url):
+            log.info("reusing the API simulator already running on %s", simulator.base_url)
+        else:
+            services.enter_context(simulator)
+            log.info("API simulator on %s", simulator.base_url)
     if flag("START_LOCAL_SMTP_SINK"):
-        services.enter_context(local_smtp_sink())
+        sink = local_smtp_sink()
+        if reuse_running and _accepts_connections(sink.host, sink.requested_port):
+            log.info("reusing the SMTP server already listening on %s:%s", sink.host, sink.requested_port)
+        else:
+            services.enter_context(sink)
+            log.info("SMTP sink on %s:%s keeps every message in %s", sink.host, sink.port, OUTBOX)
     return warehouse
 
 
@@ -75,15 +90,25 @@ def local_simulator() -> SimulatorProcess:
         records_per_day=int(os.environ.get("SIMULATOR_RECORDS_PER_DAY", "15000")),
         log_file=log_path("simulator"),
     )
-    log.info("API simulator on %s", simulator.base_url)
     return simulator
 
 
 def local_smtp_sink() -> SmtpSink:
     connection = connection_from_env(DEFAULT_SMTP_CONN_ID)
-    sink = SmtpSink(OUTBOX, host=connection.host, port=int(connection.port))
-    log.info("SMTP sink on %s:%s keeps every message in %s", connection.host, connection.port, OUTBOX)
-    return sink
+    return SmtpSink(OUTBOX, host=connection.host, port=int(connection.port))
+
+
+def _simulator_answers(base_url: str) -> bool:
+    try:
+        return requests.get(f"{base_url}/_simulator/health", timeout=2).ok
+    except requests.RequestException:
+        return False
+
+
+def _accepts_connections(host: str, port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(2)
+        return probe.connect_ex((host, port)) == 0
 
 
 def log_path(name: str) -> Path:

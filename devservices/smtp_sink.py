@@ -101,6 +101,11 @@ class SmtpSink:
         self._controller: AnyPortController | None = None
 
     @property
+    def requested_port(self) -> int:
+        """The port asked for (0: any free one); ``port`` is the one listened on."""
+        return self._requested_port
+
+    @property
     def port(self) -> int:
         if self._controller is None:
             raise RuntimeError("the SMTP sink is not running: start it first")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,14 +28,28 @@ CLIENT_KEY = "test-key-Secret-42"
 PIPELINE_ROLE = "learning_platform_etl"
 PIPELINE_PASSWORD = "etl-password"
 
+AIRFLOW_HOME = pytest.StashKey[Path]()
 
-@pytest.fixture(scope="session")
-def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A throwaway AIRFLOW_HOME so tests never touch a developer's Airflow state."""
-    home = tmp_path_factory.mktemp("airflow_home")
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Point AIRFLOW_HOME at a throwaway folder before any test module is imported.
+
+    Airflow reads AIRFLOW_HOME once, when it is first imported, and creates its folders there
+    (``$HOME/airflow/logs`` by default). Test modules import it while being collected, before
+    any fixture runs, so a fixture would be too late. Nothing above imports Airflow:
+    ``tests/test_suite_isolation.py`` proves it.
+    """
+    home = Path(tempfile.mkdtemp(prefix="pytest-airflow-home-"))
+    config.add_cleanup(lambda: shutil.rmtree(home, ignore_errors=True))
+    config.stash[AIRFLOW_HOME] = home
     os.environ["AIRFLOW_HOME"] = str(home)
     os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
-    return home
+
+
+@pytest.fixture(scope="session")
+def airflow_home(pytestconfig: pytest.Config) -> Path:
+    """The session's throwaway AIRFLOW_HOME: tests never touch a developer's Airflow state."""
+    return pytestconfig.stash[AIRFLOW_HOME]
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ environment only, never its command line, a log line or an exception.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -142,7 +143,40 @@ def db_clean_environment(base: Mapping[str, str], url: str) -> dict[str, str]:
     # The [core] alias carries the blocked value too; [database] wins only when the alias is gone.
     env.pop("AIRFLOW__CORE__SQL_ALCHEMY_CONN", None)
     env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = url
+    # The child's log records then arrive as JSON lines: each is logged here once, at its own
+    # level, instead of as an INFO line wrapping a second timestamp and level.
+    env["AIRFLOW__LOGGING__JSON_LOGS"] = "True"
     return env
+
+
+def parse_output_line(line: str) -> tuple[int, str]:
+    """The level and text of one line of ``airflow db clean``'s output.
+
+    Its log records (a table not found, an error) are JSON with their level; the rest (the
+    table of settings, "Checking table ...", "Found N rows ...") is plain text, logged as INFO.
+    """
+    if line.startswith("{"):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            record = None
+        if isinstance(record, dict) and "event" in record:
+            level = logging.getLevelNamesMapping().get(str(record.get("level", "")).upper(), logging.INFO)
+            text = str(record["event"])
+            if record.get("exception"):
+                text = f"{text}\n{_exception_text(record['exception'])}"
+            return level, text
+    return logging.INFO, line
+
+
+def _exception_text(exception: Any) -> str:
+    """structlog's JSON traceback (a list of exceptions with their frames), or text as given."""
+    if not isinstance(exception, list):
+        return str(exception)
+    return "\n".join(
+        f"{item.get('exc_type')}: {item.get('exc_value')}" if isinstance(item, dict) else str(item)
+        for item in exception
+    )
 
 
 def run_db_clean(
@@ -169,10 +203,11 @@ def run_db_clean(
         try:
             assert process.stdout is not None
             for raw in process.stdout:
-                line = redact(raw.rstrip())
-                if not line:
+                if not raw.strip():
                     continue
-                log.info("db clean: %s", line)
+                level, line = parse_output_line(raw.rstrip())
+                line = redact(line)
+                log.log(level, "db clean: %s", line)
                 if checking := _CHECKING.match(line):
                     table = checking.group(1)
                 elif (found := _FOUND.match(line)) and table:

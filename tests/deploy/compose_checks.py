@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from functools import cache
+from itertools import pairwise
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
@@ -792,6 +793,46 @@ def connection_problems(document: Mapping[str, Any], root: Path) -> list[str]:
             service
         ):
             problems.append(f"services.{name}: AIRFLOW_CONN_{METADATA_DB_CONN_ID.upper()} is not set")
+    return problems
+
+
+def postgres_settings(service: Mapping[str, Any]) -> dict[str, str]:
+    """The ``-c name=value`` settings a ``postgres`` container's command line gives the server."""
+    words = service.get("command") or []
+    words = [str(word) for word in words] if isinstance(words, list) else shlex.split(str(words))
+    settings = {}
+    for flag, value in pairwise(words):
+        if flag == "-c" and "=" in value:
+            name, _, setting = value.partition("=")
+            settings[name.strip()] = setting.strip()
+    return settings
+
+
+def size_bytes(value: str) -> int:
+    """A PostgreSQL size setting (``4GB``, ``512MB``; a bare number counts MB, as max_wal_size does)."""
+    match = re.fullmatch(r"(\d+)\s*(kB|MB|GB|TB)?", value.strip())
+    if not match:
+        raise ValueError(f"not a PostgreSQL size: {value!r}")
+    return int(match.group(1)) * 1024 ** {"kB": 1, "MB": 2, "GB": 3, "TB": 4}[match.group(2) or "MB"]
+
+
+def warehouse_problems(document: Mapping[str, Any], conn_id: str, *, day_wal_bytes: int) -> list[str]:
+    """The warehouse (the service ``conn_id`` reaches) holds a whole day's WAL between checkpoints."""
+    services = document.get("services") or {}
+    hosts = {
+        connection_host(connections(service).get(conn_id, {}))
+        for service in services.values()
+        if conn_id in connections(service)
+    }
+    problems = []
+    for host in sorted(filter(None, hosts)):
+        settings = postgres_settings(services.get(host, {}))
+        max_wal = settings.get("max_wal_size")
+        if max_wal is None or size_bytes(max_wal) < day_wal_bytes:
+            problems.append(
+                f"services.{host}: max_wal_size={max_wal or '1GB (default)'} is below a day's WAL "
+                f"({day_wal_bytes / 1024**3:.1f} GB): checkpoints would be forced mid-task"
+            )
     return problems
 
 

@@ -39,6 +39,7 @@ from devservices.simulator import SimulatorConfig, SimulatorServer
 from devservices.smtp_sink import SmtpSink
 from tests.conftest import CLIENT, CLIENT_KEY
 from tests.include.learning_platform.stages import DAG_TASKS
+from tests.security.secret_scan import Scan, encoded_forms
 from tests.test_end_to_end import api_connection, received, smtp_connection, warehouse_connection
 
 pytestmark = pytest.mark.timeout(900)
@@ -50,6 +51,7 @@ DATES = ("2026-11-10", "2026-11-11")
 COMPARED_DATE = DATES[0]
 RECORDS_PER_DAY = 3000
 WORKERS = 2
+ADMIN_PASSWORD = "celery-Admin-pw-7"
 CELERY_RECIPIENT, LOCAL_RUN_RECIPIENT = "analysts@celery.test", "analysts@local-run.test"
 CELERY_DATABASE, LOCAL_DATABASE, METADATA_DATABASE = "celery_warehouse", "local_warehouse", "celery_metadata"
 
@@ -190,7 +192,7 @@ def airflow_cluster(
     airflow = LocalAirflow(
         home=state / "airflow",
         metadata_url=metadata_url,
-        admin_password="celery-admin",
+        admin_password=ADMIN_PASSWORD,
         api_port=free_port(),
         celery=workers,
         triggerer_log_server_port=free_port(),
@@ -269,6 +271,40 @@ def test_the_warehouse_holds_what_a_local_run_writes(celery_runs, local_run, dat
     for table in PUBLISHED_TABLES:
         assert local[table], f"the local run wrote no {table}"
         assert celery[table] == local[table], _first_difference(table, celery[table], local[table])
+
+
+def test_no_secret_in_the_log_folder_of_a_scheduler_run_deployment(
+    airflow_cluster, celery_runs, databases
+) -> None:
+    """The secret scan of ``tests/security`` over what a deployment's scheduler and workers wrote:
+    every task log under ``AIRFLOW_HOME/logs`` and every component's own log."""
+    airflow, _ = airflow_cluster
+    needles = {
+        "API client key": encoded_forms(CLIENT_KEY),
+        "warehouse and metadata database password": encoded_forms(str(databases.password)),
+        "UI admin password": encoded_forms(ADMIN_PASSWORD),
+        "JWT secret": encoded_forms((airflow.home / "jwt_secret").read_text().strip()),
+    }
+    files = [path for path in sorted((airflow.home / "logs").rglob("*")) if path.is_file()]
+    files += sorted(airflow.home.glob("*.log"))
+    scan = Scan(files=files)
+    for path in files:
+        scan.search(str(path.relative_to(airflow.home)), path.read_bytes(), needles)
+
+    # The scan read what matters: every task's log of both runs, written by the workers.
+    run_ids = [run_id for run_id, _ in celery_runs.values()]
+    task_logs = {
+        (run_id, task)
+        for path in files
+        for run_id in run_ids
+        for task in DAG_TASKS
+        if f"run_id={run_id}/" in str(path) and f"/task_id={task}/" in str(path)
+    }
+    assert len(task_logs) == len(run_ids) * len(DAG_TASKS), sorted(task_logs)
+    assert {"scheduler.log", *(f"celery-worker-{index + 1}.log" for index in range(WORKERS))} <= {
+        path.name for path in files
+    }
+    assert scan.found == []
 
 
 def test_stopping_leaves_no_component_running(airflow_cluster) -> None:

@@ -22,6 +22,7 @@ import psycopg
 from airflow.sdk.exceptions import AirflowFailException
 from airflow.sdk.execution_time.context import OutletEventAccessors
 
+from include.common.intervals import Interval
 from include.learning_platform import tasks
 from tests.include.learning_platform.stages import ATTEMPT_COLUMNS, DAG_TASKS
 
@@ -144,17 +145,20 @@ class DayState:
 
     @classmethod
     def read(cls, conninfo: str, day: date, *, outbox: Path, sheet_rows: int | None = None) -> DayState:
+        # The UTC day's bounds as instants: a date compared with timestamptz would be read in the
+        # session's TimeZone.
+        interval = Interval.for_day(day)
         with psycopg.connect(conninfo) as conn:
             attempts = conn.execute(
                 f"SELECT {ATTEMPT_COLUMNS} FROM learning_platform.attempts "
-                "WHERE source_window_start >= %s AND source_window_start < %s::date + 1",
-                (day, day),
+                "WHERE source_window_start >= %s AND source_window_start < %s",
+                (interval.start, interval.end),
             ).fetchall()
             quarantine = conn.execute(
                 "SELECT source_window_start, source_position, record, reasons "
                 "FROM learning_platform.quarantined_attempts "
-                "WHERE source_window_start >= %s AND source_window_start < %s::date + 1",
-                (day, day),
+                "WHERE source_window_start >= %s AND source_window_start < %s",
+                (interval.start, interval.end),
             ).fetchall()
             stats = conn.execute(
                 "SELECT fetched, loaded, quarantined, unique_users, runs, submits, successful_submits "

@@ -9,13 +9,17 @@ run left (Airflow's task logs, the launcher's logs, the PostgreSQL cluster's dir
 outbox) and its stdout/stderr are searched for each secret as it is, URL-encoded, base64-encoded
 (at each alignment) and, for the key, for every line of its body.
 
+A deployment whose scheduler runs the tasks (``make airflow``, compose) writes them elsewhere:
+workers write task logs under ``AIRFLOW_HOME/logs`` and each component logs on its own. The
+same scan reads that folder after the Celery deployment's runs in
+``tests/deploy/test_celery_executor.py``, which starts such a deployment anyway.
+
 The connection helpers' own exceptions are checked directly too: a bad or unreachable endpoint
 must not put the password into the message or the traceback.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import os
@@ -30,7 +34,6 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
-from urllib.parse import quote, quote_plus
 
 import pytest
 import trustme
@@ -45,6 +48,7 @@ from include.learning_platform.api import LearningPlatformClient
 from include.learning_platform.extract import extract_interval
 from tests.fakes.google_sheets import service_account_info
 from tests.include.learning_platform.stages import DAG_TASKS, DAY
+from tests.security.secret_scan import Scan, encoded_forms, key_body_lines
 from tests.test_end_to_end import api_connection, warehouse_connection
 
 pytestmark = pytest.mark.timeout(300)
@@ -57,49 +61,6 @@ API_KEY = f"Api+Key/{secrets.token_hex(8)}"
 DB_PASSWORD = f"Wh-Pass@{secrets.token_hex(8)}"
 SMTP_LOGIN = "reports@e2e.test"
 SMTP_PASSWORD = f"Smtp&Pass {secrets.token_hex(8)}"
-
-
-# --- what to look for --------------------------------------------------------------------------
-
-
-def encoded_forms(secret: str) -> set[bytes]:
-    """``secret`` as bytes, URL-encoded, JSON-escaped and base64-encoded inside any longer text.
-
-    Base64 of a longer string holds the secret's encoding at one of three alignments; the
-    characters at either end also depend on the neighbouring bytes, so only the middle is sought.
-    """
-    raw = secret.encode()
-    forms = {
-        raw,
-        quote(secret, safe="").encode(),
-        quote_plus(secret).encode(),
-        json.dumps(secret)[1:-1].encode(),
-    }
-    for offset in range(3):
-        encoded = base64.b64encode(b"\0" * offset + raw)
-        start = -(-offset * 4 // 3)  # characters that mix in the bytes before
-        end = (offset + len(raw)) // 3 * 4  # full groups only: the last may mix in bytes after
-        forms.add(encoded[start:end])
-        forms.add(base64.urlsafe_b64encode(b"\0" * offset + raw)[start:end])
-    return forms
-
-
-def key_body_lines(private_key_pem: str) -> set[bytes]:
-    return {line.encode() for line in private_key_pem.splitlines() if line and not line.startswith("-----")}
-
-
-@dataclass
-class Scan:
-    files: list[Path] = field(default_factory=list)
-    bytes_read: int = 0
-    found: list[str] = field(default_factory=list)
-
-    def search(self, name: str, content: bytes, needles: dict[str, set[bytes]]) -> None:
-        self.bytes_read += len(content)
-        for secret, forms in needles.items():
-            for form in forms:
-                if form in content:
-                    self.found.append(f"{name}: {secret} ({form[:12]!r}...)")
 
 
 # --- services the run talks to -----------------------------------------------------------------

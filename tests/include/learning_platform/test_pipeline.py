@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from contextlib import ExitStack
 from datetime import timedelta
 
 import psycopg
@@ -17,6 +19,7 @@ from include.learning_platform.load import StagingIncomplete, load_interval
 from include.learning_platform.rules import Reason
 from include.learning_platform.summary import summarize_interval
 from include.learning_platform.validate import LandingAltered, NothingLanded, validate_interval
+from include.learning_platform.warehouse import lock_day
 from tests.include.learning_platform.stages import DAY, HOUR, attempts, quarantine, run_stages
 
 
@@ -70,7 +73,8 @@ def test_other_days_are_left_alone(simulator, api_client, warehouse) -> None:
 
     assert attempts(warehouse) == before
     days = warehouse.execute(
-        "SELECT created_at::date, count(*) FROM learning_platform.attempts GROUP BY 1 ORDER BY 1"
+        "SELECT (created_at AT TIME ZONE 'UTC')::date, count(*) FROM learning_platform.attempts "
+        "GROUP BY 1 ORDER BY 1"
     ).fetchall()
     assert [d for d, _ in days] == [DAY.day, next_day.day]
 
@@ -294,30 +298,85 @@ def _wait_until_waiting_on_lock(conn: psycopg.Connection, pid: int) -> None:
     raise AssertionError("the load never reached the ledger")
 
 
-def test_two_runs_of_the_same_day_at_once_do_not_double_it(
+def test_concurrent_runs_of_one_day_take_turns_and_do_not_double_it(
     simulator, warehouse, warehouse_conninfo, api_client
 ) -> None:
+    """Three runs of one day reach each stage at the same moment; the day's lock makes them take turns.
+
+    Which run goes first is up to PostgreSQL's lock queue, so the order of the stages is made
+    explicit: the three extracts, then the three validations, then the three loads. Before each
+    stage another session holds the day's lock until all three runs are queued on it, so the
+    test proves that they contend, and that the lock alone keeps the day from doubling.
+    """
     interval = Interval(DAY.start, DAY.start + 2 * HOUR)
     run_stages(warehouse, api_client, interval)
     expected = attempts(warehouse)
     warehouse.commit()
+    names = [f"run{i}" for i in range(3)]
+
+    with ExitStack() as stack:
+        conns = {name: stack.enter_context(psycopg.connect(warehouse_conninfo)) for name in names}
+        clients = {
+            name: stack.enter_context(
+                LearningPlatformClient(simulator.base_url, "test-client", "test-key-Secret-42")
+            )
+            for name in names
+        }
+        stages = {
+            "extract": lambda name: extract_interval(
+                conns[name], clients[name], interval, window=HOUR, dag_run_id=name
+            ),
+            "validate": lambda name: validate_interval(conns[name], interval),
+            "load": lambda name: load_interval(conns[name], interval, dag_run_id=name),
+        }
+        for stage, work in stages.items():
+            errors = _at_once_behind_the_days_lock(warehouse_conninfo, interval, conns, work)
+            assert errors == [], f"{stage}: {errors}"
+
+    assert attempts(warehouse) == expected
+    loaded_by = warehouse.execute("SELECT DISTINCT dag_run_id FROM learning_platform.attempts").fetchall()
+    assert len(loaded_by) == 1
+    assert loaded_by[0][0] in names
+
+
+def _at_once_behind_the_days_lock(
+    conninfo: str,
+    interval: Interval,
+    conns: dict[str, psycopg.Connection],
+    work: Callable[[str], object],
+) -> list[BaseException]:
+    """``work(name)`` for every run in a thread of its own, all queued on the day's lock before
+    any may take it; the errors they raised."""
     errors: list[BaseException] = []
 
     def run(name: str) -> None:
         try:
-            with (
-                psycopg.connect(warehouse_conninfo) as conn,
-                LearningPlatformClient(simulator.base_url, "test-client", "test-key-Secret-42") as client,
-            ):
-                run_stages(conn, client, interval, dag_run_id=name)
+            work(name)
         except BaseException as error:
             errors.append(error)
 
-    threads = [threading.Thread(target=run, args=(f"run{i}",)) for i in range(3)]
-    for thread in threads:
-        thread.start()
+    threads = [threading.Thread(target=run, args=(name,)) for name in conns]
+    with psycopg.connect(conninfo) as holder, holder.transaction(), holder.cursor() as cursor:
+        lock_day(cursor, interval)
+        for thread in threads:
+            thread.start()
+        _wait_until_all_wait_for_a_lock(holder, [conn.info.backend_pid for conn in conns.values()])
+    # The holder's transaction has ended: the runs take the lock one after another.
     for thread in threads:
         thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads), "a run is still waiting"
+    return errors
 
-    assert errors == []
-    assert attempts(warehouse) == expected
+
+def _wait_until_all_wait_for_a_lock(conn: psycopg.Connection, pids: list[int]) -> None:
+    """Return once every backend in ``pids`` is queued on an advisory lock (30 s at most)."""
+    waiting = 0
+    for _ in range(600):
+        waiting = conn.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND pid = ANY(%s)",
+            (pids,),
+        ).fetchone()[0]
+        if waiting == len(pids):
+            return
+        threading.Event().wait(0.05)
+    raise AssertionError(f"only {waiting} of {len(pids)} runs reached the day's lock")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -103,6 +104,7 @@ def test_the_child_gets_the_granted_database_instead_of_the_blocked_one() -> Non
     assert env == {
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "postgresql+psycopg2://a:b@db/airflow",
         "AIRFLOW_HOME": "/opt/airflow",
+        "AIRFLOW__LOGGING__JSON_LOGS": "True",
     }
     assert task_env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == BLOCKED, (
         "the task's own environment is untouched"
@@ -144,3 +146,21 @@ def test_a_database_that_cannot_be_reached_fails_the_task_without_revealing_the_
     for secret in (PASSWORD, "Hunter2"):
         assert secret not in caplog.text
         assert secret not in str(error.value)
+
+
+def test_the_commands_own_warnings_are_logged_once_at_their_level_without_a_second_timestamp(
+    airflow_home, tmp_path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # An empty database: `db clean` warns that the table is missing and skips it.
+    url = sqlalchemy_url(connection("sqlite", host=str(tmp_path / "empty.db")))
+
+    with caplog.at_level(logging.INFO, logger="include.maintenance.metadata"):
+        run_db_clean(url, CUTOFF, dry_run=True, tables=["log"])
+
+    records = [r for r in caplog.records if r.name == "include.maintenance.metadata"]
+    warnings = [r.getMessage() for r in records if r.levelno == logging.WARNING]
+    assert warnings == ["db clean: Table log not found.  Skipping."]
+    child_lines = [r.getMessage() for r in records if r.getMessage().startswith("db clean: ")]
+    assert any("log.dttm" in line for line in child_lines), "the command's plain output is logged too"
+    assert not any(re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", line) for line in child_lines)
+    assert not any("[warning" in line or '"level"' in line for line in child_lines)
