@@ -100,4 +100,4 @@ def test_the_report_goes_out_when_the_gate_or_publishing_fails_but_not_without_f
     assert publish.upstream_task_ids == {"compute_stats", "check_quality"}
     assert email.upstream_task_ids == {"compute_stats", "check_quality", "publish_report"}
     assert publish.trigger_rule == email.trigger_rule == "all_done_min_one_success"
-    assert set(dag.params) == {"date", "test_mode", "window_minutes", "language"}
+    assert set(dag.params) == {"test_mode", "window_minutes", "language"}

@@ -21,6 +21,7 @@ from typing import Any
 import psycopg
 from airflow.sdk.exceptions import AirflowFailException
 
+from include.common.intervals import Interval
 from include.learning_platform import tasks
 from tests.include.learning_platform.stages import ATTEMPT_COLUMNS, DAG_TASKS
 
@@ -88,16 +89,12 @@ class DayRun:
 
     def context(self, task_id: str) -> dict[str, Any]:
         return {
-            "params": {
-                "date": self.day.isoformat(),
-                "test_mode": False,
-                "window_minutes": 60,
-                "language": None,
-            },
+            "params": {"test_mode": False, "window_minutes": 60, "language": None},
             "run_id": self.run_id,
             "ti": TaskInstance(task_id, self.xcoms),
-            "data_interval_start": None,
-            "data_interval_end": None,
+            # What the DAG's timetable gives a run of this day.
+            "data_interval_start": Interval.for_day(self.day).start,
+            "data_interval_end": Interval.for_day(self.day).end,
         }
 
     @property

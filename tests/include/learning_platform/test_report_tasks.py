@@ -45,12 +45,11 @@ class TaskInstance:
 
 def context(task_id: str, *, xcoms: dict[str, Any] | None = None, **params: Any) -> dict[str, Any]:
     return {
-        "params": {"date": DAY.day.isoformat(), "test_mode": False, "window_minutes": 60, "language": None}
-        | params,
+        "params": {"test_mode": False, "window_minutes": 60, "language": None} | params,
         "run_id": "manual__report_tasks",
         "ti": TaskInstance(task_id, xcoms or {}),
-        "data_interval_start": None,
-        "data_interval_end": None,
+        "data_interval_start": DAY.start,
+        "data_interval_end": DAY.end,
     }
 
 
