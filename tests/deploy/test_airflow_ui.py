@@ -142,7 +142,8 @@ def page(browser: Browser, deployment: Deployment) -> Iterator[Page]:
     page.get_by_label("Username").fill(ADMIN_USER)
     page.get_by_label("Password").fill(ADMIN_PASSWORD)
     page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("link", name="Dags")).to_be_visible()
+    # The first page of a freshly started UI can take a while on a busy machine.
+    expect(page.get_by_role("link", name="Dags")).to_be_visible(timeout=30_000)
     yield page
     context.close()
 
@@ -251,7 +252,7 @@ def test_a_backfill_from_the_ui_fills_every_date_of_the_range_one_run_at_a_time(
         for day in days:
             assert day_rows(conn, day)[0] > 0
     page.goto(f"{deployment.url}/dags/{DAG_ID}/runs")
-    expect(page.get_by_test_id("state-badge").first).to_be_visible()
+    expect(page.get_by_test_id("state-badge").first).to_be_visible(timeout=30_000)
     screenshot(page, "runs-after-backfill")
     # Airflow names backfill runs after the end of their day; the run page says which day it is.
     first = min(runs, key=lambda run: run["logical_date"])
