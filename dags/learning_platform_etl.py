@@ -16,16 +16,22 @@ publishes the report to Google Sheets and by email.
 | `publish_report` | upserts the date's row in the sheet's history and rewrites the summary worksheet; without Google credentials, writes local CSV and HTML files instead | Google Sheets or files |
 | `send_email` | the report by email (HTML and text, 30-day chart) | mail |
 
-**Which day.** A scheduled run processes the data interval that just ended (the run at
-00:00 UTC on the 2nd processes the 1st). In the trigger form, set **date** to process any
-day; leave it empty to use the run's data interval. **test_mode** processes only the first
-hour of the day, as the original script's test mode did. **language** chooses English or
-Russian for the report and the email.
+**Which day.** A run processes one UTC day, and its **logical date is that day**: the run
+id, the logical date and the data interval shown for a run all name it. The schedule runs at
+00:00 UTC and processes the day that just ended (the run at 00:00 on the 2nd processes the
+1st, `scheduled__…-01`). To process another day, open *Trigger*, set **Logical Date** to any
+time on that day (UTC); left at its default, "now", a run processes yesterday, the last
+complete day, never an incomplete today. Manual run ids read `manual__<day>__at_<trigger time>`.
+Backfill run ids are Airflow's (`backfill__<end of the day>`), but their logical date and data
+interval are the day. **Test mode** processes only the first hour of the day; every run's
+**note** says which day it processed and whether it was test mode. **Report language**
+chooses English or Russian for the report and the email.
 
 **Reruns and backfills are safe.** Every task replaces its day; it never appends, and the
-sheet keeps one row per date. Rerun a day by triggering it again (or clearing its tasks);
-backfill a range with *Trigger → Backfill* or
-`airflow backfill create --dag-id learning_platform_etl --from-date A --to-date B`.
+sheet keeps one row per date. Rerun a day by clearing its run, or by triggering it again (any
+other time of that day: a logical date belongs to one run); backfill the days A to B with
+*Trigger → Backfill* or `airflow backfill create --dag-id learning_platform_etl --from-date A
+--to-date B`.
 
 **When something fails.** A task that fails after its last retry sends an alert email to the
 Variable `alert_recipients`. If a quality check fails, `check_quality` fails (one alert) and the
@@ -54,48 +60,51 @@ Downstream DAGs can be scheduled on the asset `learning_platform.attempts`.
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import CronDataIntervalTimetable, Param, TriggerRule, dag, get_current_context, task
+from airflow.sdk import Param, TriggerRule, dag, get_current_context, task
 
 from include.common.dag_defaults import default_args
+from include.common.timetables import UtcDayTimetable
 from include.learning_platform.assets import ATTEMPTS_LOADS
 
 
 @dag(
-    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
+    # 00:00 UTC each day, for the day that just ended; a run's logical date is the day it
+    # processes, also for manual runs (see "Which day" above and include/common/timetables.py).
+    schedule=UtcDayTimetable(),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=3,
     default_args=default_args(owner="learning-platform-data"),
     tags=["learning_platform", "etl", "daily"],
+    description="One UTC day of grader attempts: API → checked → warehouse → daily figures → report and email.",
     doc_md=__doc__,
     params={
-        "date": Param(
-            None,
-            type=["null", "string"],
-            format="date",
-            title="Date (UTC)",
-            description="Day to process, YYYY-MM-DD. Empty: the run's data interval.",
-        ),
+        # Optional in the form (null allowed, so not marked required); empty means the default.
         "test_mode": Param(
             False,
-            type="boolean",
+            type=["null", "boolean"],
             title="Test mode",
-            description="Process only the first hour of the day.",
+            description="Process only the first hour of the day. The run's note says TEST MODE.",
         ),
         "window_minutes": Param(
             60,
-            type="integer",
+            type=["null", "integer"],
             minimum=1,
             maximum=1440,
             title="Fetch window (minutes)",
-            description="The API has no paging: the day is fetched in windows of this size.",
+            description="The API has no paging: the day is fetched in windows of this size. Empty: 60.",
         ),
         "language": Param(
             None,
             type=["null", "string"],
             enum=[None, "en", "ru"],
+            values_display={
+                "null": "As configured (Variable learning_platform_report; English if unset)",
+                "en": "English",
+                "ru": "Russian",
+            },
             title="Report language",
-            description="en or ru. Empty: the language in the Variable learning_platform_report (default en).",
+            description="Language of the report and the email.",
         ),
     },
 )

@@ -291,6 +291,9 @@ class AirflowApi:
         body = {"logical_date": logical_date, "conf": dict(conf)}
         return self._request("POST", f"/dags/{dag_id}/dagRuns", json=body)["dag_run_id"]
 
+    def dag_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
+        return self._request("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
+
     def dag_runs(self, dag_id: str) -> list[dict[str, Any]]:
         return self._request("GET", f"/dags/{dag_id}/dagRuns", params={"limit": 100})["dag_runs"]
 

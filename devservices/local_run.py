@@ -47,13 +47,12 @@ def main(argv: list[str] | None = None) -> int:
     load_settings()
     airflow_home = Path(os.environ["AIRFLOW_HOME"])
     env = airflow_environment(airflow_home)
-    # The same params the DAG receives, resolved by the same function, name the interval to report.
-    params = {"date": args.date.isoformat(), "test_mode": args.test_mode}
+    # The DAG's timetable makes the logical date's UTC day the run's data interval; the same
+    # function as the tasks' then names the interval to report.
+    params = {"test_mode": args.test_mode}
+    day = Interval.for_day(args.date)
     interval = resolve_interval(
-        chosen_date=params["date"],
-        data_interval_start=None,
-        data_interval_end=None,
-        test_mode=params["test_mode"],
+        data_interval_start=day.start, data_interval_end=day.end, test_mode=params["test_mode"]
     )
     dag_test_log = f"dags-test-{args.date}"
 
@@ -61,8 +60,6 @@ def main(argv: list[str] | None = None) -> int:
         start_local_services(services)
         mail_before = set(OUTBOX.glob("*.eml"))
         _airflow(["db", "migrate"], env, log_name="airflow-db-migrate")
-        # The date goes in as the DAG's `date` param: for a manual run Airflow 3 infers the data
-        # interval that *ends* at the logical date, which would be the day before.
         log.info("running %s for %s (Airflow home %s)", DAG_ID, args.date, airflow_home)
         dag_test = _airflow(
             ["dags", "test", DAG_ID, args.date.isoformat(), "--conf", json.dumps(params)],

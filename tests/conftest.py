@@ -9,6 +9,10 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+# Airflow reads its plugins folder once, when first imported, and the DAGs' timetable is only
+# usable once the project's plugin registered it: set before anything imports Airflow.
+os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(Path(__file__).resolve().parents[1] / "plugins")
+
 import gspread
 import psycopg
 import pytest

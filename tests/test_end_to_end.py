@@ -234,13 +234,13 @@ def dag_test(run_environment, postgres_server, simulator, warehouse_conninfo, ou
     subprocess.run([airflow, "db", "migrate"], env=env, capture_output=True, check=True, timeout=300)
 
     def run(
-        conf: dict[str, object], *, client_key: str = CLIENT_KEY, api_url: str | None = None
+        conf: dict[str, object], *, day: str = DATE, client_key: str = CLIENT_KEY, api_url: str | None = None
     ) -> subprocess.CompletedProcess[str]:
         env["AIRFLOW_CONN_LEARNING_PLATFORM_API"] = api_connection(
             api_url or simulator.base_url, CLIENT, client_key, retry_attempts=1, connect_timeout=2
         )
         return subprocess.run(
-            [airflow, "dags", "test", "learning_platform_etl", DATE, "-c", json.dumps(conf)],
+            [airflow, "dags", "test", "learning_platform_etl", day, "-c", json.dumps(conf)],
             env=env,
             capture_output=True,
             text=True,
@@ -251,12 +251,12 @@ def dag_test(run_environment, postgres_server, simulator, warehouse_conninfo, ou
     return run
 
 
-def test_a_date_chosen_at_trigger_time_overrides_the_logical_date(
+def test_the_logical_date_chosen_at_trigger_time_is_the_day_processed(
     dag_test, warehouse_conninfo, outbox
 ) -> None:
     chosen = "2026-11-18"
 
-    run = dag_test({"date": chosen, "language": "ru"})
+    run = dag_test({"language": "ru"}, day=chosen)
 
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     with psycopg.connect(warehouse_conninfo) as conn:
@@ -276,7 +276,7 @@ def test_a_date_chosen_at_trigger_time_overrides_the_logical_date(
 
 
 def test_refused_credentials_fail_the_run_without_task_retries(dag_test, simulator, outbox) -> None:
-    run = dag_test({"date": DATE}, client_key="revoked-key")
+    run = dag_test({}, client_key="revoked-key")
 
     assert run.returncode != 0
     assert "refused the credentials of Airflow connection 'learning_platform_api'" in run.stdout + run.stderr
@@ -290,7 +290,7 @@ def test_refused_credentials_fail_the_run_without_task_retries(dag_test, simulat
 def test_a_task_failing_for_good_sends_one_alert_after_its_last_retry(dag_test, outbox) -> None:
     unreachable = f"http://127.0.0.1:{free_port()}"
 
-    run = dag_test({"date": DATE}, api_url=unreachable)
+    run = dag_test({}, api_url=unreachable)
 
     assert run.returncode != 0
     # Two tries of extract (retries is 1 here), one alert, and no report for a day never loaded.

@@ -1,8 +1,8 @@
 """The time interval a pipeline run owns, and its split into fetch windows.
 
 A run owns a half-open UTC interval ``[start, end)``: every table it writes is replaced for
-exactly that interval, which is what makes reruns and backfills idempotent. The interval
-comes from Airflow's data interval, unless the person who triggered the run chose a date.
+exactly that interval, which is what makes reruns and backfills idempotent. The interval is
+Airflow's data interval, one UTC day (see ``include.common.timetables``).
 """
 
 from __future__ import annotations
@@ -54,31 +54,31 @@ class Interval:
 
 def resolve_interval(
     *,
-    chosen_date: str | None,
     data_interval_start: datetime | None,
     data_interval_end: datetime | None,
     test_mode: bool = False,
 ) -> Interval:
-    """The interval a run processes.
+    """The interval a run processes: its data interval, one whole UTC day.
 
-    ``chosen_date`` (``YYYY-MM-DD``, from the trigger form) wins over the data interval, so a
-    person can run any day from the UI. ``test_mode`` keeps only the first hour, as the
-    original script's test mode did.
+    The DAG's timetable (``include.common.timetables``) makes a run's data interval the UTC day
+    of its logical date, which is also what the UI shows; anything else (a data interval typed
+    by hand in the trigger form, a run without a logical date) is refused rather than reported
+    under a day it does not cover. ``test_mode`` keeps only the first hour, as the original
+    script's test mode did.
     """
-    if chosen_date:
-        try:
-            interval = Interval.for_day(date.fromisoformat(chosen_date))
-        except ValueError:
-            raise ValueError(f"the 'date' parameter must be YYYY-MM-DD, got {chosen_date!r}") from None
-    elif data_interval_start is not None and data_interval_end is not None:
-        interval = Interval(_as_utc(data_interval_start), _as_utc(data_interval_end))
-    else:
+    if data_interval_start is None or data_interval_end is None:
         raise ValueError(
-            "this run has no data interval (a manual run without a logical date): "
-            "choose a day in the 'date' parameter"
+            "this run has no data interval (triggered without a logical date): trigger it again "
+            "with the logical date set to the UTC day to process"
+        )
+    interval = Interval(_as_utc(data_interval_start), _as_utc(data_interval_end))
+    if interval != Interval.for_day(interval.day):
+        raise ValueError(
+            f"this run's data interval {interval} is not one whole UTC day: trigger it again with "
+            "the data interval inferred from the logical date (the day to process)"
         )
     if test_mode:
-        interval = Interval(interval.start, min(interval.end, interval.start + TEST_MODE_SPAN))
+        interval = Interval(interval.start, interval.start + TEST_MODE_SPAN)
     return interval
 
 

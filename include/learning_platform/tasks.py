@@ -49,20 +49,35 @@ from include.learning_platform.warehouse import (
 
 log = logging.getLogger(__name__)
 
-
-def run_interval(context: dict[str, Any]) -> Interval:
-    """The interval this run owns: the chosen date if any, else the data interval."""
-    params = context["params"]
-    return resolve_interval(
-        chosen_date=params.get("date"),
-        data_interval_start=context.get("data_interval_start"),
-        data_interval_end=context.get("data_interval_end"),
-        test_mode=bool(params.get("test_mode")),
-    )
+DEFAULT_WINDOW_MINUTES = 60
 
 
 def test_mode(context: dict[str, Any]) -> bool:
     return bool(context["params"].get("test_mode"))
+
+
+def run_interval(context: dict[str, Any]) -> Interval:
+    """The interval this run owns: its data interval, the UTC day of its logical date."""
+    params = context["params"]
+    if params.get("date"):
+        # The 'date' param was retired: a run whose conf still names a day would show one day
+        # in the UI and (before) process another. Refuse instead of ignoring the caller's choice.
+        raise ValueError(
+            f"the 'date' parameter ({params['date']!r}) is no longer read: a run processes the UTC "
+            "day of its logical date. Trigger it with that day as the logical date (trigger form: "
+            "Logical Date; CLI: airflow dags trigger --logical-date YYYY-MM-DD) and without 'date'"
+        )
+    return resolve_interval(
+        data_interval_start=context.get("data_interval_start"),
+        data_interval_end=context.get("data_interval_end"),
+        test_mode=test_mode(context),
+    )
+
+
+def fetch_window(context: dict[str, Any]) -> timedelta:
+    """The extract window size; an emptied trigger-form field means the default."""
+    minutes = context["params"].get("window_minutes")
+    return timedelta(minutes=DEFAULT_WINDOW_MINUTES if minutes is None else int(minutes))
 
 
 @contextmanager
@@ -98,7 +113,7 @@ def extract(context: dict[str, Any]) -> dict[str, Any]:
     from airflow.sdk.exceptions import AirflowFailException
 
     interval = run_interval(context)
-    window = timedelta(minutes=int(context["params"]["window_minutes"]))
+    window = fetch_window(context)
     try:
         with warehouse(context) as conn, LearningPlatformClient.from_connection() as client:
             result = extract_interval(conn, client, interval, window=window, dag_run_id=context["run_id"])

@@ -102,4 +102,22 @@ def test_the_report_goes_out_when_the_gate_or_publishing_fails_but_not_without_f
     assert publish.upstream_task_ids == {"compute_stats", "check_quality"}
     assert email.upstream_task_ids == {"compute_stats", "check_quality", "publish_report"}
     assert publish.trigger_rule == email.trigger_rule == "all_done_min_one_success"
-    assert set(dag.params) == {"date", "test_mode", "window_minutes", "language"}
+    assert set(dag.params) == {"test_mode", "window_minutes", "language"}
+
+
+def test_learning_platform_etl_runs_each_day_under_its_own_logical_date(dag_bag) -> None:
+    from include.common.timetables import UtcDayTimetable
+
+    dag = dag_bag.dags["learning_platform_etl"]
+    assert isinstance(dag.timetable, UtcDayTimetable)
+    assert dag.description
+
+
+def test_learning_platform_etl_trigger_form_requires_nothing_and_labels_every_choice(dag_bag) -> None:
+    # Every param has a default; Airflow's form marks a param required unless its type allows null.
+    for name, param in dag_bag.dags["learning_platform_etl"].params.items():
+        schema = param.schema
+        assert "null" in schema["type"], f"param {name} is marked required"
+        if "enum" in schema:
+            labels = schema["values_display"]
+            assert {"null" if value is None else str(value) for value in schema["enum"]} <= set(labels), name

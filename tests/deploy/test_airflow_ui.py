@@ -3,9 +3,11 @@
 ``python -m devservices.local_airflow`` (what ``make airflow`` runs) starts in its own process
 with its own ports, PostgreSQL cluster, simulator and SMTP sink; Playwright drives Debian's
 Chromium (``/usr/bin/chromium``, installed by ``scripts/install_test_tools.sh``) through the
-same clicks a user makes: log in, trigger a chosen past date through the trigger form, backfill
-a date range, trigger a date again. The warehouse is then read directly. Screenshots land in
-``.local/test-artifacts/ui`` (``PIPELINES_TEST_ARTIFACTS`` overrides it).
+same clicks a user makes: log in, trigger a chosen past day through the trigger form's Logical
+Date (once in test mode), backfill a date range, trigger a day again. Where the UI lists a run
+and on its page, the day it processed and its test mode must show. The warehouse is then read
+directly. Screenshots land in ``.local/test-artifacts/ui`` (``PIPELINES_TEST_ARTIFACTS``
+overrides it).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ pytestmark = pytest.mark.timeout(900)
 DAG_ID = "learning_platform_etl"
 MAINTENANCE_DAG_ID = "airflow_maintenance"
 CHOSEN_DATE = date(2026, 11, 10)
+TEST_MODE_DATE = date(2026, 11, 12)
 BACKFILL_FROM, BACKFILL_TO = date(2026, 11, 1), date(2026, 11, 3)
 ADMIN_PASSWORD = "ui-test-password"
 DB_PASSWORD = "ui-test-db-password"
@@ -139,7 +142,8 @@ def page(browser: Browser, deployment: Deployment) -> Iterator[Page]:
     page.get_by_label("Username").fill(ADMIN_USER)
     page.get_by_label("Password").fill(ADMIN_PASSWORD)
     page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("link", name="Dags")).to_be_visible()
+    # The first page of a freshly started UI can take a while on a busy machine.
+    expect(page.get_by_role("link", name="Dags")).to_be_visible(timeout=30_000)
     yield page
     context.close()
 
@@ -159,22 +163,46 @@ def test_the_ui_asks_for_a_login(browser: Browser, deployment: Deployment) -> No
 def test_a_chosen_past_date_triggered_from_the_form_lands_in_the_warehouse(
     page: Page, deployment: Deployment
 ) -> None:
-    run = trigger_from_form(page, deployment, CHOSEN_DATE)
+    run = trigger_from_form(page, deployment, CHOSEN_DATE, at="05:00")
 
-    assert run["conf"]["date"] == CHOSEN_DATE.isoformat()
+    # The form's Logical Date is the day: the run is named after it and owns exactly that day.
+    assert run["dag_run_id"].startswith(f"manual__{CHOSEN_DATE}__at_")
+    assert run["logical_date"] == f"{CHOSEN_DATE}T05:00:00Z"
+    assert (run["data_interval_start"], run["data_interval_end"]) == day_bounds(CHOSEN_DATE)
     assert deployment.api.wait_for_run(DAG_ID, run["dag_run_id"], timeout_s=RUN_TIMEOUT_S) == "success"
-    page.goto(f"{deployment.url}/dags/{DAG_ID}/runs/{run['dag_run_id']}")
+    run_page_shows_the_day(page, deployment, run["dag_run_id"], CHOSEN_DATE, test_mode=False)
     expect(page.get_by_test_id("state-badge").first).to_have_text("Success")
     screenshot(page, "run-succeeded")
+    runs_list_names_the_day(page, deployment, run["dag_run_id"], CHOSEN_DATE)
     with deployment.warehouse() as conn:
         assert day_rows(conn, CHOSEN_DATE)[0] > 0
         assert stats_dates(conn) >= {CHOSEN_DATE}
 
 
+def test_a_test_mode_run_says_so_where_it_is_listed_and_on_its_page(
+    page: Page, deployment: Deployment
+) -> None:
+    run = trigger_from_form(page, deployment, TEST_MODE_DATE, at="05:00", test_mode=True)
+
+    assert run["conf"]["test_mode"] is True
+    # The note is written when the run starts, whatever test mode then does with the day.
+    note = _wait_for(
+        lambda: deployment.api.dag_run(DAG_ID, run["dag_run_id"])["note"],
+        timeout_s=RUN_TIMEOUT_S,
+        what="the note",
+    )
+    assert note == f"Processes UTC day **{TEST_MODE_DATE}** · **TEST MODE**"
+    run_page_shows_the_day(page, deployment, run["dag_run_id"], TEST_MODE_DATE, test_mode=True)
+    screenshot(page, "run-test-mode")
+    runs_list_names_the_day(page, deployment, run["dag_run_id"], TEST_MODE_DATE)
+    deployment.api.wait_for_run(DAG_ID, run["dag_run_id"], timeout_s=RUN_TIMEOUT_S)
+
+
 def test_triggering_the_same_date_again_leaves_the_same_rows(page: Page, deployment: Deployment) -> None:
     with deployment.warehouse() as conn:
         before = day_rows(conn, CHOSEN_DATE)
-    run = trigger_from_form(page, deployment, CHOSEN_DATE)
+    # Another time of the same day: a logical date belongs to one run.
+    run = trigger_from_form(page, deployment, CHOSEN_DATE, at="06:00")
     assert deployment.api.wait_for_run(DAG_ID, run["dag_run_id"], timeout_s=RUN_TIMEOUT_S) == "success"
     with deployment.warehouse() as conn:
         assert day_rows(conn, CHOSEN_DATE) == before
@@ -207,9 +235,15 @@ def test_a_backfill_from_the_ui_fills_every_date_of_the_range_one_run_at_a_time(
 
     runs = wait_for_backfill_runs(deployment.api, planned)
     assert {run["state"] for run in runs} == {"success"}
-    days = {datetime.fromisoformat(run["data_interval_start"]).date() for run in runs}
-    assert len(days) == planned
-    assert BACKFILL_FROM <= min(days) <= max(days) <= BACKFILL_TO
+    # From the 1st to the 3rd means those days: each run's logical date is the day it processed.
+    days = {datetime.fromisoformat(run["logical_date"]).date() for run in runs}
+    assert days == {
+        date.fromordinal(day) for day in range(BACKFILL_FROM.toordinal(), BACKFILL_TO.toordinal() + 1)
+    }
+    for run in runs:
+        day = datetime.fromisoformat(run["logical_date"]).date()
+        assert (run["data_interval_start"], run["data_interval_end"]) == day_bounds(day)
+        assert run["note"] == f"Processes UTC day **{day}** · full day"
     # The form's max active runs (1 by default) held: no two backfill runs overlapped.
     spans = sorted((run["start_date"], run["end_date"]) for run in runs)
     assert all(previous_end <= start for (_, previous_end), (start, _) in itertools.pairwise(spans))
@@ -218,8 +252,12 @@ def test_a_backfill_from_the_ui_fills_every_date_of_the_range_one_run_at_a_time(
         for day in days:
             assert day_rows(conn, day)[0] > 0
     page.goto(f"{deployment.url}/dags/{DAG_ID}/runs")
-    expect(page.get_by_test_id("state-badge").first).to_be_visible()
+    expect(page.get_by_test_id("state-badge").first).to_be_visible(timeout=30_000)
     screenshot(page, "runs-after-backfill")
+    # Airflow names backfill runs after the end of their day; the run page says which day it is.
+    first = min(runs, key=lambda run: run["logical_date"])
+    run_page_shows_the_day(page, deployment, first["dag_run_id"], BACKFILL_FROM, test_mode=False)
+    screenshot(page, "backfill-run")
 
 
 def test_the_maintenance_dag_cleans_metadata_from_a_real_worker(deployment: Deployment) -> None:
@@ -243,18 +281,53 @@ def test_the_maintenance_dag_cleans_metadata_from_a_real_worker(deployment: Depl
 # --- helpers ----------------------------------------------------------------------------------
 
 
-def trigger_from_form(page: Page, deployment: Deployment, day: date) -> dict:
-    """Fill the trigger form's date Param with ``day``, submit; the run the UI created."""
+def trigger_from_form(
+    page: Page, deployment: Deployment, day: date, *, at: str, test_mode: bool = False
+) -> dict:
+    """Set the trigger form's Logical Date to ``day`` at ``at`` (UTC), submit; the run the UI created."""
     page.goto(f"{deployment.url}/dags/{DAG_ID}")
     page.get_by_role("button", name="Trigger Dag").first.click()
     dialog = page.get_by_role("dialog")
-    # The Param's label is not linked to its input, so the input is found by its name.
-    dialog.locator("input[name='element_date']").fill(day.isoformat())
+    # The picker opens a popover outside the dialog, with a date and a time box.
+    dialog.get_by_test_id("datetime-input").first.click()
+    date_box = page.get_by_placeholder("YYYY/MM/DD")
+    date_box.fill(day.strftime("%Y/%m/%d"))
+    page.get_by_placeholder("HH:mm").filter(visible=True).fill(at)
+    page.keyboard.press("Escape")
+    expect(date_box).to_be_hidden()
+    if test_mode:
+        # The switch's input is hidden behind its visible control, its parent.
+        dialog.locator("input[name='element_test_mode']").locator("xpath=..").click()
+        expect(dialog.locator("input[name='element_test_mode']")).to_be_checked()
     screenshot(page, f"trigger-form-{day}")
     with page.expect_response(lambda r: r.url.endswith("/dagRuns") and r.request.method == "POST") as created:
         dialog.get_by_test_id("trigger-dag-submit").click()
     assert created.value.ok, created.value.text()
     return created.value.json()
+
+
+def run_page_shows_the_day(
+    page: Page, deployment: Deployment, run_id: str, day: date, *, test_mode: bool
+) -> None:
+    """The run's page: its logical date is the day, and its note names the day and the mode."""
+    page.goto(f"{deployment.url}/dags/{DAG_ID}/runs/{run_id}")
+    logical_date = page.get_by_role("heading", name="Logical Date", exact=True).locator("xpath=..")
+    expect(logical_date).to_contain_text(day.isoformat(), timeout=30_000)
+    note = page.get_by_text(f"Processes UTC day {day}")
+    expect(note).to_be_visible()
+    expect(note).to_contain_text("TEST MODE" if test_mode else "full day")
+
+
+def runs_list_names_the_day(page: Page, deployment: Deployment, run_id: str, day: date) -> None:
+    page.goto(f"{deployment.url}/dags/{DAG_ID}/runs")
+    link = page.get_by_role("link", name=run_id, exact=True)
+    expect(link).to_be_visible(timeout=30_000)
+    expect(link).to_contain_text(day.isoformat())
+
+
+def day_bounds(day: date) -> tuple[str, str]:
+    """A UTC day as the REST API writes a data interval."""
+    return f"{day}T00:00:00Z", f"{date.fromordinal(day.toordinal() + 1)}T00:00:00Z"
 
 
 def wait_for_backfill_runs(api: AirflowApi, planned: int) -> list[dict]:

@@ -153,7 +153,7 @@ def local_run(base_env: dict[str, str], databases: LocalPostgres, state: Path) -
         with log_file.open("ab") as out:
             for args in (
                 ["db", "migrate"],
-                ["dags", "test", DAG_ID, COMPARED_DATE, "-c", json.dumps({"date": COMPARED_DATE})],
+                ["dags", "test", DAG_ID, COMPARED_DATE],
             ):
                 completed = subprocess.run(
                     [airflow, *args],
@@ -206,7 +206,8 @@ def airflow_cluster(
 def celery_runs(airflow_cluster: tuple[LocalAirflow, AirflowApi]) -> dict[str, tuple[str, str]]:
     """Both dates triggered through the REST API at once: {date: (run id, final state)}."""
     _, api = airflow_cluster
-    run_ids = {date: api.trigger(DAG_ID, conf={"date": date}) for date in DATES}
+    # The logical date is the day processed (the DAG's timetable).
+    run_ids = {date: api.trigger(DAG_ID, conf={}, logical_date=f"{date}T00:00:00Z") for date in DATES}
     return {
         date: (run_id, api.wait_for_run(DAG_ID, run_id, timeout_s=600)) for date, run_id in run_ids.items()
     }

@@ -100,17 +100,13 @@ class DayRun:
 
     def context(self, task_id: str) -> dict[str, Any]:
         return {
-            "params": {
-                "date": self.day.isoformat(),
-                "test_mode": False,
-                "window_minutes": 60,
-                "language": None,
-            },
+            "params": {"test_mode": False, "window_minutes": 60, "language": None},
             "run_id": self.run_id,
             "dag_run": DagRun(self.run_id, self.clear_number),
             "ti": TaskInstance(task_id, self.xcoms),
-            "data_interval_start": None,
-            "data_interval_end": None,
+            # What the DAG's timetable gives a run of this day.
+            "data_interval_start": Interval.for_day(self.day).start,
+            "data_interval_end": Interval.for_day(self.day).end,
             # Airflow's own accessors: load announces the day's attempts through the asset alias.
             "outlet_events": self.outlet_events,
         }

@@ -13,18 +13,8 @@ from include.common.intervals import Interval, resolve_interval
 DAY = Interval(datetime(2026, 11, 22, tzinfo=UTC), datetime(2026, 11, 23, tzinfo=UTC))
 
 
-def test_a_chosen_date_overrides_the_data_interval() -> None:
+def test_the_data_interval_is_used_in_utc() -> None:
     interval = resolve_interval(
-        chosen_date="2026-03-01",
-        data_interval_start=pendulum.datetime(2026, 11, 22),
-        data_interval_end=pendulum.datetime(2026, 11, 23),
-    )
-    assert interval == Interval.for_day(datetime(2026, 3, 1).date())
-
-
-def test_without_a_chosen_date_the_data_interval_is_used_in_utc() -> None:
-    interval = resolve_interval(
-        chosen_date=None,
         data_interval_start=pendulum.datetime(2026, 11, 22, 3, tz="Europe/Moscow"),
         data_interval_end=pendulum.datetime(2026, 11, 23, 3, tz="Europe/Moscow"),
     )
@@ -33,21 +23,25 @@ def test_without_a_chosen_date_the_data_interval_is_used_in_utc() -> None:
 
 
 def test_test_mode_keeps_the_first_hour() -> None:
-    interval = resolve_interval(
-        chosen_date="2026-11-22", data_interval_start=None, data_interval_end=None, test_mode=True
-    )
+    interval = resolve_interval(data_interval_start=DAY.start, data_interval_end=DAY.end, test_mode=True)
     assert interval == Interval(DAY.start, DAY.start + timedelta(hours=1))
 
 
-def test_a_run_with_neither_date_nor_interval_says_what_to_do() -> None:
-    with pytest.raises(ValueError, match="'date' parameter"):
-        resolve_interval(chosen_date=None, data_interval_start=None, data_interval_end=None)
+def test_a_run_without_a_data_interval_says_to_set_a_logical_date() -> None:
+    with pytest.raises(ValueError, match="logical date set to the UTC day"):
+        resolve_interval(data_interval_start=None, data_interval_end=None)
 
 
-@pytest.mark.parametrize("bad", ["22.11.2026", "2026-11-31", "yesterday"])
-def test_a_malformed_date_is_refused_with_the_expected_format(bad: str) -> None:
-    with pytest.raises(ValueError, match="YYYY-MM-DD"):
-        resolve_interval(chosen_date=bad, data_interval_start=None, data_interval_end=None)
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [
+        (DAY.start, DAY.start + timedelta(days=2)),  # typed by hand in the trigger form
+        (DAY.start + timedelta(hours=6), DAY.end + timedelta(hours=6)),  # a day, not a UTC day
+    ],
+)
+def test_a_data_interval_other_than_one_utc_day_is_refused(start: datetime, end: datetime) -> None:
+    with pytest.raises(ValueError, match="not one whole UTC day"):
+        resolve_interval(data_interval_start=start, data_interval_end=end)
 
 
 def test_windows_cover_the_interval_exactly_once() -> None:

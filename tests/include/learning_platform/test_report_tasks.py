@@ -69,13 +69,12 @@ def context(
     **params: Any,
 ) -> dict[str, Any]:
     return {
-        "params": {"date": DAY.day.isoformat(), "test_mode": False, "window_minutes": 60, "language": None}
-        | params,
+        "params": {"test_mode": False, "window_minutes": 60, "language": None} | params,
         "run_id": dag_run.run_id,
         "dag_run": dag_run,
         "ti": TaskInstance(task_id, xcoms or {}),
-        "data_interval_start": None,
-        "data_interval_end": None,
+        "data_interval_start": DAY.start,
+        "data_interval_end": DAY.end,
     }
 
 

@@ -158,9 +158,7 @@ def test_recomputing_a_day_replaces_its_rows(simulator, api_client, warehouse) -
 
 
 def test_test_mode_figures_cover_the_first_hour_and_say_so(simulator, api_client, warehouse) -> None:
-    hour = resolve_interval(
-        chosen_date=DAY.day.isoformat(), data_interval_start=None, data_interval_end=None, test_mode=True
-    )
+    hour = resolve_interval(data_interval_start=DAY.start, data_interval_end=DAY.end, test_mode=True)
 
     report = publish_day(warehouse, api_client, hour)
 
