@@ -64,17 +64,19 @@ class DagRun:
 def context(
     task_id: str,
     *,
+    day: Interval = DAY,
     xcoms: dict[str, Any] | None = None,
     dag_run: DagRun = DagRun("manual__report_tasks"),
     **params: Any,
 ) -> dict[str, Any]:
+    """What Airflow hands a task of a run of ``day`` (the data interval its timetable gives it)."""
     return {
         "params": {"test_mode": False, "window_minutes": 60, "language": None} | params,
         "run_id": dag_run.run_id,
         "dag_run": dag_run,
         "ti": TaskInstance(task_id, xcoms or {}),
-        "data_interval_start": DAY.start,
-        "data_interval_end": DAY.end,
+        "data_interval_start": day.start,
+        "data_interval_end": day.end,
     }
 
 
@@ -181,14 +183,14 @@ def local_history_dates(directory: Path) -> list[str]:
 
 def compute_next_day(warehouse: psycopg.Connection, api_client) -> None:
     run_stages(warehouse, api_client, NEXT_DAY)
-    tasks.compute_stats(context("compute_stats", date=NEXT_DAY.day.isoformat()))
+    tasks.compute_stats(context("compute_stats", day=NEXT_DAY))
 
 
 def test_an_older_date_published_after_a_newer_one_leaves_every_date_in_the_local_files(
     loaded_day, configured, warehouse, api_client
 ) -> None:
     compute_next_day(warehouse, api_client)
-    tasks.publish_report(context("publish_report", date=NEXT_DAY.day.isoformat()))
+    tasks.publish_report(context("publish_report", day=NEXT_DAY))
     newer_page = (configured / f"learning_platform_{NEXT_DAY.day.isoformat()}.html").read_text()
 
     tasks.publish_report(context("publish_report"))
@@ -250,14 +252,14 @@ def test_a_day_the_api_answered_empty_fails_the_gate_with_what_to_do(
     simulator.configure(records_per_day=300, empty_dates=[empty])
     for day in days:
         run_stages(warehouse, api_client, day, dag_run_id=f"run_{day.day}")
-        tasks.compute_stats(context("compute_stats", date=day.day.isoformat()))
+        tasks.compute_stats(context("compute_stats", day=day))
     for day in days[:-1]:
-        tasks.check_quality(context("check_quality", date=day.day.isoformat()))
+        tasks.check_quality(context("check_quality", day=day))
 
     with pytest.raises(AirflowFailException) as failure:
-        tasks.check_quality(context("check_quality", date=empty))
-    published = tasks.publish_report(context("publish_report", date=empty))
-    tasks.send_email(context("send_email", date=empty, xcoms={"publish_report": published}))
+        tasks.check_quality(context("check_quality", day=days[-1]))
+    published = tasks.publish_report(context("publish_report", day=days[-1]))
+    tasks.send_email(context("send_email", day=days[-1], xcoms={"publish_report": published}))
 
     message = str(failure.value)
     assert (
@@ -280,9 +282,9 @@ def test_a_day_declared_quiet_in_the_variable_passes_the_gate(
     set_report_variable(monkeypatch, local_dir=str(configured), quiet_days=[holiday])
     for day in days:
         run_stages(warehouse, api_client, day, dag_run_id=f"run_{day.day}")
-        tasks.compute_stats(context("compute_stats", date=day.day.isoformat()))
+        tasks.compute_stats(context("compute_stats", day=day))
 
-    passed = tasks.check_quality(context("check_quality", date=holiday))
+    passed = tasks.check_quality(context("check_quality", day=days[-1]))
 
     assert "volume_normal" in passed["passed"]
     assert load_report(warehouse, days[-1].day).reliable
