@@ -15,6 +15,7 @@ from typing import TypeVar
 
 import requests
 
+from include.common.failures import PermanentFailure
 from include.common.http import (
     DEFAULT_ATTEMPTS,
     RetryPolicy,
@@ -35,7 +36,7 @@ CHUNK_BYTES = 1 << 16
 T = TypeVar("T")
 
 
-class LearningPlatformAuthError(RuntimeError):
+class LearningPlatformAuthError(PermanentFailure):
     """The API refused our credentials: retrying cannot help, the connection must be fixed."""
 
 

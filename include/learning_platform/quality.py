@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import psycopg
 
+from include.common.failures import PermanentFailure
 from include.common.intervals import Interval
 from include.learning_platform.report import QualityCheck
 from include.learning_platform.warehouse import interval_params, lock_day, sql
@@ -40,7 +41,7 @@ class QualityFacts:
     duplicate_attempts: int  # extra copies of attempts stored more than once
 
 
-class StatsMissing(RuntimeError):
+class StatsMissing(PermanentFailure):
     """The date has no statistics to check: compute_stats has not run for it."""
 
 
@@ -92,7 +93,10 @@ def check_day(
         cursor.execute(sql("select_quality_facts"), params)
         row = cursor.fetchone()
         if row is None:
-            raise StatsMissing(f"no statistics for {interval.day}: run compute_stats for that date first")
+            raise StatsMissing(
+                f"no statistics for {interval.day}: clear this run from `compute_stats` "
+                "(Clear on the compute_stats task, with downstream tasks)"
+            )
         checks = evaluate(_facts(row), max_rejected_share=max_rejected_share)
         cursor.execute(sql("delete_daily_quality_checks"), params)
         cursor.executemany(

@@ -20,6 +20,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from include.common.failures import ConfigurationError
 from include.learning_platform.quality import DEFAULT_MAX_REJECTED_SHARE
 from include.learning_platform.texts import Language
 
@@ -51,7 +52,7 @@ class ReportSettings:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(
+            raise ConfigurationError(
                 f"Variable {REPORT_VARIABLE} has unknown keys {unknown}; known keys: {sorted(known)}"
             )
         try:
@@ -65,9 +66,11 @@ class ReportSettings:
                 max_rejected_share=float(values.get("max_rejected_share", DEFAULT_MAX_REJECTED_SHARE)),
             )
         except (TypeError, ValueError) as error:
-            raise ValueError(f"Variable {REPORT_VARIABLE} is invalid: {error}") from None
+            raise ConfigurationError(f"Variable {REPORT_VARIABLE} is invalid: {error}") from None
         if not 0 <= settings.max_rejected_share <= 1:
-            raise ValueError(f"Variable {REPORT_VARIABLE}: max_rejected_share must be between 0 and 1")
+            raise ConfigurationError(
+                f"Variable {REPORT_VARIABLE}: max_rejected_share must be between 0 and 1"
+            )
         return settings
 
 
@@ -85,9 +88,9 @@ def parse_report_settings(raw: str | Mapping[str, Any] | None) -> ReportSettings
     try:
         values = json.loads(raw) if isinstance(raw, str) else raw
     except json.JSONDecodeError as error:
-        raise ValueError(f"Variable {REPORT_VARIABLE} must be a JSON object: {error}") from None
+        raise ConfigurationError(f"Variable {REPORT_VARIABLE} must be a JSON object: {error}") from None
     if not isinstance(values, Mapping):
-        raise ValueError(f"Variable {REPORT_VARIABLE} must be a JSON object")
+        raise ConfigurationError(f"Variable {REPORT_VARIABLE} must be a JSON object")
     return ReportSettings.from_mapping(values)
 
 

@@ -2,7 +2,8 @@
 
 Each function reads what it needs from the task context (the run's interval, its params, its
 connections), calls the stage module that does the work, and returns a few counts for XCom.
-No records ever pass through XCom: stages hand over through the warehouse.
+No records ever pass through XCom: stages hand over through the warehouse. A failure that
+retrying cannot fix (a ``PermanentFailure``) fails its task at once: see ``include.common.failures``.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ from typing import Any
 
 import psycopg
 
+from include.common.alerts import check_alerts_can_be_sent
 from include.common.email import DEFAULT_SMTP_CONN_ID, parse_recipients, send_message
+from include.common.failures import ConfigurationError, PermanentFailure, no_retry_on_permanent_failure
 from include.common.intervals import Interval, resolve_interval
 from include.common.postgres import connect, conninfo_from_airflow, lock_resource
-from include.learning_platform.api import LearningPlatformAuthError, LearningPlatformClient
+from include.learning_platform.api import LearningPlatformClient
 from include.learning_platform.chart import render_history_chart
 from include.learning_platform.extract import extract_interval
 from include.learning_platform.load import load_interval
@@ -63,25 +66,28 @@ def warehouse(context: dict[str, Any]) -> Iterator[psycopg.Connection]:
         yield conn
 
 
+class QualityGateFailed(PermanentFailure):
+    """The day's figures failed a data-quality check; judging the same data again changes nothing."""
+
+
+@no_retry_on_permanent_failure
 def migrate(context: dict[str, Any]) -> dict[str, Any]:
+    # The first task: a run whose failures nobody would hear of stops here, before any work.
+    alerted = check_alerts_can_be_sent()
     with warehouse(context) as conn:
-        return {"applied": migrate_schema(conn)}
+        return {"applied": migrate_schema(conn), "alert_recipients": len(alerted)}
 
 
+@no_retry_on_permanent_failure
 def extract(context: dict[str, Any]) -> dict[str, Any]:
-    from airflow.sdk.exceptions import AirflowFailException
-
     interval = run_interval(context)
     window = timedelta(minutes=int(context["params"]["window_minutes"]))
-    try:
-        with warehouse(context) as conn, LearningPlatformClient.from_connection() as client:
-            result = extract_interval(conn, client, interval, window=window, dag_run_id=context["run_id"])
-    except LearningPlatformAuthError as error:
-        # Retrying cannot fix credentials: fail the task for good instead of retrying for minutes.
-        raise AirflowFailException(str(error)) from None
+    with warehouse(context) as conn, LearningPlatformClient.from_connection() as client:
+        result = extract_interval(conn, client, interval, window=window, dag_run_id=context["run_id"])
     return {"interval": str(interval), "windows": result.windows, "fetched": result.fetched}
 
 
+@no_retry_on_permanent_failure
 def validate(context: dict[str, Any]) -> dict[str, Any]:
     interval = run_interval(context)
     with warehouse(context) as conn:
@@ -89,6 +95,7 @@ def validate(context: dict[str, Any]) -> dict[str, Any]:
     return {"interval": str(interval), **result.as_dict()}
 
 
+@no_retry_on_permanent_failure
 def load(context: dict[str, Any]) -> dict[str, Any]:
     interval = run_interval(context)
     with warehouse(context) as conn:
@@ -96,6 +103,7 @@ def load(context: dict[str, Any]) -> dict[str, Any]:
     return {"interval": str(interval), **result.as_dict()}
 
 
+@no_retry_on_permanent_failure
 def compute_stats(context: dict[str, Any]) -> dict[str, Any]:
     interval = run_interval(context)
     with warehouse(context) as conn:
@@ -112,9 +120,8 @@ def compute_stats(context: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+@no_retry_on_permanent_failure
 def check_quality(context: dict[str, Any]) -> dict[str, Any]:
-    from airflow.sdk.exceptions import AirflowFailException
-
     interval = run_interval(context)
     settings = report_settings()
     with warehouse(context) as conn:
@@ -127,16 +134,18 @@ def check_quality(context: dict[str, Any]) -> dict[str, Any]:
         if not check.passed
     ]
     if failed:
-        # The verdict is stored and the report will say so; failing the task alerts the operators,
-        # and retrying would judge the same data again.
-        raise AirflowFailException(f"data-quality checks failed for {interval.day}: {'; '.join(failed)}")
+        # The verdict is stored and the report will say so; failing the task alerts the operators.
+        raise QualityGateFailed(
+            f"data-quality checks failed for {interval.day}: {'; '.join(failed)}. The report marks the "
+            "figures UNRELIABLE. Find the cause (the quarantine holds every rejected record with its "
+            "reasons); once the source is fixed, clear this run from `extract`"
+        )
     return {"day": interval.day.isoformat(), "passed": [check.name for check in checks]}
 
 
+@no_retry_on_permanent_failure
 def publish_report(context: dict[str, Any]) -> dict[str, str]:
     """Publish to Google Sheets, or to local files when no Google credentials are configured."""
-    from airflow.sdk.exceptions import AirflowFailException
-
     interval = run_interval(context)
     settings = report_settings()
     texts = report_texts(context, settings)
@@ -159,12 +168,16 @@ def publish_report(context: dict[str, Any]) -> dict[str, str]:
             )
             return Publication(Destination.LOCAL_FILE, str(path)).as_dict()
         if not settings.spreadsheet:
-            # A configuration error: retrying cannot fix it.
-            raise AirflowFailException(
+            raise ConfigurationError(
                 f"connection '{SHEETS_CONN_ID}' is defined but Variable {REPORT_VARIABLE} names no "
                 "spreadsheet: set its 'spreadsheet' key to the spreadsheet's key or URL"
             )
-        target = SheetsTarget(settings.spreadsheet, settings.history_worksheet, settings.summary_worksheet)
+        try:
+            target = SheetsTarget(
+                settings.spreadsheet, settings.history_worksheet, settings.summary_worksheet
+            )
+        except ValueError as error:
+            raise ConfigurationError(f"Variable {REPORT_VARIABLE}: {error}") from None
         # Concurrent runs (a backfill) take turns: each reads the sheet's dates, then writes its row.
         with conn.transaction(), conn.cursor() as cursor:
             lock_resource(cursor, "learning_platform.report")
@@ -173,17 +186,16 @@ def publish_report(context: dict[str, Any]) -> dict[str, str]:
     return Publication(Destination.SHEETS, url).as_dict()
 
 
+@no_retry_on_permanent_failure
 def send_email(context: dict[str, Any]) -> dict[str, Any]:
     """Mail the day's report; says so plainly when publishing it failed."""
-    from airflow.sdk.exceptions import AirflowFailException
-
     interval = run_interval(context)
     settings = report_settings()
     texts = report_texts(context, settings)
     try:
         recipients = parse_recipients(settings.recipients)
     except ValueError as error:
-        raise AirflowFailException(f"Variable {REPORT_VARIABLE}: recipients: {error}") from None
+        raise ConfigurationError(f"Variable {REPORT_VARIABLE}: recipients: {error}") from None
     published = context["ti"].xcom_pull(task_ids="publish_report")
     publication = Publication.from_dict(published) if published else None
     with warehouse(context) as conn:

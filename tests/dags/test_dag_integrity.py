@@ -79,7 +79,7 @@ def test_every_task_has_an_owner_and_retries_with_backoff(dag_bag) -> None:
             assert task.retry_exponential_backoff, where
             assert task.execution_timeout is not None, where
             # Failing for good must reach a person: the shared alert notifier is on every task.
-            assert any(type(callback).__name__ == "SmtpNotifier" for callback in task.on_failure_callback), (
+            assert any(type(callback).__name__ == "FailureAlert" for callback in task.on_failure_callback), (
                 where
             )
 

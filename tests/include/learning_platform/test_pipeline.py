@@ -221,7 +221,7 @@ def test_load_refuses_a_new_landing_of_as_many_records_until_it_is_validated(
 
 
 def test_validate_refuses_an_interval_nothing_has_landed(warehouse) -> None:
-    with pytest.raises(NothingLanded, match="run the extract task"):
+    with pytest.raises(NothingLanded, match="clear this run from `extract`"):
         validate_interval(warehouse, Interval(DAY.start, DAY.start + HOUR))
 
 
@@ -231,7 +231,7 @@ def test_validate_refuses_a_landing_changed_since_extract_recorded_it(api_client
     warehouse.execute("DELETE FROM learning_platform.raw_attempts WHERE position = 0")
     warehouse.commit()
 
-    with pytest.raises(LandingAltered, match="run the extract task for this date again"):
+    with pytest.raises(LandingAltered, match="clear this run from `extract` to land the day again"):
         validate_interval(warehouse, interval)
 
 
