@@ -15,6 +15,7 @@ publishes the report to Google Sheets and by email.
 | `check_quality` | data-quality gate: attempts present, rejected share under the threshold, no attempt stored twice, figures match the warehouse | `daily_quality_checks` |
 | `publish_report` | upserts the date's row in the sheet's history and rewrites the summary worksheet; without Google credentials, writes local CSV and HTML files instead | Google Sheets or files |
 | `send_email` | the report by email (HTML and text, 30-day chart) | mail |
+| `mark_run_failed` | runs only when another task failed, and fails, so that the run shows failed | nothing |
 
 **Which day.** A scheduled run processes the data interval that just ended (the run at
 00:00 UTC on the 2nd processes the 1st). In the trigger form, set **date** to process any
@@ -27,11 +28,18 @@ sheet keeps one row per date. Rerun a day by triggering it again (or clearing it
 backfill a range with *Trigger → Backfill* or
 `airflow backfill create --dag-id learning_platform_etl --from-date A --to-date B`.
 
-**When something fails.** A task that fails after its last retry sends an alert email to the
-Variable `alert_recipients`. If a quality check fails, `check_quality` fails (one alert) and the
-report still goes out, saying which check failed and marking the figures unreliable. If
-publishing fails, the email still goes out and says the report was NOT updated. Nothing is
-mailed for a day that was not loaded.
+**When something fails.** The run ends *failed* whenever any task failed, even when the
+report still went out (`mark_run_failed` sees to it, without an alert of its own). Each failed
+task sends one alert email, to the Variable `alert_recipients` (else the deployment's
+`[pipelines] alert_recipients`; with neither, `migrate_schema` refuses to start the run).
+Faults that heal (an API or database hiccup, a rate limit) are retried; a failure that retrying
+cannot fix (nothing landed, a refused credential, a spreadsheet not shared, an invalid setting)
+fails its task at once, its message saying what to do, usually which task to clear the run
+from. If a quality check fails, `check_quality` fails and the report still goes out, saying
+which check failed and marking the figures unreliable. Publishing retries only briefly within
+its one try, then the email goes out saying the report was NOT updated. Nothing is mailed for
+a day that was not loaded. A window the API answers with malformed JSON on every attempt fails
+`extract`, naming the window and where its raw answer was kept.
 
 **Rejected records** are never dropped: they sit in `learning_platform.quarantined_attempts`
 with the raw record and every reason (for example `user_id_wrong_length`,
@@ -53,7 +61,15 @@ Downstream DAGs can be scheduled on the asset `learning_platform.attempts`.
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import CronDataIntervalTimetable, Param, TriggerRule, dag, get_current_context, task
+from airflow.sdk import (
+    CronDataIntervalTimetable,
+    Param,
+    TriggerRule,
+    chain,
+    dag,
+    get_current_context,
+    task,
+)
 
 from include.common.dag_defaults import default_args
 from include.learning_platform.assets import ATTEMPTS
@@ -136,8 +152,10 @@ def learning_platform_etl() -> None:
 
         return tasks.check_quality(get_current_context())
 
-    # Runs when the quality gate failed too: the report then says which check failed.
-    @task(trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS)
+    # Runs when the quality gate failed too: the report then says which check failed. No task
+    # retries: what heals in minutes (rate limits, 5xx) is retried within the try, and the email
+    # must not wait a quarter of an hour of retries to say the report was not updated.
+    @task(trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS, retries=0)
     def publish_report() -> dict:
         from include.learning_platform import tasks
 
@@ -151,13 +169,23 @@ def learning_platform_etl() -> None:
 
         return tasks.send_email(get_current_context())
 
+    # Airflow's "watcher": the run's state comes from its leaves, and send_email succeeds after a
+    # failed gate. Never retried, and no alert: the task that failed has sent it.
+    @task(trigger_rule=TriggerRule.ONE_FAILED, retries=0, on_failure_callback=None)
+    def mark_run_failed() -> None:
+        from include.common.run_state import fail_the_run
+
+        fail_the_run(get_current_context())
+
     stats = compute_stats()
     quality = check_quality()
     report = publish_report()
     email = send_email()
-    migrate_schema() >> extract() >> validate() >> load() >> stats >> quality >> report >> email
+    pipeline = [migrate_schema(), extract(), validate(), load(), stats, quality, report, email]
+    chain(*pipeline)
     stats >> [report, email]
     quality >> email
+    pipeline >> mark_run_failed()
 
 
 learning_platform_etl()
