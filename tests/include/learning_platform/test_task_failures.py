@@ -69,6 +69,17 @@ def test_a_task_missing_its_input_fails_at_once_saying_where_to_clear_the_run_fr
         BODIES[task_id](context(task_id))
 
 
+def test_a_landing_changed_since_extract_fails_validate_at_once(
+    configured, warehouse, simulator, api_client
+) -> None:
+    extract_interval(warehouse, api_client, DAY, window=HOUR, dag_run_id="run")
+    warehouse.execute("DELETE FROM learning_platform.raw_attempts WHERE position = 0")
+    warehouse.commit()
+
+    with pytest.raises(AirflowFailException, match="clear this run from `extract` to land the day again"):
+        tasks.validate(context("validate"))
+
+
 def test_a_landing_not_yet_validated_is_left_to_retries(configured, warehouse, simulator, api_client) -> None:
     """A concurrent run of the day may be validating its new landing: a later try can load."""
     extract_interval(warehouse, api_client, DAY, window=HOUR, dag_run_id="other_run")
