@@ -7,7 +7,7 @@ publishes the report to Google Sheets and by email.
 
 | task | what it does | writes |
 |---|---|---|
-| `migrate_schema` | creates or upgrades the pipeline's tables | `learning_platform.*` |
+| `migrate_schema` | checks that failure alerts can reach someone, then creates or upgrades the pipeline's tables | `learning_platform.*` |
 | `extract` | fetches the day hour by hour (retrying API hiccups) and lands every record verbatim | `raw_attempts`, `landing_batches` |
 | `validate` | judges every record: valid, valid with flagged defects, or rejected with all its reasons | `staged_attempts`, `staged_rejections`, `staging_batches` |
 | `load` | publishes validate's verdict on the current landing in one transaction: attempts, quarantine and the batch ledger | `attempts`, `quarantined_attempts`, `load_batches` |
@@ -53,7 +53,7 @@ password = client_key; extras `read_timeout`, `connect_timeout`, `retry_attempts
 leave it undefined to write the report to files) and `smtp_default` (SMTP, extra `from_email`).
 **Variables.** `learning_platform_report` (JSON: `recipients`, `spreadsheet`,
 `history_worksheet`, `summary_worksheet`, `language`, `max_rejected_share`, `local_dir`) and
-`alert_recipients`.
+`alert_recipients` (comma-separated; the deployment's default: `[pipelines] alert_recipients`).
 
 Downstream DAGs can be scheduled on the asset `learning_platform.attempts`.
 """
