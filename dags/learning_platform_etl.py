@@ -7,7 +7,7 @@ publishes the report to Google Sheets and by email.
 
 | task | what it does | writes |
 |---|---|---|
-| `migrate_schema` | creates or upgrades the pipeline's tables | `learning_platform.*` |
+| `migrate_schema` | checks that failure alerts can reach someone, then creates or upgrades the pipeline's tables | `learning_platform.*` |
 | `extract` | fetches the day hour by hour (retrying API hiccups) and lands every record verbatim | `raw_attempts`, `landing_batches` |
 | `validate` | judges every record: valid, valid with flagged defects, or rejected with all its reasons | `staged_attempts`, `staged_rejections`, `staging_batches` |
 | `load` | publishes validate's verdict on the current landing in one transaction: attempts, quarantine and the batch ledger | `attempts`, `quarantined_attempts`, `load_batches` |
@@ -15,6 +15,7 @@ publishes the report to Google Sheets and by email.
 | `check_quality` | data-quality gate: attempts present, rejected share under the threshold, no attempt stored twice, figures match the warehouse, the day's volume not far under the previous days' (unless declared quiet) | `daily_quality_checks` |
 | `publish_report` | upserts the date's row in the sheet's history and rewrites the summary worksheet; without Google credentials, writes local CSV and HTML files instead | Google Sheets or files |
 | `send_email` | the report by email (HTML and text, 30-day chart) | mail |
+| `mark_run_failed` | runs only when another task failed, and fails, so that the run shows failed | nothing |
 
 **Which day.** A run processes one UTC day, and its **logical date is that day**: the run
 id, the logical date and the data interval shown for a run all name it. The schedule runs at
@@ -23,8 +24,10 @@ id, the logical date and the data interval shown for a run all name it. The sche
 time on that day (UTC); left at its default, "now", a run processes yesterday, the last
 complete day, never an incomplete today. Manual run ids read `manual__<day>__at_<trigger time>`.
 Backfill run ids are Airflow's (`backfill__<end of the day>`), but their logical date and data
-interval are the day. **Test mode** processes only the first hour of the day; every run's
-**note** says which day it processed and whether it was test mode. **Report language**
+interval are the day. **Test mode** processes only the first hour of the day, in a scratch warehouse
+of its own (connection `learning_platform_test_db`): it never changes a real day's rows, figures,
+sheet or files, and its report and mail are marked test mode. Every run's **note** says which
+day it processed and whether it was test mode. **Report language**
 chooses English or Russian for the report and the email.
 
 **Reruns and backfills are safe.** Every task replaces its day; it never appends, and the
@@ -33,11 +36,18 @@ other time of that day: a logical date belongs to one run); backfill the days A 
 *Trigger → Backfill* or `airflow backfill create --dag-id learning_platform_etl --from-date A
 --to-date B`.
 
-**When something fails.** A task that fails after its last retry sends an alert email to the
-Variable `alert_recipients`. If a quality check fails, `check_quality` fails (one alert) and the
-report still goes out, saying which check failed and marking the figures unreliable. If
-publishing fails, the email still goes out and says the report was NOT updated. Nothing is
-mailed for a day that was not loaded.
+**When something fails.** The run ends *failed* whenever any task failed, even when the
+report still went out (`mark_run_failed` sees to it, without an alert of its own). Each failed
+task sends one alert email, to the Variable `alert_recipients` (else the deployment's
+`[pipelines] alert_recipients`; with neither, `migrate_schema` refuses to start the run).
+Faults that heal (an API or database hiccup, a rate limit) are retried; a failure that retrying
+cannot fix (nothing landed, a refused credential, a spreadsheet not shared, an invalid setting)
+fails its task at once, its message saying what to do, usually which task to clear the run
+from. If a quality check fails, `check_quality` fails and the report still goes out, saying
+which check failed and marking the figures unreliable. Publishing retries only briefly within
+its one try, then the email goes out saying the report was NOT updated. Nothing is mailed for
+a day that was not loaded. A window the API answers with malformed JSON on every attempt fails
+`extract`, naming the window and where its raw answer was kept.
 
 **Rejected records** are never dropped: they sit in `learning_platform.quarantined_attempts`
 with the raw record and every reason (for example `user_id_wrong_length`,
@@ -52,7 +62,7 @@ leave it undefined to write the report to files) and `smtp_default` (SMTP, extra
 **Variables.** `learning_platform_report` (JSON: `recipients`, `spreadsheet`,
 `history_worksheet`, `summary_worksheet`, `language`, `max_rejected_share`, `local_dir`,
 `min_daily_records`, `min_volume_ratio`, `volume_history_days`, `quiet_days`) and
-`alert_recipients`.
+`alert_recipients` (comma-separated; the deployment's default: `[pipelines] alert_recipients`).
 
 Downstream DAGs can be scheduled on the asset `learning_platform.attempts`.
 """
@@ -60,7 +70,7 @@ Downstream DAGs can be scheduled on the asset `learning_platform.attempts`.
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import Param, TriggerRule, dag, get_current_context, task
+from airflow.sdk import Param, TriggerRule, chain, dag, get_current_context, task
 
 from include.common.dag_defaults import default_args
 from include.common.timetables import UtcDayTimetable
@@ -84,7 +94,10 @@ from include.learning_platform.assets import ATTEMPTS_LOADS
             False,
             type=["null", "boolean"],
             title="Test mode",
-            description="Process only the first hour of the day. The run's note says TEST MODE.",
+            description=(
+                "Process only the first hour of the day, in the scratch warehouse of connection "
+                "learning_platform_test_db: a real day is never changed. The run's note says TEST MODE."
+            ),
         ),
         "window_minutes": Param(
             60,
@@ -146,8 +159,10 @@ def learning_platform_etl() -> None:
 
         return tasks.check_quality(get_current_context())
 
-    # Runs when the quality gate failed too: the report then says which check failed.
-    @task(trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS)
+    # Runs when the quality gate failed too: the report then says which check failed. No task
+    # retries: what heals in minutes (rate limits, 5xx) is retried within the try, and the email
+    # must not wait a quarter of an hour of retries to say the report was not updated.
+    @task(trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS, retries=0)
     def publish_report() -> dict:
         from include.learning_platform import tasks
 
@@ -161,13 +176,23 @@ def learning_platform_etl() -> None:
 
         return tasks.send_email(get_current_context())
 
+    # Airflow's "watcher": the run's state comes from its leaves, and send_email succeeds after a
+    # failed gate. Never retried, and no alert: the task that failed has sent it.
+    @task(trigger_rule=TriggerRule.ONE_FAILED, retries=0, on_failure_callback=None)
+    def mark_run_failed() -> None:
+        from include.common.run_state import fail_the_run
+
+        fail_the_run(get_current_context())
+
     stats = compute_stats()
     quality = check_quality()
     report = publish_report()
     email = send_email()
-    migrate_schema() >> extract() >> validate() >> load() >> stats >> quality >> report >> email
+    pipeline = [migrate_schema(), extract(), validate(), load(), stats, quality, report, email]
+    chain(*pipeline)
     stats >> [report, email]
     quality >> email
+    pipeline >> mark_run_failed()
 
 
 learning_platform_etl()

@@ -234,14 +234,26 @@ def dag_test(run_environment, postgres_server, simulator, warehouse_conninfo, ou
     subprocess.run([airflow, "db", "migrate"], env=env, capture_output=True, check=True, timeout=300)
 
     def run(
-        conf: dict[str, object], *, day: str = DATE, client_key: str = CLIENT_KEY, api_url: str | None = None
+        conf: dict[str, object],
+        *,
+        day: str = DATE,
+        client_key: str = CLIENT_KEY,
+        api_url: str | None = None,
+        settings: dict[str, str | None] | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        env["AIRFLOW_CONN_LEARNING_PLATFORM_API"] = api_connection(
+        """``settings``: environment variables to set for this run, or to remove (None)."""
+        run_env = dict(env)
+        run_env["AIRFLOW_CONN_LEARNING_PLATFORM_API"] = api_connection(
             api_url or simulator.base_url, CLIENT, client_key, retry_attempts=1, connect_timeout=2
         )
+        for name, value in (settings or {}).items():
+            if value is None:
+                run_env.pop(name, None)
+            else:
+                run_env[name] = value
         return subprocess.run(
             [airflow, "dags", "test", "learning_platform_etl", day, "-c", json.dumps(conf)],
-            env=env,
+            env=run_env,
             capture_output=True,
             text=True,
             timeout=300,
@@ -273,6 +285,56 @@ def test_the_logical_date_chosen_at_trigger_time_is_the_day_processed(
     [report] = received(outbox.outbox)
     assert report["Subject"] == f"Отчёт обучающей платформы за {chosen}"
     assert report["To"] == "analysts@e2e.test"
+
+
+def alerts(messages: list[EmailMessage]) -> list[EmailMessage]:
+    return [message for message in messages if message["Subject"].startswith("[Airflow alert]")]
+
+
+def test_a_failed_quality_gate_fails_the_run_after_the_report_and_one_alert_went_out(
+    dag_test, outbox, tmp_path
+) -> None:
+    strict = {"recipients": ["analysts@e2e.test"], "max_rejected_share": 0}
+
+    run = dag_test({}, settings={"AIRFLOW_VAR_LEARNING_PLATFORM_REPORT": json.dumps(strict)})
+
+    output = run.stdout + run.stderr
+    assert run.returncode != 0, "the run must end failed"
+    assert "the run failed because check_quality failed" in output, "mark_run_failed failed the run"
+    report_file = tmp_path / "airflow" / "reports" / "learning_platform" / f"learning_platform_{DATE}.html"
+    assert "UNRELIABLE" in report_file.read_text()
+    mail = received(outbox.outbox)
+    [report] = [message for message in mail if message["To"] == "analysts@e2e.test"]
+    assert report["Subject"].endswith("UNRELIABLE figures")
+    [alert] = alerts(mail)
+    assert alert["Subject"].startswith("[Airflow alert] learning_platform_etl.check_quality failed")
+    assert len(mail) == 2
+
+
+def test_a_failed_publish_fails_the_run_and_without_the_variable_alerts_the_default(
+    dag_test, outbox, tmp_path
+) -> None:
+    not_a_directory = tmp_path / "a-file"
+    not_a_directory.write_text("reports cannot go under a file\n")
+    unwritable = {"recipients": ["analysts@e2e.test"], "local_dir": str(not_a_directory / "reports")}
+
+    run = dag_test(
+        {},
+        settings={
+            "AIRFLOW_VAR_LEARNING_PLATFORM_REPORT": json.dumps(unwritable),
+            "AIRFLOW_VAR_ALERT_RECIPIENTS": None,
+            "AIRFLOW__PIPELINES__ALERT_RECIPIENTS": "default-oncall@e2e.test",
+        },
+    )
+
+    assert run.returncode != 0, "the run must end failed"
+    mail = received(outbox.outbox)
+    [report] = [message for message in mail if message["To"] == "analysts@e2e.test"]
+    assert report["Subject"].endswith("report NOT updated")
+    [alert] = alerts(mail)
+    assert alert["Subject"].startswith("[Airflow alert] learning_platform_etl.publish_report failed")
+    assert alert["To"] == "default-oncall@e2e.test"
+    assert "<td>Try</td><td>1 of 1</td>" in alert.get_body(("html",)).get_content(), "not retried"
 
 
 def test_refused_credentials_fail_the_run_without_task_retries(dag_test, simulator, outbox) -> None:

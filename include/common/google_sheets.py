@@ -21,6 +21,7 @@ import requests
 from google.auth import exceptions as auth_exceptions
 from gspread.exceptions import APIError
 
+from include.common.failures import ConfigurationError, PermanentFailure
 from include.common.http import (
     RetryPolicy,
     TransientSourceError,
@@ -44,7 +45,7 @@ REQUIRED_KEY_FIELDS = ("client_email", "private_key", "token_uri")
 MAX_MESSAGE_CHARS = 300
 
 
-class GoogleSheetsError(RuntimeError):
+class GoogleSheetsError(PermanentFailure):
     """Google refused a request for a reason retrying cannot fix; the message says what to fix."""
 
     def __init__(self, message: str, *, status: int | None = None) -> None:
@@ -55,15 +56,15 @@ class GoogleSheetsError(RuntimeError):
 def service_account_info(connection: Any) -> dict[str, Any] | None:
     """The service account key held by an Airflow Google Cloud connection, or None if it holds none.
 
-    Raises ValueError naming the connection and the extra when the key is there but unusable;
-    the message never quotes the key.
+    Raises ConfigurationError (a ValueError) naming the connection and the extra when the key is
+    there but unusable; the message never quotes the key.
     """
     conn_id = getattr(connection, "conn_id", None) or "?"
     extras = connection.extra_dejson or {}
     keyfile = _first_set(extras, KEYFILE_EXTRAS)
     key_path = _first_set(extras, KEY_PATH_EXTRAS)
     if keyfile and key_path:
-        raise ValueError(
+        raise ConfigurationError(
             f"Airflow connection '{conn_id}' sets both extra '{keyfile[0]}' and extra '{key_path[0]}': "
             "keep only one"
         )
@@ -86,7 +87,7 @@ def client_from_service_account_info(
         client = gspread.service_account_from_dict(info)
     except (ValueError, TypeError, KeyError) as error:
         # google-auth's messages name fields, never values; still, keep only the exception type.
-        raise ValueError(
+        raise ConfigurationError(
             f"{source} cannot be used as a service account key ({type(error).__name__}): "
             "check that it is a complete key file downloaded from Google Cloud"
         ) from None
@@ -153,7 +154,7 @@ def call_with_backoff(
         return policy.call(attempt, what=what)
     except TransientSourceError as error:
         raise TransientSourceError(
-            f"{what}: gave up after {policy.attempts} attempts; last failure: {error}",
+            f"{what}: gave up after {policy.limits}; last failure: {error}",
             retry_after=error.retry_after,
         ) from None
 
@@ -171,12 +172,14 @@ def _first_set(extras: Mapping[str, Any], names: tuple[str, ...]) -> tuple[str, 
 
 def _parse_key_json(text: Any, where: str) -> Any:
     if not isinstance(text, str):
-        raise ValueError(f"{where} must be the key file's JSON text or object")
+        raise ConfigurationError(f"{where} must be the key file's JSON text or object")
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:
         # Position only: the decoder's ``doc`` attribute is the key itself.
-        raise ValueError(f"{where} is not valid JSON (line {error.lineno}, column {error.colno})") from None
+        raise ConfigurationError(
+            f"{where} is not valid JSON (line {error.lineno}, column {error.colno})"
+        ) from None
 
 
 def _read_key_file(path: Any, conn_id: str, extra: str) -> Any:
@@ -184,15 +187,15 @@ def _read_key_file(path: Any, conn_id: str, extra: str) -> Any:
     try:
         text = Path(str(path)).expanduser().read_text(encoding="utf-8")
     except OSError as error:
-        raise ValueError(f"{where} cannot be read on this worker ({type(error).__name__})") from None
+        raise ConfigurationError(f"{where} cannot be read on this worker ({type(error).__name__})") from None
     return _parse_key_json(text, where)
 
 
 def _checked_key(info: Any, conn_id: str, extra: str) -> dict[str, Any]:
     if not isinstance(info, Mapping):
-        raise ValueError(f"Airflow connection '{conn_id}': extra '{extra}' is not a JSON object")
+        raise ConfigurationError(f"Airflow connection '{conn_id}': extra '{extra}' is not a JSON object")
     if info.get("type", "service_account") != "service_account":
-        raise ValueError(
+        raise ConfigurationError(
             f"Airflow connection '{conn_id}': extra '{extra}' holds a key of type {info.get('type')!r}; "
             "a service account key is needed"
         )
@@ -200,12 +203,12 @@ def _checked_key(info: Any, conn_id: str, extra: str) -> dict[str, Any]:
         field for field in REQUIRED_KEY_FIELDS if not (isinstance(info.get(field), str) and info[field])
     ]
     if missing:
-        raise ValueError(
+        raise ConfigurationError(
             f"Airflow connection '{conn_id}': extra '{extra}' is not a complete service account key "
             f"(missing {', '.join(missing)})"
         )
     if "PRIVATE KEY-----" not in info["private_key"]:
-        raise ValueError(
+        raise ConfigurationError(
             f"Airflow connection '{conn_id}': extra '{extra}': private_key is not a PEM private key"
         )
     return dict(info)

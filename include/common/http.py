@@ -21,6 +21,7 @@ from tenacity import (
     Retrying,
     retry_if_exception_type,
     stop_after_attempt,
+    stop_before_delay,
     wait_exponential_jitter,
 )
 
@@ -41,16 +42,30 @@ class TransientSourceError(RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """Bounded retries of :class:`TransientSourceError` inside one task try."""
+    """Bounded retries of :class:`TransientSourceError` inside one task try.
+
+    ``max_elapsed_s``, when set, also bounds the time: no attempt starts after it, so whoever
+    waits for the result (the next task) waits at most about that long plus one attempt.
+    """
 
     attempts: int = DEFAULT_ATTEMPTS
     initial_wait_s: float = 1.0
     max_wait_s: float = 30.0
     max_retry_after_s: float = 120.0
+    max_elapsed_s: float | None = None
+
+    @property
+    def limits(self) -> str:
+        """The bounds in words, for messages: "5 attempts", "5 attempts or 120 s"."""
+        within = f" or {self.max_elapsed_s:g} s" if self.max_elapsed_s is not None else ""
+        return f"{self.attempts} attempts{within}"
 
     def call(self, operation: Callable[[], T], *, what: str) -> T:
+        stop = stop_after_attempt(self.attempts)
+        if self.max_elapsed_s is not None:
+            stop |= stop_before_delay(self.max_elapsed_s)
         retrying = Retrying(
-            stop=stop_after_attempt(self.attempts),
+            stop=stop,
             wait=self._wait,
             retry=retry_if_exception_type(TransientSourceError),
             before_sleep=lambda state: _log_retry(state, what),

@@ -33,8 +33,21 @@ _ELEMENTS = msgspec.json.Decoder(list[msgspec.Raw])
 _GUESSED_SPLIT = re.compile(r"(?s)(.).*(,)[ \t\n\r]*\1")
 
 
+# How much of the stream a MalformedJSON quotes from where reading failed, for whoever keeps it.
+EXCERPT_CHARS = 64 * 1024
+
+
 class MalformedJSON(ValueError):
-    """The stream is not one JSON array (or it ended before the array did)."""
+    """The stream is not one JSON array (or it ended before the array did).
+
+    ``offset`` is how many characters of the stream came before the part that could not be read,
+    ``excerpt`` up to :data:`EXCERPT_CHARS` of the stream from there (empty at its end).
+    """
+
+    def __init__(self, message: str, *, offset: int = 0, excerpt: str = "") -> None:
+        super().__init__(message)
+        self.offset = offset
+        self.excerpt = excerpt
 
 
 class NotAnArray(ValueError):
@@ -50,6 +63,13 @@ def array_elements(chunks: Iterable[bytes]) -> Iterator[str]:
     utf8 = codecs.getincrementaldecoder("utf-8")()
     chunks = iter(chunks)
     buffer, position, ended = "", 0, False
+    consumed = 0  # characters of the stream dropped from the front of the buffer
+
+    def malformed(message: str) -> MalformedJSON:
+        return MalformedJSON(
+            message, offset=consumed + position, excerpt=buffer[position : position + EXCERPT_CHARS]
+        )
+
     state, new_data = _OPEN, False
     # Parse again only once the buffer has grown past this: a long element is not rescanned per chunk.
     needed = 1
@@ -60,7 +80,8 @@ def array_elements(chunks: Iterable[bytes]) -> Iterator[str]:
             try:
                 text = utf8.decode(chunk or b"", final=ended)
             except UnicodeDecodeError as error:
-                raise MalformedJSON(f"the body is not UTF-8: {error.reason}") from None
+                raise malformed(f"the body is not UTF-8: {error.reason}") from None
+            consumed += position
             buffer, position, new_data = buffer[position:] + text, 0, True
             continue
         position = _skip_whitespace(buffer, position)
@@ -70,17 +91,17 @@ def array_elements(chunks: Iterable[bytes]) -> Iterator[str]:
                 continue
             if state == _DONE:
                 return
-            raise MalformedJSON("the body ended before the JSON array did")
+            raise malformed("the body ended before the JSON array did")
         char = buffer[position]
         if state == _DONE:
-            raise MalformedJSON(f"unexpected {char!r} after the end of the JSON array")
+            raise malformed(f"unexpected {char!r} after the end of the JSON array")
         if state == _OPEN:
             if char != "[":
                 raise NotAnArray(f"expected a JSON array, got a value starting with {char!r}")
             state, position = _FIRST, position + 1
         elif state == _SEPARATOR:
             if char not in ",]":
-                raise MalformedJSON(f"expected ',' or ']' between array elements, got {char!r}")
+                raise malformed(f"expected ',' or ']' between array elements, got {char!r}")
             state, position = (_VALUE if char == "," else _DONE), position + 1
         elif char == "]" and state == _FIRST:
             state, position = _DONE, position + 1
@@ -96,7 +117,7 @@ def array_elements(chunks: Iterable[bytes]) -> Iterator[str]:
                 _, end = _DECODER.raw_decode(buffer, position)
             except json.JSONDecodeError as error:
                 if ended:
-                    raise MalformedJSON(f"invalid JSON in the array: {error.msg}") from None
+                    raise malformed(f"invalid JSON in the array: {error.msg}") from None
                 needed = 2 * (len(buffer) - position) + 1
                 continue
             except (ValueError, RecursionError):
@@ -106,7 +127,7 @@ def array_elements(chunks: Iterable[bytes]) -> Iterator[str]:
                 end = _structural_end(buffer, position)
                 if end is None:
                     if ended:
-                        raise MalformedJSON("the body ended inside an array element") from None
+                        raise malformed("the body ended inside an array element") from None
                     needed = 2 * (len(buffer) - position) + 1
                     continue
             if end == len(buffer) or buffer[end] not in _AFTER_ELEMENT:
@@ -116,7 +137,7 @@ def array_elements(chunks: Iterable[bytes]) -> Iterator[str]:
                     needed = len(buffer) - position + 1
                     continue
                 if end < len(buffer):
-                    raise MalformedJSON(f"unexpected {buffer[end]!r} after an array element")
+                    raise malformed(f"unexpected {buffer[end]!r} after an array element")
             yield buffer[position:end]
             state, position, needed = _SEPARATOR, end, 1
 

@@ -8,13 +8,15 @@ task runs. The contract is in ``shared/LEARNING_PLATFORM_API.md``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from typing import TypeVar
+from urllib.parse import quote, quote_plus
 
 import requests
 
+from include.common.failures import PermanentFailure
 from include.common.http import (
     DEFAULT_ATTEMPTS,
     RetryPolicy,
@@ -31,16 +33,31 @@ API_CONN_ID = "learning_platform_api"
 STATISTICS_PATH = "/api/statistics"
 DEFAULT_TIMEOUT = (10.0, 120.0)  # connect, read: a busy hour is tens of megabytes
 CHUNK_BYTES = 1 << 16
+KEPT_HEAD_BYTES = 64 * 1024  # of a malformed answer: enough to tell a proxy's page from a record
 
 T = TypeVar("T")
 
 
-class LearningPlatformAuthError(RuntimeError):
+class LearningPlatformAuthError(PermanentFailure):
     """The API refused our credentials: retrying cannot help, the connection must be fixed."""
 
 
 class LearningPlatformResponseError(RuntimeError):
     """The API answered something the contract does not allow."""
+
+
+class MalformedAnswer(TransientSourceError):
+    """A window's answer is not valid JSON. Retried (a garbled answer may not recur); carries a
+    bounded part of the body for inspection, with the client key masked wherever it was quoted."""
+
+    def __init__(self, window: Interval, error: MalformedJSON, *, head: bytes, received: int) -> None:
+        super().__init__(f"the response body is not valid JSON: {error}")
+        self.window = window
+        self.reason = str(error)
+        self.head = head  # the body's first bytes
+        self.received = received  # bytes of the body received in all
+        self.broken_at = error.offset  # characters before the part that could not be read
+        self.excerpt = error.excerpt  # the body from there
 
 
 class LearningPlatformClient:
@@ -158,19 +175,32 @@ class LearningPlatformClient:
         accepted: Callable[[], None],
     ) -> T:
         """One exchange for ``window``; ``accepted`` is called once its answer's status is good."""
+        body: _Received | None = None
         try:
             answer = sent_ahead.result() if sent_ahead else self._request(window, self._session)
             with answer:
                 self._check_status(answer)
                 accepted()
-                return land(array_elements(answer.iter_content(chunk_size=CHUNK_BYTES)))
+                body = _Received(answer.iter_content(chunk_size=CHUNK_BYTES))
+                return land(array_elements(body))
         except MalformedJSON as error:
             # A body cut at a byte boundary the transport did not notice, or a garbled answer.
-            raise TransientSourceError(f"the response body is not valid JSON: {error}") from None
+            raise self._malformed(window, error, body) from None
         except NotAnArray as error:
             raise LearningPlatformResponseError(f"expected a JSON array of records: {error}") from None
         except requests.RequestException as error:
             raise TransientSourceError(describe_transport_error(error)) from None
+
+    def _malformed(self, window: Interval, error: MalformedJSON, body: _Received | None) -> MalformedAnswer:
+        # An error page may quote the request's URL, and with it the client key.
+        key = self._credentials["client_key"]
+        secrets = {key, quote(key, safe=""), quote_plus(key)}
+        head, excerpt = bytes(body.head) if body else b"", error.excerpt
+        for secret in sorted(secrets, key=len, reverse=True):
+            head = head.replace(secret.encode(), b"***")
+            excerpt = excerpt.replace(secret, "***")
+        masked = MalformedJSON(str(error), offset=error.offset, excerpt=excerpt)
+        return MalformedAnswer(window, masked, head=head, received=body.size if body else 0)
 
     def _check_status(self, response: requests.Response) -> None:
         status = response.status_code
@@ -186,6 +216,22 @@ class LearningPlatformClient:
             )
         if status != 200:
             raise LearningPlatformResponseError(f"unexpected HTTP {status} {response.reason}")
+
+
+class _Received:
+    """The chunks of an answer's body, passed on as they come; counts them and keeps the start."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks = chunks
+        self.head = bytearray()
+        self.size = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._chunks:
+            self.size += len(chunk)
+            if len(self.head) < KEPT_HEAD_BYTES:
+                self.head += chunk[: KEPT_HEAD_BYTES - len(self.head)]
+            yield chunk
 
 
 def api_time(moment: datetime) -> str:

@@ -8,6 +8,10 @@ the interval's previous landing: a retry or a rerun replaces, never appends, and
 half-way leaves the previous landing untouched. The landing is partitioned by day: the day's
 partition is created first, in a short transaction of its own (see ``partitions``).
 
+A window whose answer is malformed JSON on every retry fails the extract; a bounded part of
+that answer is kept in ``malformed_answers`` (outside the failed transaction), and the error
+names the window and the row.
+
 The COPY is binary with its column types declared once (``open_landing``): psycopg then neither
 looks up a dumper per value nor escapes each record's text, which makes writing a row several
 times cheaper than a text COPY. Whoever else fills the landing (tests) opens it the same way, so
@@ -26,7 +30,7 @@ from datetime import timedelta
 import psycopg
 
 from include.common.intervals import Interval
-from include.learning_platform.api import LearningPlatformClient
+from include.learning_platform.api import LearningPlatformClient, MalformedAnswer
 from include.learning_platform.partitions import LANDING, create_day_partitions, require_day_partitions
 from include.learning_platform.warehouse import interval_params, lock_day, sql
 
@@ -34,6 +38,10 @@ log = logging.getLogger(__name__)
 
 # The columns of copy_raw.sql, in its order: a binary COPY must send each in its exact type.
 _LANDING_TYPES = ("timestamptz", "timestamptz", "int4", "text", "text")
+
+
+class UnreadableWindow(RuntimeError):
+    """The API answered a window with malformed JSON through every retry of the try."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +79,53 @@ def extract_interval(
     dag_run_id: str,
 ) -> ExtractResult:
     """Fetch ``interval`` in windows of ``window`` and replace its landed records."""
+    try:
+        return _land_interval(conn, client, interval, window=window, dag_run_id=dag_run_id)
+    except MalformedAnswer as answer:
+        # The landing's transaction has rolled back: what the API sent is kept in a new one.
+        keep_malformed_answer(conn, answer, dag_run_id=dag_run_id)
+        raise UnreadableWindow(
+            f"window {answer.window}: the API's answer was not valid JSON, also on the last retry "
+            f"({answer.reason}). Its start and the text from where reading failed (character "
+            f"{answer.broken_at:,} of a {answer.received:,}-byte body) are kept in the table "
+            f"learning_platform.malformed_answers, row window_start {answer.window.start.isoformat()}. "
+            "If the API keeps answering so, report it to its owners; the task retries later, or "
+            "clear this run from `extract`"
+        ) from None
+
+
+def keep_malformed_answer(conn: psycopg.Connection, answer: MalformedAnswer, *, dag_run_id: str) -> None:
+    """Record what the API sent for ``answer.window`` (the window's latest answer replaces any)."""
+    with conn.transaction():
+        conn.execute(
+            sql("upsert_malformed_answer"),
+            interval_params(
+                answer.window,
+                dag_run_id=dag_run_id,
+                error=answer.reason,
+                body_bytes=answer.received,
+                body_head=answer.head,
+                broken_at=answer.broken_at,
+                # PostgreSQL text holds no NUL; a garbled body may.
+                body_at_break=answer.excerpt.replace("\x00", "\ufffd"),
+            ),
+        )
+    log.error(
+        "window %s: malformed JSON (%s); %d bytes received, the answer kept in malformed_answers",
+        answer.window,
+        answer.reason,
+        answer.received,
+    )
+
+
+def _land_interval(
+    conn: psycopg.Connection,
+    client: LearningPlatformClient,
+    interval: Interval,
+    *,
+    window: timedelta,
+    dag_run_id: str,
+) -> ExtractResult:
     windows = fetched = 0
     create_day_partitions(conn, LANDING, interval)
     with conn.transaction(), conn.cursor() as cursor:

@@ -16,6 +16,7 @@ from uuid import UUID
 
 import psycopg
 
+from include.common.failures import PermanentFailure
 from include.common.intervals import Interval
 from include.learning_platform.warehouse import interval_params, lock_day, sql
 
@@ -23,7 +24,14 @@ log = logging.getLogger(__name__)
 
 
 class StagingIncomplete(RuntimeError):
-    """The staging is not validate's verdict on the interval's current landing."""
+    """The staging is not validate's verdict on the interval's current landing.
+
+    A retry can heal it: a concurrent run of the same day may be validating its new landing.
+    """
+
+
+class NothingToLoad(StagingIncomplete, PermanentFailure):
+    """No landing is recorded for the interval: only a new extract gives load something."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,9 +96,9 @@ def _current_verdict(
     cursor.execute(sql("select_stage_ledgers"), params)
     row = cursor.fetchone()
     if row is None:
-        raise StagingIncomplete(
-            f"{interval}: no landing is recorded for this interval; "
-            "run the extract and validate tasks for this date before load"
+        raise NothingToLoad(
+            f"{interval}: no landing is recorded for this interval (never extracted, or removed "
+            "since); clear this run from `extract` (Clear on the extract task, with downstream tasks)"
         )
     landing_id, fetched, judged_landing_id, valid, flagged, rejected, boundary_copies = row
     if judged_landing_id != landing_id:

@@ -45,6 +45,7 @@ from datetime import date
 
 import psycopg
 
+from include.common.failures import PermanentFailure
 from include.common.intervals import ONE_DAY, Interval
 from include.learning_platform.report import QualityCheck
 from include.learning_platform.warehouse import interval_params, lock_day, sql
@@ -83,7 +84,7 @@ class VolumeRule:
     history_days: int = DEFAULT_VOLUME_HISTORY_DAYS  # how many earlier dates make the median
 
 
-class StatsMissing(RuntimeError):
+class StatsMissing(PermanentFailure):
     """The date has no statistics to check: compute_stats has not run for it."""
 
 
@@ -183,7 +184,10 @@ def check_day(
         cursor.execute(sql("select_quality_facts"), params)
         row = cursor.fetchone()
         if row is None:
-            raise StatsMissing(f"no statistics for {interval.day}: run compute_stats for that date first")
+            raise StatsMissing(
+                f"no statistics for {interval.day}: clear this run from `compute_stats` "
+                "(Clear on the compute_stats task, with downstream tasks)"
+            )
         history = {**params, "quiet_days": sorted(quiet_days), "history_days": volume.history_days}
         cursor.execute(sql("select_volume_history"), history)
         earlier = tuple(judged for (judged,) in cursor.fetchall())

@@ -15,6 +15,7 @@ from enum import StrEnum
 
 import psycopg
 
+from include.common.failures import PermanentFailure
 from include.learning_platform.texts import Texts
 from include.learning_platform.warehouse import sql
 
@@ -181,7 +182,7 @@ class Publication:
         return cls(Destination(value["destination"]), value["location"])
 
 
-class ReportNotFound(LookupError):
+class ReportNotFound(PermanentFailure, LookupError):
     """The warehouse has no statistics for the day: compute_stats has not run for it."""
 
 
@@ -191,7 +192,10 @@ def load_report(conn: psycopg.Connection, day: date, *, history_days: int = HIST
         cursor.execute(sql("select_daily_stats"), {"first_day": day, "last_day": day})
         row = cursor.fetchone()
         if row is None:
-            raise ReportNotFound(f"no statistics for {day} in the warehouse: run compute_stats for that date")
+            raise ReportNotFound(
+                f"no statistics for {day} in the warehouse: clear this run from `compute_stats` "
+                "(Clear on the compute_stats task, with downstream tasks)"
+            )
         stats = _day_stats(row)
         cursor.execute(sql("select_daily_quarantine_reasons"), {"day": day})
         reasons = tuple((reason, count) for reason, count in cursor.fetchall())

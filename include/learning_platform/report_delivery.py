@@ -55,6 +55,7 @@ import psycopg
 from psycopg.pq import TransactionStatus
 
 from include.common.email import EmailDeliveryUnknown, EmailNotSent
+from include.common.failures import PermanentFailure
 from include.learning_platform.warehouse import sql
 
 log = logging.getLogger(__name__)
@@ -86,8 +87,10 @@ class Delivery:
     sent_now: bool  # False: an earlier try of the run had sent it
 
 
-class DeliveryUnconfirmed(RuntimeError):
-    """A try handed the run's message over and no 250 was recorded: it may or may not have arrived."""
+class DeliveryUnconfirmed(PermanentFailure):
+    """A try handed the run's message over and no 250 was recorded: it may or may not have arrived.
+
+    Retrying could mail the report twice: an operator decides (the message says how)."""
 
 
 class DeliveryTakenOver(RuntimeError):

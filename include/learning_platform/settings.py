@@ -27,6 +27,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from include.common.failures import ConfigurationError
 from include.learning_platform.quality import (
     DEFAULT_MAX_REJECTED_SHARE,
     DEFAULT_MIN_DAILY_RECORDS,
@@ -83,7 +84,7 @@ class ReportSettings:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(
+            raise ConfigurationError(
                 f"Variable {REPORT_VARIABLE} has unknown keys {unknown}; known keys: {sorted(known)}"
             )
         try:
@@ -101,14 +102,14 @@ class ReportSettings:
                 quiet_days=_dates(values.get("quiet_days", ())),
             )
         except (TypeError, ValueError) as error:
-            raise ValueError(f"Variable {REPORT_VARIABLE} is invalid: {error}") from None
+            raise ConfigurationError(f"Variable {REPORT_VARIABLE} is invalid: {error}") from None
         for key in ("max_rejected_share", "min_volume_ratio"):
             if not 0 <= getattr(settings, key) <= 1:
-                raise ValueError(f"Variable {REPORT_VARIABLE}: {key} must be between 0 and 1")
+                raise ConfigurationError(f"Variable {REPORT_VARIABLE}: {key} must be between 0 and 1")
         if settings.min_daily_records < 0:
-            raise ValueError(f"Variable {REPORT_VARIABLE}: min_daily_records must be 0 or more")
+            raise ConfigurationError(f"Variable {REPORT_VARIABLE}: min_daily_records must be 0 or more")
         if settings.volume_history_days < MIN_VOLUME_HISTORY:
-            raise ValueError(
+            raise ConfigurationError(
                 f"Variable {REPORT_VARIABLE}: volume_history_days must be at least {MIN_VOLUME_HISTORY}"
             )
         return settings
@@ -129,9 +130,9 @@ def parse_report_settings(raw: str | Mapping[str, Any] | None) -> ReportSettings
     try:
         values = json.loads(raw) if isinstance(raw, str) else raw
     except json.JSONDecodeError as error:
-        raise ValueError(f"Variable {REPORT_VARIABLE} must be a JSON object: {error}") from None
+        raise ConfigurationError(f"Variable {REPORT_VARIABLE} must be a JSON object: {error}") from None
     if not isinstance(values, Mapping):
-        raise ValueError(f"Variable {REPORT_VARIABLE} must be a JSON object")
+        raise ConfigurationError(f"Variable {REPORT_VARIABLE} must be a JSON object")
     return ReportSettings.from_mapping(values)
 
 

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -44,7 +45,10 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-DEFAULT_POLICY = RetryPolicy()
+# publish_report has no task retries, so this is all the waiting the report email does for the
+# sheet: Sheets' quotas are per minute (a 429 clears within 60 s) and Google's 5xx are brief.
+# Past two minutes, the email is worth more on time saying the sheet was not updated.
+DEFAULT_POLICY = RetryPolicy(attempts=5, max_wait_s=30.0, max_retry_after_s=60.0, max_elapsed_s=120.0)
 
 SERIAL_EPOCH = date(1899, 12, 30)  # day 0 of Sheets' serial dates (as in Lotus 1-2-3 and Excel)
 HEADER_ROWS = 1  # the history worksheet's header; data rows start below it
@@ -119,12 +123,19 @@ def publish_to_sheets(
     *,
     policy: RetryPolicy = DEFAULT_POLICY,
 ) -> str:
-    """Publish the day's report; returns the URL of the summary worksheet."""
+    """Publish the day's report; returns the URL of the summary worksheet.
+
+    The policy's ``max_elapsed_s`` bounds the retrying of the whole publication, not of each step.
+    """
     key = target.key
     account = service_account_email(client)
+    deadline = None if policy.max_elapsed_s is None else time.monotonic() + policy.max_elapsed_s
 
     def step(operation: Callable[[], T], what: str) -> T:
-        return call_with_backoff(operation, what=what, policy=policy, account=account)
+        budget = policy
+        if deadline is not None:
+            budget = replace(policy, max_elapsed_s=max(deadline - time.monotonic(), 0.0))
+        return call_with_backoff(operation, what=what, policy=budget, account=account)
 
     spreadsheet = step(lambda: client.open_by_key(key), f"open spreadsheet {key}")
     history, summary = step(lambda: _worksheets(spreadsheet, target, texts), "find or add the worksheets")

@@ -12,13 +12,14 @@ import logging
 
 import psycopg
 
+from include.common.failures import PermanentFailure
 from include.common.intervals import Interval
 from include.learning_platform.warehouse import interval_params, lock_day, sql
 
 log = logging.getLogger(__name__)
 
 
-class NothingPublished(RuntimeError):
+class NothingPublished(PermanentFailure):
     """No load has published the interval: there is nothing to compute statistics from."""
 
 
@@ -34,7 +35,8 @@ def compute_daily_stats(conn: psycopg.Connection, interval: Interval, *, dag_run
         cursor.execute(sql("upsert_daily_stats"), params)
         if cursor.fetchone() is None:
             raise NothingPublished(
-                f"{interval}: no load has published this interval; run the load task for this date first"
+                f"{interval}: no load has published this interval; "
+                "clear this run from `load` (Clear on the load task, with downstream tasks)"
             )
         cursor.execute(sql("delete_daily_details"), params)
         cursor.execute(sql("insert_daily_course_stats"), params)

@@ -2,7 +2,8 @@
 
 Each function reads what it needs from the task context (the run's interval, its params, its
 connections), calls the stage module that does the work, and returns a few counts for XCom.
-No records ever pass through XCom: stages hand over through the warehouse.
+No records ever pass through XCom: stages hand over through the warehouse. A failure that
+retrying cannot fix (a ``PermanentFailure``) fails its task at once: see ``include.common.failures``.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from typing import Any
 
 import psycopg
 
+from include.common.alerts import check_alerts_can_be_sent
 from include.common.email import DEFAULT_SMTP_CONN_ID, parse_recipients, send_message
+from include.common.failures import ConfigurationError, PermanentFailure, no_retry_on_permanent_failure
 from include.common.intervals import Interval, resolve_interval
 from include.common.postgres import connect, conninfo_from_airflow
-from include.learning_platform.api import LearningPlatformAuthError, LearningPlatformClient
+from include.learning_platform.api import LearningPlatformClient
 from include.learning_platform.assets import ATTEMPTS, ATTEMPTS_LOADS
 from include.learning_platform.chart import render_history_chart
 from include.learning_platform.extract import extract_interval
@@ -27,7 +30,7 @@ from include.learning_platform.load import load_interval
 from include.learning_platform.local_report import write_local_report
 from include.learning_platform.quality import VOLUME_CHECK, check_day
 from include.learning_platform.report import Destination, Publication, load_history, load_report
-from include.learning_platform.report_delivery import DeliveryUnconfirmed, RunEmail, send_once
+from include.learning_platform.report_delivery import RunEmail, send_once
 from include.learning_platform.report_email import build_report_email
 from include.learning_platform.settings import (
     REPORT_VARIABLE,
@@ -83,7 +86,7 @@ def fetch_window(context: dict[str, Any]) -> timedelta:
 @contextmanager
 def warehouse(context: dict[str, Any]) -> Iterator[psycopg.Connection]:
     """The run's warehouse: the days' one, or the scratch one of test mode."""
-    from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException
+    from airflow.sdk.exceptions import AirflowNotFoundException
 
     ti = context["ti"]
     conn_id = warehouse_conn_id(test_mode=test_mode(context))
@@ -92,7 +95,7 @@ def warehouse(context: dict[str, Any]) -> Iterator[psycopg.Connection]:
     except AirflowNotFoundException:
         if conn_id != TEST_DB_CONN_ID:
             raise
-        raise AirflowFailException(
+        raise ConfigurationError(
             f"test mode writes to a scratch warehouse of its own, and the Airflow connection "
             f"'{conn_id}' that names it is not defined: define it (a Postgres database other than "
             f"the one of '{DB_CONN_ID}'), or run without test mode"
@@ -102,27 +105,31 @@ def warehouse(context: dict[str, Any]) -> Iterator[psycopg.Connection]:
         yield conn
 
 
+class QualityGateFailed(PermanentFailure):
+    """The day's figures failed a data-quality check; judging the same data again changes nothing."""
+
+
+@no_retry_on_permanent_failure
 def migrate(context: dict[str, Any]) -> dict[str, Any]:
+    # The first task: a run whose failures nobody would hear of stops here, before any work.
+    alerted = check_alerts_can_be_sent()
     with warehouse(context) as conn:
         applied = migrate_schema(conn)
         claim_warehouse(conn, test_mode=test_mode(context), dag_run_id=context["run_id"])
-    return {"applied": applied}
+    return {"applied": applied, "alert_recipients": len(alerted)}
 
 
+@no_retry_on_permanent_failure
 def extract(context: dict[str, Any]) -> dict[str, Any]:
-    from airflow.sdk.exceptions import AirflowFailException
-
     interval = run_interval(context)
-    window = fetch_window(context)
-    try:
-        with warehouse(context) as conn, LearningPlatformClient.from_connection() as client:
-            result = extract_interval(conn, client, interval, window=window, dag_run_id=context["run_id"])
-    except LearningPlatformAuthError as error:
-        # Retrying cannot fix credentials: fail the task for good instead of retrying for minutes.
-        raise AirflowFailException(str(error)) from None
+    with warehouse(context) as conn, LearningPlatformClient.from_connection() as client:
+        result = extract_interval(
+            conn, client, interval, window=fetch_window(context), dag_run_id=context["run_id"]
+        )
     return {"interval": str(interval), "windows": result.windows, "fetched": result.fetched}
 
 
+@no_retry_on_permanent_failure
 def validate(context: dict[str, Any]) -> dict[str, Any]:
     interval = run_interval(context)
     with warehouse(context) as conn:
@@ -130,6 +137,7 @@ def validate(context: dict[str, Any]) -> dict[str, Any]:
     return {"interval": str(interval), **result.as_dict()}
 
 
+@no_retry_on_permanent_failure
 def load(context: dict[str, Any]) -> dict[str, Any]:
     interval = run_interval(context)
     with warehouse(context) as conn:
@@ -143,6 +151,7 @@ def load(context: dict[str, Any]) -> dict[str, Any]:
     return {"interval": str(interval), **result.as_dict()}
 
 
+@no_retry_on_permanent_failure
 def compute_stats(context: dict[str, Any]) -> dict[str, Any]:
     interval = run_interval(context)
     with warehouse(context) as conn:
@@ -159,9 +168,8 @@ def compute_stats(context: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+@no_retry_on_permanent_failure
 def check_quality(context: dict[str, Any]) -> dict[str, Any]:
-    from airflow.sdk.exceptions import AirflowFailException
-
     interval = run_interval(context)
     settings = report_settings()
     with warehouse(context) as conn:
@@ -180,9 +188,12 @@ def check_quality(context: dict[str, Any]) -> dict[str, Any]:
         if not check.passed
     ]
     if failed:
-        # The verdict is stored and the report will say so; failing the task alerts the operators,
-        # and retrying would judge the same data again.
-        raise AirflowFailException(f"data-quality checks failed for {interval.day}: {'; '.join(failed)}")
+        # The verdict is stored and the report will say so; failing the task alerts the operators.
+        raise QualityGateFailed(
+            f"data-quality checks failed for {interval.day}: {'; '.join(failed)}. The report marks the "
+            "figures UNRELIABLE. Find the cause (the quarantine holds every rejected record with its "
+            "reasons); once the source is fixed, clear this run from `extract`"
+        )
     return {"day": interval.day.isoformat(), "passed": [check.name for check in checks]}
 
 
@@ -196,10 +207,9 @@ def volume_advice(day: date) -> str:
     )
 
 
+@no_retry_on_permanent_failure
 def publish_report(context: dict[str, Any]) -> dict[str, str]:
     """Publish to Google Sheets, or to local files when no Google credentials are configured."""
-    from airflow.sdk.exceptions import AirflowFailException
-
     interval = run_interval(context)
     settings = report_settings(test_mode=test_mode(context))
     texts = report_texts(context, settings)
@@ -224,12 +234,17 @@ def publish_report(context: dict[str, Any]) -> dict[str, str]:
             )
             return Publication(Destination.LOCAL_FILE, str(path)).as_dict()
         if not settings.spreadsheet:
-            # A configuration error: retrying cannot fix it.
-            raise AirflowFailException(
+            raise ConfigurationError(
                 f"connection '{SHEETS_CONN_ID}' is defined but Variable {REPORT_VARIABLE} names no "
                 "spreadsheet: set its 'spreadsheet' key to the spreadsheet's key or URL"
             )
-        target = SheetsTarget(settings.spreadsheet, settings.history_worksheet, settings.summary_worksheet)
+        try:
+            target = SheetsTarget(
+                settings.spreadsheet, settings.history_worksheet, settings.summary_worksheet
+            )
+        except ValueError as error:
+            raise ConfigurationError(f"Variable {REPORT_VARIABLE}: {error}") from None
+        # Concurrent runs (a backfill) take turns: each reads the sheet's dates, then writes its row.
         with conn.transaction(), conn.cursor() as cursor:
             lock_report(cursor)
             url = publish_to_sheets(client, target, report, texts)
@@ -237,17 +252,16 @@ def publish_report(context: dict[str, Any]) -> dict[str, str]:
     return Publication(Destination.SHEETS, url).as_dict()
 
 
+@no_retry_on_permanent_failure
 def send_email(context: dict[str, Any]) -> dict[str, Any]:
     """Mail the day's report, once per run (see report_delivery); says so plainly when publishing failed."""
-    from airflow.sdk.exceptions import AirflowFailException
-
     interval = run_interval(context)
     settings = report_settings(test_mode=test_mode(context))
     texts = report_texts(context, settings)
     try:
         recipients = parse_recipients(settings.recipients)
     except ValueError as error:
-        raise AirflowFailException(f"Variable {REPORT_VARIABLE}: recipients: {error}") from None
+        raise ConfigurationError(f"Variable {REPORT_VARIABLE}: recipients: {error}") from None
     published = context["ti"].xcom_pull(task_ids="publish_report")
     publication = Publication.from_dict(published) if published else None
     with warehouse(context) as conn:
@@ -259,12 +273,8 @@ def send_email(context: dict[str, Any]) -> dict[str, Any]:
     )
     run = RunEmail(interval.day, context["run_id"], context["dag_run"].clear_number or 0)
     send = partial(send_message, conn_id=DEFAULT_SMTP_CONN_ID)
-    try:
-        with warehouse(context) as conn:
-            delivery = send_once(conn, message, run, send=send)
-    except DeliveryUnconfirmed as error:
-        # Retrying could mail the report twice: an operator decides (the message says how).
-        raise AirflowFailException(str(error)) from None
+    with warehouse(context) as conn:
+        delivery = send_once(conn, message, run, send=send)
     if delivery.sent_now:
         log.info(
             "report email for %s sent to %d recipients: %s", interval.day, len(recipients), message["Subject"]

@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 import msgspec
 import psycopg
 
+from include.common.failures import PermanentFailure
 from include.common.intervals import Interval
 from include.learning_platform.partitions import STAGING, create_day_partitions, require_day_partitions
 from include.learning_platform.rules import Attempt, BoundaryCopy, Reason, Rejection, validate_record
@@ -55,12 +56,13 @@ _STAGED_ATTEMPT_TYPES = (
 _STAGED_REJECTION_TYPES = ("timestamptz", "timestamptz", "int4", "text", "text[]")
 
 
-class NothingLanded(RuntimeError):
-    """No extract has landed the interval: there is nothing to validate."""
+class NothingLanded(PermanentFailure):
+    """No extract has landed the interval: there is nothing to validate until one does."""
 
 
-class LandingAltered(RuntimeError):
-    """``raw_attempts`` holds another number of records than extract recorded landing."""
+class LandingAltered(PermanentFailure):
+    """``raw_attempts`` holds another number of records than extract recorded landing: only a
+    new extract gives a landing whose count is known."""
 
 
 @dataclass(slots=True)
@@ -98,8 +100,8 @@ def validate_interval(
         landing = writer.execute(sql("select_landing_batch"), params).fetchone()
         if landing is None:
             raise NothingLanded(
-                f"{interval}: no landing is recorded for this interval; "
-                "run the extract task for this date first"
+                f"{interval}: no landing is recorded for this interval (never extracted, or removed "
+                "since); clear this run from `extract` (Clear on the extract task, with downstream tasks)"
             )
         landing_id, landed = landing
         writer.execute(sql("delete_staged"), params)
@@ -110,8 +112,8 @@ def validate_interval(
                 _stage_batch(writer, batch, result)
         if result.checked != landed:
             raise LandingAltered(
-                f"{interval}: extract landed {landed} records but {result.checked} are in raw_attempts; "
-                "run the extract task for this date again"
+                f"{interval}: extract landed {landed} records but {result.checked} are in raw_attempts "
+                "(the landing was changed by hand?); clear this run from `extract` to land the day again"
             )
         writer.execute(
             sql("replace_staging_batch"),

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import psycopg
 
+from include.common.failures import ConfigurationError
 from include.common.intervals import Interval
 from include.common.migrations import migrate
 from include.common.postgres import lock_interval, lock_resource, read_sql
@@ -33,7 +34,7 @@ _SUPERSEDED_CHECKSUMS = {
 }
 
 
-class WrongWarehouse(RuntimeError):
+class WrongWarehouse(ConfigurationError):
     """The run's connection reaches the warehouse of the other kind of run."""
 
 

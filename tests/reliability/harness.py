@@ -2,7 +2,8 @@
 
 ``DayRun`` calls the DAG's task bodies (``include.learning_platform.tasks``) in the DAG's order
 with Airflow's retry semantics: a task that raises is tried again, up to ``retries`` more
-times, except for ``AirflowFailException``, which fails it for good at once; ``publish_report``
+times (``publish_report`` none, as in the DAG), except for ``AirflowFailException``, which
+fails it for good at once; ``publish_report``
 and ``send_email`` still run after a failed quality gate or a failed publish, as their trigger
 rule says. Configuration comes from ``AIRFLOW_CONN_*`` / ``AIRFLOW_VAR_*`` variables, as in a
 deployment. ``Outcome`` compares what a run left behind with a clean run of the same day.
@@ -38,6 +39,8 @@ BODIES: dict[str, Callable[[dict[str, Any]], Any]] = {
 }
 # Their trigger rule (all_done_min_one_success) runs them after a failed gate or publish.
 RUN_AFTER_FAILURE = {"check_quality", "publish_report"}
+# Tasks the DAG never retries (retries=0): the email must not wait for publishing's retries.
+NOT_RETRIED = {"publish_report"}
 
 
 @dataclass
@@ -84,7 +87,8 @@ class DayRun:
         return self
 
     def run_task(self, task_id: str) -> None:
-        for try_number in range(1, self.retries + 2):
+        retries = 0 if task_id in NOT_RETRIED else self.retries
+        for try_number in range(1, retries + 2):
             self.tries[task_id] += 1
             self.before_try(task_id, try_number)
             try:

@@ -27,9 +27,10 @@ INTRO = """\
 
 Each row is one test of `tests/reliability/` (`test_faults.py`; landing retention's in
 `test_landing_retention_faults.py`). It runs a day of the DAG task by
-task with Airflow's retry semantics (a task that raises is tried again; `AirflowFailException`
-fails it at once; `publish_report` and `send_email` run after a failed gate or publish, as
-their trigger rule says) against the real components: the API simulator over HTTP, PostgreSQL,
+task with Airflow's retry semantics (a task that raises is tried again, except
+`publish_report`, which the DAG never retries; `AirflowFailException` fails it at once;
+`publish_report` and `send_email` run after a failed gate or publish, as their trigger rule
+says) against the real components: the API simulator over HTTP, PostgreSQL,
 an SMTP server (aiosmtpd) and the real gspread code against the Sheets fake. It injects one
 fault into one of them, then compares what the day left behind with a clean run of the same
 day from the same source data, in a database of its own:

@@ -37,6 +37,7 @@ from tests.include.learning_platform.stages import DAG_TASKS
 from tests.include.learning_platform.test_report_tasks import SPREADSHEET, connect_google
 from tests.reliability.conftest import Deployment, smtp
 from tests.reliability.harness import DayRun, DayState, Outcome
+from tests.test_end_to_end import received
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -165,6 +166,38 @@ def test_wrong_credentials_fail_at_once_and_a_rerun_with_the_right_key_is_clean(
         injection="the API connection's password changed",
         behaviour=f"extract failed for good after {requests_made} request, no retry, no report; "
         "rerun with the right key: clean",
+        outcome=outcome,
+    )
+    assert_clean(outcome)
+
+
+def test_a_window_malformed_on_every_attempt_fails_extract_keeping_the_answer_and_a_rerun_is_clean(
+    deployment: Deployment, simulator: SimulatorServer, clean, fault_table
+) -> None:
+    expected = clean(DAY)
+    simulator.configure(faults=[{"kind": "malformed_json", "times": None}])
+    with smtp(deployment):
+        failed = deployment.run(DAY, retries=1)
+        with psycopg.connect(deployment.conninfo) as conn:
+            kept = conn.execute("SELECT count(*) FROM learning_platform.malformed_answers").fetchone()
+        nothing = deployment.state(DAY)
+        simulator.configure(faults=[])
+        rerun = deployment.run(DAY, run_id="manual__source_fixed")
+
+    assert failed.states["extract"] == "failed"
+    assert failed.tries["extract"] == 2
+    assert "window [2026-11-16T00:00:00+00:00" in failed.errors["extract"]
+    assert "learning_platform.malformed_answers" in failed.errors["extract"]
+    assert kept == (1,)
+    assert (nothing.attempts, nothing.quarantine, nothing.stats, nothing.emails) == ({}, {}, None, 0)
+    assert rerun.succeeded, rerun.errors
+    outcome = Outcome.compare(expected, deployment.state(DAY))
+    record(
+        fault_table,
+        fault="API: malformed JSON on every attempt",
+        injection="simulator fault rule: every body not valid JSON",
+        behaviour="extract failed after its retries, naming the window; the window's last answer "
+        "kept in malformed_answers; nothing published, no report; rerun once the API answers: clean",
         outcome=outcome,
     )
     assert_clean(outcome)
@@ -446,6 +479,35 @@ def test_sheets_errors_back_off_then_one_row_per_date(
         sheet_rows_per_date=1,
     )
     assert_clean(outcome, emails=2)
+
+
+def test_a_sheet_not_shared_fails_publishing_at_once_and_the_email_says_so(
+    deployment: Deployment, simulator: SimulatorServer, clean, fault_table, monkeypatch, sheets_beside
+) -> None:
+    expected = clean(DAY)
+    google = sheets_beside(simulator)
+    connect_google(google, monkeypatch)
+    google.add_spreadsheet(SPREADSHEET, shared_with=set())
+    report = json.loads(os.environ["AIRFLOW_VAR_LEARNING_PLATFORM_REPORT"]) | {"spreadsheet": SPREADSHEET}
+    monkeypatch.setenv("AIRFLOW_VAR_LEARNING_PLATFORM_REPORT", json.dumps(report))
+    with smtp(deployment):
+        run = deployment.run(DAY)
+
+    assert (run.states["publish_report"], run.tries["publish_report"]) == ("failed", 1)
+    assert "Share the spreadsheet with" in run.errors["publish_report"]
+    assert run.states["send_email"] == "success"
+    [mail] = received(deployment.outbox)
+    assert mail["Subject"].endswith("report NOT updated")
+    outcome = Outcome.compare(expected, deployment.state(DAY))
+    record(
+        fault_table,
+        fault="Google Sheets 403 (sheet not shared)",
+        injection="the spreadsheet is not shared with the service account",
+        behaviour="publish_report failed at once (1 try, no backoff, saying whom to share it with); "
+        "send_email mailed the report saying it was NOT updated; the run ends failed",
+        outcome=outcome,
+    )
+    assert_clean(outcome)
 
 
 # --- concurrency --------------------------------------------------------------------------------

@@ -13,8 +13,8 @@ import pytest
 from devservices.simulator import generate_records
 from include.common.http import TransientSourceError
 from include.common.intervals import Interval
-from include.learning_platform.api import LearningPlatformAuthError, LearningPlatformClient
-from include.learning_platform.extract import extract_interval
+from include.learning_platform.api import KEPT_HEAD_BYTES, LearningPlatformAuthError, LearningPlatformClient
+from include.learning_platform.extract import UnreadableWindow, extract_interval
 from include.learning_platform.load import StagingIncomplete, load_interval
 from include.learning_platform.rules import Reason
 from include.learning_platform.summary import summarize_interval
@@ -183,6 +183,44 @@ def test_a_fault_that_outlasts_the_retries_fails_the_extract_and_keeps_the_landi
     assert warehouse.execute("SELECT count(*) FROM learning_platform.raw_attempts").fetchone() == landed
 
 
+def test_a_window_malformed_on_every_retry_fails_naming_it_and_keeps_its_answer(
+    simulator, api_client, warehouse
+) -> None:
+    interval = Interval(DAY.start, DAY.start + 2 * HOUR)
+    simulator.set_faults([{"kind": "malformed_json", "times": None}])
+
+    with pytest.raises(UnreadableWindow) as error:
+        extract_interval(warehouse, api_client, interval, window=HOUR, dag_run_id="doomed")
+
+    first = Interval(DAY.start, DAY.start + HOUR)
+    assert f"window {first}" in str(error.value)
+    assert "learning_platform.malformed_answers" in str(error.value)
+    [(start, end, run, size, head, broken_at, at_break)] = warehouse.execute(
+        "SELECT window_start, window_end, dag_run_id, body_bytes, body_head, broken_at, body_at_break "
+        "FROM learning_platform.malformed_answers"
+    ).fetchall()
+    assert (start, end, run) == (first.start, first.end, "doomed")
+    # The simulator's malformed answer is a real one cut in half: small enough to be kept whole.
+    assert 0 < size == len(head) <= KEPT_HEAD_BYTES
+    body = head.decode()
+    assert body.startswith("[{")
+    assert not body.rstrip().endswith("]")
+    assert 0 < broken_at < len(body)
+    assert at_break == body[broken_at:]
+    assert warehouse.execute("SELECT count(*) FROM learning_platform.raw_attempts").fetchone() == (0,)
+
+
+def test_the_malformed_answer_kept_is_the_windows_latest(simulator, api_client, warehouse) -> None:
+    interval = Interval(DAY.start, DAY.start + HOUR)
+    simulator.set_faults([{"kind": "malformed_json", "times": None}])
+    for run in ("first", "second"):
+        with pytest.raises(UnreadableWindow):
+            extract_interval(warehouse, api_client, interval, window=HOUR, dag_run_id=run)
+
+    kept = warehouse.execute("SELECT dag_run_id FROM learning_platform.malformed_answers").fetchall()
+    assert kept == [("second",)]
+
+
 def test_a_read_timeout_is_retried(simulator, warehouse) -> None:
     simulator.set_faults([{"kind": "stall", "seconds": 2, "times": 1}])
     interval = Interval(DAY.start, DAY.start + HOUR)
@@ -225,7 +263,7 @@ def test_load_refuses_a_new_landing_of_as_many_records_until_it_is_validated(
 
 
 def test_validate_refuses_an_interval_nothing_has_landed(warehouse) -> None:
-    with pytest.raises(NothingLanded, match="run the extract task"):
+    with pytest.raises(NothingLanded, match="clear this run from `extract`"):
         validate_interval(warehouse, Interval(DAY.start, DAY.start + HOUR))
 
 
@@ -235,7 +273,7 @@ def test_validate_refuses_a_landing_changed_since_extract_recorded_it(api_client
     warehouse.execute("DELETE FROM learning_platform.raw_attempts WHERE position = 0")
     warehouse.commit()
 
-    with pytest.raises(LandingAltered, match="run the extract task for this date again"):
+    with pytest.raises(LandingAltered, match="clear this run from `extract` to land the day again"):
         validate_interval(warehouse, interval)
 
 

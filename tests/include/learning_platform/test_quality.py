@@ -191,7 +191,7 @@ def test_recomputing_the_figures_voids_the_previous_verdict(simulator, api_clien
 
 
 def test_checks_need_the_figures(warehouse) -> None:
-    with pytest.raises(StatsMissing, match="run compute_stats"):
+    with pytest.raises(StatsMissing, match="clear this run from `compute_stats`"):
         check_day(warehouse, DAY, max_rejected_share=0.05, dag_run_id="run")
 
 

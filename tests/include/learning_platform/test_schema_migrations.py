@@ -69,6 +69,7 @@ def _old_release_warehouse(
 
 
 def _migrations_after(last_migration: str) -> list[str]:
+    """The migrations an upgrade from ``last_migration`` applies: every later one on disk, in order."""
     return sorted(path.stem for path in MIGRATIONS.glob("*.sql") if path.stem > last_migration)
 
 

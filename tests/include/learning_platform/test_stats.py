@@ -180,7 +180,7 @@ def test_the_history_holds_the_last_thirty_days_oldest_first(simulator, api_clie
 
 
 def test_statistics_need_a_published_load(warehouse) -> None:
-    with pytest.raises(NothingPublished, match="run the load task"):
+    with pytest.raises(NothingPublished, match="clear this run from `load`"):
         compute_daily_stats(warehouse, DAY, dag_run_id="run")
-    with pytest.raises(ReportNotFound, match="run compute_stats"):
+    with pytest.raises(ReportNotFound, match="clear this run from `compute_stats`"):
         load_report(warehouse, date(2026, 11, 22))
