@@ -25,7 +25,7 @@ from include.common.dag_defaults import RETRY_DELAY_SECONDS, TASK_RETRIES
 from include.common.email import DEFAULT_SMTP_CONN_ID, parse_recipients
 from include.learning_platform.api import API_CONN_ID
 from include.learning_platform.settings import REPORT_VARIABLE, parse_report_settings
-from include.learning_platform.warehouse import DB_CONN_ID
+from include.learning_platform.warehouse import DB_CONN_ID, TEST_DB_CONN_ID
 from tests.deploy.compose_checks import (
     Dockerfile,
     auth_problems,
@@ -54,7 +54,7 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yaml"
 ENV_EXAMPLE = ROOT / ".env.example"
 COMPOSE_SECTION = "# --- docker compose"
-PIPELINE_CONNECTIONS = (API_CONN_ID, DB_CONN_ID, DEFAULT_SMTP_CONN_ID)
+PIPELINE_CONNECTIONS = (API_CONN_ID, DB_CONN_ID, DEFAULT_SMTP_CONN_ID, TEST_DB_CONN_ID)
 PIPELINE_VARIABLES = (REPORT_VARIABLE, ALERT_RECIPIENTS_VARIABLE)
 # WAL written by a day of 1M attempts, measured on PostgreSQL 15 (pg_current_wal_lsn before and
 # after each stage): extract 685 MB, validate 481 MB, load 559 MB.
@@ -191,9 +191,19 @@ def test_connections_reach_this_deployments_services(deployed: dict[str, Any]) -
     defined = connections(deployed["services"][api_server])
     simulator_port = re.search(r"--port (\d+)", " ".join(deployed["services"]["simulator"]["command"]))
     assert simulator_port
-    api, warehouse, smtp = (defined[conn_id] for conn_id in PIPELINE_CONNECTIONS)
+    api, warehouse, smtp, scratch = (defined[conn_id] for conn_id in PIPELINE_CONNECTIONS)
     assert (api["conn_type"], api["host"]) == ("http", f"http://simulator:{simulator_port[1]}")
     assert (warehouse["conn_type"], warehouse["host"], warehouse["port"]) == ("postgres", "warehouse", 5432)
+    # Test mode's scratch warehouse: the same server, another database, which its init script makes.
+    assert (scratch["host"], scratch["port"]) == (warehouse["host"], warehouse["port"])
+    assert scratch["schema"] != warehouse["schema"]
+    init_scripts = [
+        ROOT / volume.split(":")[0]
+        for volume in deployed["services"]["warehouse"]["volumes"]
+        if isinstance(volume, str) and volume.endswith(":/docker-entrypoint-initdb.d:ro")
+    ]
+    created = " ".join(path.read_text() for folder in init_scripts for path in folder.glob("*.sql"))
+    assert f"CREATE DATABASE {scratch['schema']} OWNER {scratch['login']}" in created
     assert (smtp["conn_type"], smtp["host"], smtp["port"]) == ("smtp", "mailpit", 1025)
 
 
