@@ -171,7 +171,11 @@ def _extract(job: StageJob) -> tuple[int, dict[str, Any]]:
 def _validate(job: StageJob) -> tuple[int, dict[str, Any]]:
     with psycopg.connect(job.conninfo) as conn:
         result = validate_interval(conn, Interval.for_day(job.day))
-    return result.checked, {"valid": result.valid, "rejected": result.rejected}
+    return result.checked, {
+        "valid": result.valid,
+        "rejected": result.rejected,
+        "boundary_copies": result.boundary_copies,
+    }
 
 
 def _load(job: StageJob) -> tuple[int, dict[str, Any]]:
