@@ -73,6 +73,7 @@ RUN_SPECIFIC_COLUMNS = {
     "quarantined_at",
     "computed_at",
     "checked_at",
+    "landing_id",  # a new one for every landing
 }
 
 
