@@ -1,15 +1,23 @@
-"""What a task reads from Airflow (its DAG run and the trigger form's params) into its RunSpec."""
+"""What a task reads from Airflow (its DAG run and the trigger form's params) into its RunSpec,
+and what load announces to other DAGs through Airflow's own outlet event accessors.
+"""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import psycopg
 import pytest
+from airflow.sdk.execution_time.context import OutletEventAccessors
 
 from include.common.intervals import Interval
+from include.learning_platform import tasks
+from include.learning_platform.assets import ATTEMPTS, ATTEMPTS_LOADS
 from include.learning_platform.run_spec import RunSpec
-from tests.include.learning_platform.stages import DAY
+from include.learning_platform.warehouse import DB_CONN_ID, TEST_DB_CONN_ID
+from tests.include.learning_platform.stages import DAY, run_stages
 
 FORM_DEFAULTS = {"test_mode": False, "window_minutes": 60, "language": None}
 
@@ -70,3 +78,41 @@ def test_a_language_left_empty_is_left_to_the_operators_setting(
 def test_a_cleared_run_carries_its_clear_number_and_a_run_never_cleared_zero() -> None:
     assert spec(DagRun(clear_number=2)).clear_number == 2
     assert spec(DagRun(clear_number=None)).clear_number == 0
+
+
+def define_connection(monkeypatch: pytest.MonkeyPatch, conn_id: str, conninfo: str) -> None:
+    db = psycopg.conninfo.conninfo_to_dict(conninfo)
+    fields = {"host": db["host"], "port": int(db["port"]), "schema": db["dbname"], "login": db["user"]}
+    value = json.dumps({"conn_type": "postgres", **fields, "password": db.get("password")})
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", value)
+
+
+def test_a_days_load_announces_the_attempts_asset_with_the_day_and_count(
+    airflow_home, warehouse, warehouse_conninfo, simulator, api_client, monkeypatch
+) -> None:
+    define_connection(monkeypatch, DB_CONN_ID, warehouse_conninfo)
+    run_stages(warehouse, api_client, DAY)
+    events = OutletEventAccessors()
+
+    loaded = tasks.load(RunSpec(DAY, run_id="manual__load"), events)
+
+    [event] = events[ATTEMPTS_LOADS].asset_alias_events
+    assert event.dest_asset_key.name == ATTEMPTS.name
+    assert event.extra == {"day": DAY.day.isoformat(), "loaded": loaded["loaded"]}
+    assert loaded["loaded"] > 0
+
+
+def test_a_test_mode_load_announces_nothing(
+    airflow_home, warehouse, warehouse_conninfo, simulator, api_client, monkeypatch
+) -> None:
+    """A test-mode run loads the scratch warehouse: DAGs scheduled on the real table must not run."""
+    define_connection(monkeypatch, TEST_DB_CONN_ID, warehouse_conninfo)
+    monkeypatch.delenv(f"AIRFLOW_CONN_{DB_CONN_ID.upper()}", raising=False)
+    first_hour = Interval(DAY.start, DAY.start + timedelta(hours=1))
+    run_stages(warehouse, api_client, first_hour)
+    events = OutletEventAccessors()
+
+    loaded = tasks.load(RunSpec(first_hour, run_id="manual__load", test_mode=True), events)
+
+    assert loaded["loaded"] > 0, "precondition: the scratch warehouse was loaded"
+    assert events[ATTEMPTS_LOADS].asset_alias_events == []
