@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -24,7 +25,7 @@ from include.learning_platform.partitions import day_partitions
 from include.learning_platform.warehouse import lock_day
 from include.maintenance import tasks
 from tests.reliability.conftest import Deployment, smtp
-from tests.reliability.harness import DayRun, Outcome, TaskInstance
+from tests.reliability.harness import DayRun, Outcome
 from tests.reliability.test_faults import assert_clean, record, wait_until_blocked
 
 pytestmark = pytest.mark.timeout(300)
@@ -47,11 +48,19 @@ tasks.drop_old_landing(maintenance_context(datetime.fromisoformat("{RUN_END.isof
 """
 
 
+@dataclass(frozen=True)
+class TaskInstance:
+    """The part of Airflow's task instance the maintenance task bodies use."""
+
+    dag_id: str
+    task_id: str
+
+
 def maintenance_context(data_interval_end: datetime) -> dict[str, Any]:
     return {
         "params": {"landing_retention_days": 14, "dry_run": False},
         "data_interval_end": data_interval_end,
-        "ti": TaskInstance("drop_old_landing", {}, dag_id="airflow_maintenance"),
+        "ti": TaskInstance("airflow_maintenance", "drop_old_landing"),
     }
 
 
