@@ -58,10 +58,16 @@ backfill: a run for today purges everything older than its cutoff, earlier days 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import pendulum
-from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
+from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
 from include.common.dag_defaults import default_args
+
+if TYPE_CHECKING:
+    from airflow.sdk import TaskInstance
+    from airflow.sdk.types import DagRunProtocol
 
 
 @dag(
@@ -105,23 +111,30 @@ from include.common.dag_defaults import default_args
     },
 )
 def airflow_maintenance() -> None:
+    # TaskFlow passes a task the context values its signature names: the params and the run,
+    # which the cutoff is counted back from.
     @task
-    def delete_old_logs() -> dict:
+    def delete_old_logs(params: dict[str, Any], dag_run: DagRunProtocol) -> dict:
         from include.maintenance import tasks
 
-        return tasks.delete_old_logs(get_current_context())
+        cutoff = tasks.run_cutoff(dag_run, params["log_retention_days"])
+        return tasks.delete_old_logs(cutoff, dry_run=params["dry_run"])
 
     @task
-    def clean_metadata() -> dict:
+    def clean_metadata(params: dict[str, Any], dag_run: DagRunProtocol) -> dict:
         from include.maintenance import tasks
 
-        return tasks.clean_metadata(get_current_context())
+        cutoff = tasks.run_cutoff(dag_run, params["metadata_retention_days"])
+        return tasks.clean_metadata(cutoff, dry_run=params["dry_run"])
 
     @task
-    def drop_old_landing() -> dict:
+    def drop_old_landing(params: dict[str, Any], dag_run: DagRunProtocol, ti: TaskInstance) -> dict:
         from include.maintenance import tasks
 
-        return tasks.drop_old_landing(get_current_context())
+        cutoff = tasks.run_cutoff(dag_run, params["landing_retention_days"])
+        return tasks.drop_old_landing(
+            cutoff.date(), dry_run=params["dry_run"], session_name=f"{ti.dag_id}.{ti.task_id}"
+        )
 
     delete_old_logs()
     clean_metadata()

@@ -69,12 +69,19 @@ Downstream DAGs can be scheduled on the asset `learning_platform.attempts`.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import pendulum
-from airflow.sdk import Param, TriggerRule, chain, dag, get_current_context, task
+from airflow.sdk import Param, TriggerRule, chain, dag, task
 
 from include.common.dag_defaults import default_args
 from include.common.timetables import UtcDayTimetable
 from include.learning_platform.assets import ATTEMPTS_LOADS
+from include.learning_platform.run_spec import RunSpec
+
+if TYPE_CHECKING:
+    from airflow.sdk import TaskInstance
+    from airflow.sdk.types import DagRunProtocol, OutletEventAccessorsProtocol
 
 
 @dag(
@@ -122,72 +129,84 @@ from include.learning_platform.assets import ATTEMPTS_LOADS
     },
 )
 def learning_platform_etl() -> None:
-    # Task bodies import the pipeline's modules when they run, keeping DAG parsing light.
+    # TaskFlow passes a task the context values its signature names (params, dag_run, ti,
+    # outlet_events); RunSpec reads them into the day the task owns. Task bodies import the
+    # pipeline's modules when they run, keeping DAG parsing light (run_spec imports nothing heavy).
     @task
-    def migrate_schema() -> dict:
+    def migrate_schema(params: dict[str, Any], dag_run: DagRunProtocol, ti: TaskInstance) -> dict:
         from include.learning_platform import tasks
 
-        return tasks.migrate(get_current_context())
+        return tasks.migrate(RunSpec.from_airflow(params, dag_run, task_id=ti.task_id))
 
     @task
-    def extract() -> dict:
+    def extract(params: dict[str, Any], dag_run: DagRunProtocol, ti: TaskInstance) -> dict:
         from include.learning_platform import tasks
 
-        return tasks.extract(get_current_context())
+        return tasks.extract(RunSpec.from_airflow(params, dag_run, task_id=ti.task_id))
 
     @task
-    def validate() -> dict:
+    def validate(params: dict[str, Any], dag_run: DagRunProtocol, ti: TaskInstance) -> dict:
         from include.learning_platform import tasks
 
-        return tasks.validate(get_current_context())
+        return tasks.validate(RunSpec.from_airflow(params, dag_run, task_id=ti.task_id))
 
     @task(outlets=[ATTEMPTS_LOADS])
-    def load() -> dict:
+    def load(
+        params: dict[str, Any],
+        dag_run: DagRunProtocol,
+        ti: TaskInstance,
+        outlet_events: OutletEventAccessorsProtocol,
+    ) -> dict:
         from include.learning_platform import tasks
 
-        return tasks.load(get_current_context())
+        run = RunSpec.from_airflow(params, dag_run, task_id=ti.task_id)
+        return tasks.load(run, outlet_events)
 
     @task
-    def compute_stats() -> dict:
+    def compute_stats(params: dict[str, Any], dag_run: DagRunProtocol, ti: TaskInstance) -> dict:
         from include.learning_platform import tasks
 
-        return tasks.compute_stats(get_current_context())
+        return tasks.compute_stats(RunSpec.from_airflow(params, dag_run, task_id=ti.task_id))
 
     @task
-    def check_quality() -> dict:
+    def check_quality(params: dict[str, Any], dag_run: DagRunProtocol, ti: TaskInstance) -> dict:
         from include.learning_platform import tasks
 
-        return tasks.check_quality(get_current_context())
+        return tasks.check_quality(RunSpec.from_airflow(params, dag_run, task_id=ti.task_id))
 
     # Runs when the quality gate failed too: the report then says which check failed. No task
     # retries: what heals in minutes (rate limits, 5xx) is retried within the try, and the email
     # must not wait a quarter of an hour of retries to say the report was not updated.
     @task(trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS, retries=0)
-    def publish_report() -> dict:
+    def publish_report(params: dict[str, Any], dag_run: DagRunProtocol, ti: TaskInstance) -> dict:
         from include.learning_platform import tasks
 
-        return tasks.publish_report(get_current_context())
+        return tasks.publish_report(RunSpec.from_airflow(params, dag_run, task_id=ti.task_id))
 
     # Runs when publishing failed too (and says the report was NOT updated), but only if the
     # day's figures exist: compute_stats is among its upstreams and must have succeeded.
+    # ``published`` is publish_report's return value; after a failed publish it has none, and
+    # Airflow resolves the argument to None (a missing return_value XCom is None, not an error).
     @task(trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS)
-    def send_email() -> dict:
+    def send_email(
+        published: dict | None, params: dict[str, Any], dag_run: DagRunProtocol, ti: TaskInstance
+    ) -> dict:
         from include.learning_platform import tasks
 
-        return tasks.send_email(get_current_context())
+        return tasks.send_email(RunSpec.from_airflow(params, dag_run, task_id=ti.task_id), published)
 
     # Airflow's "watcher": the run's state comes from its leaves, and send_email succeeds after a
     # failed gate. Never retried, and no alert: the task that failed has sent it.
     @task(trigger_rule=TriggerRule.ONE_FAILED, retries=0, on_failure_callback=None)
-    def mark_run_failed() -> None:
+    def mark_run_failed(ti: TaskInstance) -> None:
         from include.common.run_state import fail_the_run
 
-        fail_the_run(get_current_context())
+        fail_the_run(ti)
 
     stats = compute_stats()
     quality = check_quality()
     report = publish_report()
-    email = send_email()
+    email = send_email(report)
     pipeline = [migrate_schema(), extract(), validate(), load(), stats, quality, report, email]
     chain(*pipeline)
     stats >> [report, email]

@@ -360,7 +360,7 @@ def test_a_task_failing_for_good_sends_one_alert_after_its_last_retry(dag_test, 
     body = alert.get_body(("html",)).get_content()
     assert alert["Subject"].startswith("[Airflow alert] learning_platform_etl.extract failed")
     assert "<td>Try</td><td>2 of 2</td>" in body
-    assert f"<td>Date</td><td>{DATE}</td>" in body
+    assert f"<td>Day processed (UTC)</td><td>{DATE}</td>" in body
     assert "cannot reach" in body.lower() or "connect" in body.lower()
     assert "/dags/learning_platform_etl/runs/" in body
     assert "/tasks/extract" in body

@@ -9,14 +9,16 @@ otherwise. It sends no alert and is never retried: the failed task has already a
 
 from __future__ import annotations
 
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn
+
+if TYPE_CHECKING:
+    from airflow.sdk import TaskInstance
 
 
-def fail_the_run(context: dict[str, Any]) -> NoReturn:
-    """The watcher's body: fail, naming the tasks that failed before it."""
+def fail_the_run(ti: TaskInstance) -> NoReturn:
+    """The watcher's body: fail, naming the tasks of its run that failed before it."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    ti = context["ti"]
     states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id]).get(ti.run_id, {})
     failed = sorted(task_id for task_id, state in states.items() if state == "failed")
     raise AirflowFailException(

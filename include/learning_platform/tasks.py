@@ -1,7 +1,8 @@
-"""The bodies of the ``learning_platform_etl`` tasks: Airflow context in, plain calls out.
+"""The bodies of the ``learning_platform_etl`` tasks: plain arguments in, a few counts out.
 
-Each function reads what it needs from the task context (the run's interval, its params, its
-connections), calls the stage module that does the work, and returns a few counts for XCom.
+Each function takes the task's :class:`RunSpec` (the interval it owns and the run's choices,
+read from Airflow once by the DAG's task) and whatever else it needs, opens its connections,
+calls the stage module that does the work, and returns a few counts for XCom.
 No records ever pass through XCom: stages hand over through the warehouse. A failure that
 retrying cannot fix (a ``PermanentFailure``) fails its task at once: see ``include.common.failures``.
 """
@@ -11,16 +12,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date, timedelta
+from datetime import date
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 
 from include.common.alerts import check_alerts_can_be_sent
 from include.common.email import DEFAULT_SMTP_CONN_ID, parse_recipients, send_message
 from include.common.failures import ConfigurationError, PermanentFailure, no_retry_on_permanent_failure
-from include.common.intervals import Interval, resolve_interval
 from include.common.postgres import connect, conninfo_from_airflow
 from include.learning_platform.api import LearningPlatformClient
 from include.learning_platform.assets import ATTEMPTS, ATTEMPTS_LOADS
@@ -32,6 +32,7 @@ from include.learning_platform.quality import VOLUME_CHECK, check_day
 from include.learning_platform.report import Destination, Publication, load_history, load_report
 from include.learning_platform.report_delivery import RunEmail, send_once
 from include.learning_platform.report_email import build_report_email
+from include.learning_platform.run_spec import RunSpec
 from include.learning_platform.settings import (
     REPORT_VARIABLE,
     SHEETS_CONN_ID,
@@ -50,46 +51,18 @@ from include.learning_platform.warehouse import (
     warehouse_conn_id,
 )
 
+if TYPE_CHECKING:
+    from airflow.sdk.types import OutletEventAccessorsProtocol
+
 log = logging.getLogger(__name__)
-
-DEFAULT_WINDOW_MINUTES = 60
-
-
-def test_mode(context: dict[str, Any]) -> bool:
-    return bool(context["params"].get("test_mode"))
-
-
-def run_interval(context: dict[str, Any]) -> Interval:
-    """The interval this run owns: its data interval, the UTC day of its logical date."""
-    params = context["params"]
-    if params.get("date"):
-        # The 'date' param was retired: a run whose conf still names a day would show one day
-        # in the UI and (before) process another. Refuse instead of ignoring the caller's choice.
-        raise ValueError(
-            f"the 'date' parameter ({params['date']!r}) is no longer read: a run processes the UTC "
-            "day of its logical date. Trigger it with that day as the logical date (trigger form: "
-            "Logical Date; CLI: airflow dags trigger --logical-date YYYY-MM-DD) and without 'date'"
-        )
-    return resolve_interval(
-        data_interval_start=context.get("data_interval_start"),
-        data_interval_end=context.get("data_interval_end"),
-        test_mode=test_mode(context),
-    )
-
-
-def fetch_window(context: dict[str, Any]) -> timedelta:
-    """The extract window size; an emptied trigger-form field means the default."""
-    minutes = context["params"].get("window_minutes")
-    return timedelta(minutes=DEFAULT_WINDOW_MINUTES if minutes is None else int(minutes))
 
 
 @contextmanager
-def warehouse(context: dict[str, Any]) -> Iterator[psycopg.Connection]:
+def warehouse(run: RunSpec) -> Iterator[psycopg.Connection]:
     """The run's warehouse: the days' one, or the scratch one of test mode."""
     from airflow.sdk.exceptions import AirflowNotFoundException
 
-    ti = context["ti"]
-    conn_id = warehouse_conn_id(test_mode=test_mode(context))
+    conn_id = warehouse_conn_id(test_mode=run.test_mode)
     try:
         conninfo = conninfo_from_airflow(conn_id)
     except AirflowNotFoundException:
@@ -100,7 +73,7 @@ def warehouse(context: dict[str, Any]) -> Iterator[psycopg.Connection]:
             f"'{conn_id}' that names it is not defined: define it (a Postgres database other than "
             f"the one of '{DB_CONN_ID}'), or run without test mode"
         ) from None
-    conn = connect(conninfo, conn_id=conn_id, application_name=f"{ti.dag_id}.{ti.task_id}")
+    conn = connect(conninfo, conn_id=conn_id, application_name=run.session_name)
     with conn:
         yield conn
 
@@ -110,52 +83,50 @@ class QualityGateFailed(PermanentFailure):
 
 
 @no_retry_on_permanent_failure
-def migrate(context: dict[str, Any]) -> dict[str, Any]:
+def migrate(run: RunSpec) -> dict[str, Any]:
     # The first task: a run whose failures nobody would hear of stops here, before any work.
     alerted = check_alerts_can_be_sent()
-    with warehouse(context) as conn:
+    with warehouse(run) as conn:
         applied = migrate_schema(conn)
-        claim_warehouse(conn, test_mode=test_mode(context), dag_run_id=context["run_id"])
+        claim_warehouse(conn, test_mode=run.test_mode, dag_run_id=run.run_id)
     return {"applied": applied, "alert_recipients": len(alerted)}
 
 
 @no_retry_on_permanent_failure
-def extract(context: dict[str, Any]) -> dict[str, Any]:
-    interval = run_interval(context)
-    with warehouse(context) as conn, LearningPlatformClient.from_connection() as client:
-        result = extract_interval(
-            conn, client, interval, window=fetch_window(context), dag_run_id=context["run_id"]
-        )
+def extract(run: RunSpec) -> dict[str, Any]:
+    interval = run.interval
+    with warehouse(run) as conn, LearningPlatformClient.from_connection() as client:
+        result = extract_interval(conn, client, interval, window=run.window, dag_run_id=run.run_id)
     return {"interval": str(interval), "windows": result.windows, "fetched": result.fetched}
 
 
 @no_retry_on_permanent_failure
-def validate(context: dict[str, Any]) -> dict[str, Any]:
-    interval = run_interval(context)
-    with warehouse(context) as conn:
+def validate(run: RunSpec) -> dict[str, Any]:
+    interval = run.interval
+    with warehouse(run) as conn:
         result = validate_interval(conn, interval)
     return {"interval": str(interval), **result.as_dict()}
 
 
 @no_retry_on_permanent_failure
-def load(context: dict[str, Any]) -> dict[str, Any]:
-    interval = run_interval(context)
-    with warehouse(context) as conn:
-        result = load_interval(conn, interval, dag_run_id=context["run_id"])
-    if not test_mode(context):
+def load(run: RunSpec, outlet_events: OutletEventAccessorsProtocol) -> dict[str, Any]:
+    interval = run.interval
+    with warehouse(run) as conn:
+        result = load_interval(conn, interval, dag_run_id=run.run_id)
+    if not run.test_mode:
         # Through the alias, so that a test-mode run, which loads the scratch warehouse, tells
         # the DAGs scheduled on the real table nothing.
-        context["outlet_events"][ATTEMPTS_LOADS].add(
+        outlet_events[ATTEMPTS_LOADS].add(
             ATTEMPTS, extra={"day": interval.day.isoformat(), "loaded": result.loaded}
         )
     return {"interval": str(interval), **result.as_dict()}
 
 
 @no_retry_on_permanent_failure
-def compute_stats(context: dict[str, Any]) -> dict[str, Any]:
-    interval = run_interval(context)
-    with warehouse(context) as conn:
-        compute_daily_stats(conn, interval, dag_run_id=context["run_id"])
+def compute_stats(run: RunSpec) -> dict[str, Any]:
+    interval = run.interval
+    with warehouse(run) as conn:
+        compute_daily_stats(conn, interval, dag_run_id=run.run_id)
         (stats,) = load_history(conn, first_day=interval.day, last_day=interval.day)
     figures = stats.figures
     return {
@@ -169,17 +140,17 @@ def compute_stats(context: dict[str, Any]) -> dict[str, Any]:
 
 
 @no_retry_on_permanent_failure
-def check_quality(context: dict[str, Any]) -> dict[str, Any]:
-    interval = run_interval(context)
+def check_quality(run: RunSpec) -> dict[str, Any]:
+    interval = run.interval
     settings = report_settings()
-    with warehouse(context) as conn:
+    with warehouse(run) as conn:
         checks = check_day(
             conn,
             interval,
             max_rejected_share=settings.max_rejected_share,
             volume=settings.volume,
             quiet_days=settings.quiet_days,
-            dag_run_id=context["run_id"],
+            dag_run_id=run.run_id,
         )
     failed = [
         f"{check.name} (observed {check.observed}; expected {check.expected})"
@@ -208,18 +179,18 @@ def volume_advice(day: date) -> str:
 
 
 @no_retry_on_permanent_failure
-def publish_report(context: dict[str, Any]) -> dict[str, str]:
+def publish_report(run: RunSpec) -> dict[str, str]:
     """Publish to Google Sheets, or to local files when no Google credentials are configured."""
-    interval = run_interval(context)
-    settings = report_settings(test_mode=test_mode(context))
-    texts = report_texts(context, settings)
+    interval = run.interval
+    settings = report_settings(test_mode=run.test_mode)
+    texts = report_texts(run, settings)
     # Imported here, not at the top: gspread and Google's auth libraries take 0.3 s to import,
     # paid by every task process that imports this module, and only this task uses them.
     from include.common.google_sheets import sheets_client
     from include.learning_platform.sheets_report import SheetsTarget, publish_to_sheets
 
     client = sheets_client(SHEETS_CONN_ID)
-    with warehouse(context) as conn:
+    with warehouse(run) as conn:
         report = load_report(conn, interval.day)
         if client is None:
             with conn.transaction(), conn.cursor() as cursor:
@@ -253,28 +224,30 @@ def publish_report(context: dict[str, Any]) -> dict[str, str]:
 
 
 @no_retry_on_permanent_failure
-def send_email(context: dict[str, Any]) -> dict[str, Any]:
-    """Mail the day's report, once per run (see report_delivery); says so plainly when publishing failed."""
-    interval = run_interval(context)
-    settings = report_settings(test_mode=test_mode(context))
-    texts = report_texts(context, settings)
+def send_email(run: RunSpec, published: dict[str, str] | None) -> dict[str, Any]:
+    """Mail the day's report, once per run (see report_delivery); says so plainly when publishing failed.
+
+    ``published`` is what ``publish_report`` returned, None when it failed.
+    """
+    interval = run.interval
+    settings = report_settings(test_mode=run.test_mode)
+    texts = report_texts(run, settings)
     try:
         recipients = parse_recipients(settings.recipients)
     except ValueError as error:
         raise ConfigurationError(f"Variable {REPORT_VARIABLE}: recipients: {error}") from None
-    published = context["ti"].xcom_pull(task_ids="publish_report")
     publication = Publication.from_dict(published) if published else None
-    with warehouse(context) as conn:
+    with warehouse(run) as conn:
         report = load_report(conn, interval.day)
     chart = render_history_chart(report.history, texts, last_day=interval.day)
     # No sender: send_message takes the connection's from_email.
     message = build_report_email(
         report, texts, publication=publication, sender="", recipients=recipients, chart_png=chart
     )
-    run = RunEmail(interval.day, context["run_id"], context["dag_run"].clear_number or 0)
+    run_email = RunEmail(interval.day, run.run_id, run.clear_number)
     send = partial(send_message, conn_id=DEFAULT_SMTP_CONN_ID)
-    with warehouse(context) as conn:
-        delivery = send_once(conn, message, run, send=send)
+    with warehouse(run) as conn:
+        delivery = send_once(conn, message, run_email, send=send)
     if delivery.sent_now:
         log.info(
             "report email for %s sent to %d recipients: %s", interval.day, len(recipients), message["Subject"]
@@ -287,6 +260,6 @@ def send_email(context: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def report_texts(context: dict[str, Any], settings: ReportSettings) -> Texts:
+def report_texts(run: RunSpec, settings: ReportSettings) -> Texts:
     """The run's language: the trigger form's choice, else the operator's setting."""
-    return texts_for(context["params"].get("language") or settings.language)
+    return texts_for(run.language or settings.language)

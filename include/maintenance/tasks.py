@@ -1,11 +1,15 @@
-"""The bodies of the ``airflow_maintenance`` tasks: Airflow context in, plain calls out."""
+"""The bodies of the ``airflow_maintenance`` tasks: a cutoff and a dry-run flag in, a summary out.
+
+The DAG's tasks compute the cutoff from their run (:func:`run_cutoff`) and pass it, so a body
+reads like a function call and tests call it with a date of their choosing.
+"""
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from include.common.postgres import connect, conninfo_from_airflow
 from include.learning_platform.landing_retention import LOCK_TIMEOUT, purge_old_landing
@@ -20,25 +24,28 @@ from include.maintenance.metadata import (
 )
 from include.maintenance.retention import retention_cutoff, run_anchor
 
+if TYPE_CHECKING:
+    from airflow.sdk.types import DagRunProtocol
+
 log = logging.getLogger(__name__)
 
 
-def cutoff(context: dict[str, Any], days_param: str) -> datetime:
-    dag_run = context.get("dag_run")
+def run_cutoff(dag_run: DagRunProtocol, days: int) -> datetime:
+    """``days`` before the moment ``dag_run`` stands for: the same for every try of the run."""
     anchor = run_anchor(
-        data_interval_end=context.get("data_interval_end"),
-        logical_date=context.get("logical_date"),
-        run_after=getattr(dag_run, "run_after", None),
+        data_interval_end=dag_run.data_interval_end,
+        logical_date=dag_run.logical_date,
+        run_after=dag_run.run_after,
     )
-    return retention_cutoff(anchor, int(context["params"][days_param]))
+    return retention_cutoff(anchor, int(days))
 
 
-def delete_old_logs(context: dict[str, Any]) -> dict[str, Any]:
+def delete_old_logs(cutoff: datetime, *, dry_run: bool) -> dict[str, Any]:
     from airflow.sdk import conf
 
     # Local to the worker running this task: with several workers, each keeps its own logs.
     root = Path(conf.get("logging", "base_log_folder")).expanduser()
-    purge = purge_old_logs(root, cutoff(context, "log_retention_days"), dry_run=context["params"]["dry_run"])
+    purge = purge_old_logs(root, cutoff, dry_run=dry_run)
     if purge.failures:
         raise OSError(
             f"{len(purge.failures)} old log entries under {root} could not be deleted "
@@ -47,7 +54,7 @@ def delete_old_logs(context: dict[str, Any]) -> dict[str, Any]:
     return purge.summary()
 
 
-def clean_metadata(context: dict[str, Any]) -> dict[str, Any]:
+def clean_metadata(cutoff: datetime, *, dry_run: bool) -> dict[str, Any]:
     from airflow.sdk import Connection
     from airflow.sdk.exceptions import AirflowNotFoundException
 
@@ -61,24 +68,24 @@ def clean_metadata(context: dict[str, Any]) -> dict[str, Any]:
         ) from None
     purge = run_db_clean(
         sqlalchemy_url(connection),
-        cutoff(context, "metadata_retention_days"),
-        dry_run=context["params"]["dry_run"],
+        cutoff,
+        dry_run=dry_run,
         tables=cleanable_tables(),
     )
     return purge.summary()
 
 
-def drop_old_landing(context: dict[str, Any]) -> dict[str, Any]:
-    """The learning platform's landing and staging of published days older than the retention."""
-    oldest_kept_day = cutoff(context, "landing_retention_days").date()
-    ti = context["ti"]
-    conn = connect(
-        conninfo_from_airflow(DB_CONN_ID), conn_id=DB_CONN_ID, application_name=f"{ti.dag_id}.{ti.task_id}"
-    )
+def drop_old_landing(oldest_kept_day: date, *, dry_run: bool, session_name: str) -> dict[str, Any]:
+    """The learning platform's landing and staging of published days before ``oldest_kept_day``.
+
+    ``session_name`` is the database session's application_name (``dag_id.task_id``), so
+    pg_stat_activity shows which task holds a day's lock.
+    """
+    conn = connect(conninfo_from_airflow(DB_CONN_ID), conn_id=DB_CONN_ID, application_name=session_name)
     with conn:
         # The tables this code expects, partitioned: also right after an upgrade, before any pipeline run.
         migrate_schema(conn)
-        purge = purge_old_landing(conn, oldest_kept_day, dry_run=context["params"]["dry_run"])
+        purge = purge_old_landing(conn, oldest_kept_day, dry_run=dry_run)
     if purge.busy:
         raise RuntimeError(
             f"{len(purge.busy)} days were in use by learning_platform_etl runs for more than {LOCK_TIMEOUT} "

@@ -1,12 +1,13 @@
 """Run a day of ``learning_platform_etl`` task by task, as Airflow would, and measure its result.
 
-``DayRun`` calls the DAG's task bodies (``include.learning_platform.tasks``) in the DAG's order
-with Airflow's retry semantics: a task that raises is tried again, up to ``retries`` more
-times (``publish_report`` none, as in the DAG), except for ``AirflowFailException``, which
-fails it for good at once; ``publish_report``
-and ``send_email`` still run after a failed quality gate or a failed publish, as their trigger
-rule says. Configuration comes from ``AIRFLOW_CONN_*`` / ``AIRFLOW_VAR_*`` variables, as in a
-deployment. ``Outcome`` compares what a run left behind with a clean run of the same day.
+``DayRun`` calls the DAG's task bodies (``include.learning_platform.tasks``) in the DAG's order,
+each with the ``RunSpec`` its task would read from Airflow, with Airflow's retry semantics: a
+task that raises is tried again, up to ``retries`` more times (``publish_report`` none, as in
+the DAG), except for ``AirflowFailException``, which fails it for good at once;
+``publish_report`` and ``send_email`` still run after a failed quality gate or a failed
+publish, as their trigger rule says. Configuration comes from ``AIRFLOW_CONN_*`` /
+``AIRFLOW_VAR_*`` variables, as in a deployment. ``Outcome`` compares what a run left behind
+with a clean run of the same day.
 """
 
 from __future__ import annotations
@@ -25,17 +26,17 @@ from airflow.sdk.execution_time.context import OutletEventAccessors
 
 from include.common.intervals import Interval
 from include.learning_platform import tasks
+from include.learning_platform.run_spec import RunSpec
 from tests.include.learning_platform.stages import ATTEMPT_COLUMNS, DAG_TASKS
 
-BODIES: dict[str, Callable[[dict[str, Any]], Any]] = {
+# The bodies that take nothing but their RunSpec; see call_body for the others.
+BODIES: dict[str, Callable[[RunSpec], Any]] = {
     "migrate_schema": tasks.migrate,
     "extract": tasks.extract,
     "validate": tasks.validate,
-    "load": tasks.load,
     "compute_stats": tasks.compute_stats,
     "check_quality": tasks.check_quality,
     "publish_report": tasks.publish_report,
-    "send_email": tasks.send_email,
 }
 # Their trigger rule (all_done_min_one_success) runs them after a failed gate or publish.
 RUN_AFTER_FAILURE = {"check_quality", "publish_report"}
@@ -43,24 +44,17 @@ RUN_AFTER_FAILURE = {"check_quality", "publish_report"}
 NOT_RETRIED = {"publish_report"}
 
 
-@dataclass
-class TaskInstance:
-    """The part of Airflow's task instance the task bodies use."""
-
-    task_id: str
-    xcoms: Mapping[str, Any]
-    dag_id: str = "learning_platform_etl"
-
-    def xcom_pull(self, task_ids: str) -> Any:
-        return self.xcoms.get(task_ids)
-
-
-@dataclass(frozen=True)
-class DagRun:
-    """The part of Airflow's DAG run the task bodies use."""
-
-    run_id: str
-    clear_number: int
+def call_body(
+    task_id: str, run: RunSpec, *, returned: Mapping[str, Any], outlet_events: OutletEventAccessors
+) -> Any:
+    """Call a task's body with what the DAG's task passes it: ``returned`` holds the return values
+    of the run's tasks so far, ``outlet_events`` Airflow's own accessors for load's asset event."""
+    if task_id == "load":
+        return tasks.load(run, outlet_events)
+    if task_id == "send_email":
+        # publish_report's return value; none after a failed publish, which Airflow passes as None.
+        return tasks.send_email(run, returned.get("publish_report"))
+    return BODIES[task_id](run)
 
 
 @dataclass
@@ -92,7 +86,9 @@ class DayRun:
             self.tries[task_id] += 1
             self.before_try(task_id, try_number)
             try:
-                self.xcoms[task_id] = BODIES[task_id](self.context(task_id))
+                self.xcoms[task_id] = call_body(
+                    task_id, self.spec(task_id), returned=self.xcoms, outlet_events=self.outlet_events
+                )
             except AirflowFailException as error:
                 self._failed(task_id, error)
                 return
@@ -102,18 +98,14 @@ class DayRun:
             self.states[task_id] = "success"
             return
 
-    def context(self, task_id: str) -> dict[str, Any]:
-        return {
-            "params": {"test_mode": False, "window_minutes": 60, "language": None},
-            "run_id": self.run_id,
-            "dag_run": DagRun(self.run_id, self.clear_number),
-            "ti": TaskInstance(task_id, self.xcoms),
-            # What the DAG's timetable gives a run of this day.
-            "data_interval_start": Interval.for_day(self.day).start,
-            "data_interval_end": Interval.for_day(self.day).end,
-            # Airflow's own accessors: load announces the day's attempts through the asset alias.
-            "outlet_events": self.outlet_events,
-        }
+    def spec(self, task_id: str) -> RunSpec:
+        """What the DAG's task reads from Airflow for a run of this day (see RunSpec.from_airflow)."""
+        return RunSpec(
+            Interval.for_day(self.day),
+            run_id=self.run_id,
+            clear_number=self.clear_number,
+            session_name=f"learning_platform_etl.{task_id}",
+        )
 
     @property
     def succeeded(self) -> bool:

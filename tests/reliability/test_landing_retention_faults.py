@@ -23,8 +23,9 @@ from include.common.intervals import Interval
 from include.learning_platform.partitions import day_partitions
 from include.learning_platform.warehouse import lock_day
 from include.maintenance import tasks
+from include.maintenance.retention import retention_cutoff
 from tests.reliability.conftest import Deployment, smtp
-from tests.reliability.harness import DayRun, Outcome, TaskInstance
+from tests.reliability.harness import DayRun, Outcome
 from tests.reliability.test_faults import assert_clean, record, wait_until_blocked
 
 pytestmark = pytest.mark.timeout(300)
@@ -36,23 +37,21 @@ UNPUBLISHED = date(2026, 11, 1)  # old, landed and validated, never loaded
 RECENT = date(2026, 11, 16)  # published, within the retention period
 
 # The task body in a process of its own, waiting as long as it takes for a day's lock.
-KILLED_TASK = f"""
-from datetime import datetime
+KILLED_TASK = """
 from include.learning_platform import landing_retention
-from tests.reliability.test_landing_retention_faults import maintenance_context
-from include.maintenance import tasks
+from tests.reliability.test_landing_retention_faults import drop_old_landing
 
 landing_retention.LOCK_TIMEOUT = "10min"
-tasks.drop_old_landing(maintenance_context(datetime.fromisoformat("{RUN_END.isoformat()}")))
+drop_old_landing()
 """
 
 
-def maintenance_context(data_interval_end: datetime) -> dict[str, Any]:
-    return {
-        "params": {"landing_retention_days": 14, "dry_run": False},
-        "data_interval_end": data_interval_end,
-        "ti": TaskInstance("drop_old_landing", {}, dag_id="airflow_maintenance"),
-    }
+def drop_old_landing() -> dict[str, Any]:
+    """The task body as the run ending at RUN_END calls it, with the default retention of 14 days."""
+    oldest_kept_day = retention_cutoff(RUN_END, 14).date()
+    return tasks.drop_old_landing(
+        oldest_kept_day, dry_run=False, session_name="airflow_maintenance.drop_old_landing"
+    )
 
 
 def landed_days(conninfo: str) -> list[date]:
@@ -83,7 +82,7 @@ def test_retention_killed_mid_way_then_run_again_drops_only_old_published_days(
         assert worker.wait(30) == -signal.SIGKILL
     after_kill = landed_days(deployment.conninfo)
 
-    summary = tasks.drop_old_landing(maintenance_context(RUN_END))
+    summary = drop_old_landing()
 
     assert after_kill == [KILLED_ON, UNPUBLISHED, RECENT]
     assert summary["days"] == 1

@@ -13,7 +13,6 @@ import os
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -30,6 +29,7 @@ from include.common.intervals import Interval
 from include.learning_platform import tasks
 from include.learning_platform.local_report import HISTORY_FILE
 from include.learning_platform.report import load_report
+from include.learning_platform.run_spec import RunSpec
 from include.learning_platform.sheets_report import serial_day
 from include.learning_platform.warehouse import lock_report
 from tests.fakes.google_sheets import CLIENT_EMAIL, FakeGoogleSheets, service_account_info
@@ -41,43 +41,9 @@ RECIPIENTS = ["analysts@uni.test", "head@uni.test"]
 NEXT_DAY = Interval.for_day(DAY.day + timedelta(days=1))
 
 
-@dataclass
-class TaskInstance:
-    """The part of Airflow's task instance the task bodies use."""
-
-    task_id: str
-    xcoms: dict[str, Any] = field(default_factory=dict)
-    dag_id: str = "learning_platform_etl"
-
-    def xcom_pull(self, task_ids: str) -> Any:
-        return self.xcoms.get(task_ids)
-
-
-@dataclass(frozen=True)
-class DagRun:
-    """The part of Airflow's DAG run the task bodies use."""
-
-    run_id: str
-    clear_number: int = 0
-
-
-def context(
-    task_id: str,
-    *,
-    day: Interval = DAY,
-    xcoms: dict[str, Any] | None = None,
-    dag_run: DagRun = DagRun("manual__report_tasks"),
-    **params: Any,
-) -> dict[str, Any]:
-    """What Airflow hands a task of a run of ``day`` (the data interval its timetable gives it)."""
-    return {
-        "params": {"test_mode": False, "window_minutes": 60, "language": None} | params,
-        "run_id": dag_run.run_id,
-        "dag_run": dag_run,
-        "ti": TaskInstance(task_id, xcoms or {}),
-        "data_interval_start": day.start,
-        "data_interval_end": day.end,
-    }
+def run_of(day: Interval = DAY, *, run_id: str = "manual__report_tasks", **choices: Any) -> RunSpec:
+    """What a task of a run of ``day`` is given: that day (its data interval) and the run's choices."""
+    return RunSpec(day, run_id=run_id, **choices)
 
 
 @pytest.fixture
@@ -129,18 +95,18 @@ def stats_rows(conn: psycopg.Connection) -> list[tuple]:
 @pytest.fixture
 def loaded_day(configured, warehouse, simulator, api_client) -> None:
     run_stages(warehouse, api_client)
-    tasks.compute_stats(context("compute_stats"))
+    tasks.compute_stats(run_of())
 
 
 def test_the_report_is_published_to_sheets_and_mailed_with_its_link(
     loaded_day, google, warehouse, outbox, monkeypatch
 ) -> None:
     connect_google(google, monkeypatch)
-    tasks.check_quality(context("check_quality"))
+    tasks.check_quality(run_of())
 
-    published = tasks.publish_report(context("publish_report"))
-    again = tasks.publish_report(context("publish_report"))
-    sent = tasks.send_email(context("send_email", xcoms={"publish_report": published}))
+    published = tasks.publish_report(run_of())
+    again = tasks.publish_report(run_of())
+    sent = tasks.send_email(run_of(), published)
 
     assert published == again
     assert published["destination"] == "sheets"
@@ -162,10 +128,10 @@ def test_the_report_is_published_to_sheets_and_mailed_with_its_link(
 def test_without_google_credentials_the_report_goes_to_files_and_the_email_says_so(
     loaded_day, configured, outbox
 ) -> None:
-    tasks.check_quality(context("check_quality"))
+    tasks.check_quality(run_of())
 
-    published = tasks.publish_report(context("publish_report", language="ru"))
-    tasks.send_email(context("send_email", xcoms={"publish_report": published}, language="ru"))
+    published = tasks.publish_report(run_of(language="ru"))
+    tasks.send_email(run_of(language="ru"), published)
 
     assert published == {
         "destination": "local_file",
@@ -183,17 +149,17 @@ def local_history_dates(directory: Path) -> list[str]:
 
 def compute_next_day(warehouse: psycopg.Connection, api_client) -> None:
     run_stages(warehouse, api_client, NEXT_DAY)
-    tasks.compute_stats(context("compute_stats", day=NEXT_DAY))
+    tasks.compute_stats(run_of(NEXT_DAY))
 
 
 def test_an_older_date_published_after_a_newer_one_leaves_every_date_in_the_local_files(
     loaded_day, configured, warehouse, api_client
 ) -> None:
     compute_next_day(warehouse, api_client)
-    tasks.publish_report(context("publish_report", day=NEXT_DAY))
+    tasks.publish_report(run_of(NEXT_DAY))
     newer_page = (configured / f"learning_platform_{NEXT_DAY.day.isoformat()}.html").read_text()
 
-    tasks.publish_report(context("publish_report"))
+    tasks.publish_report(run_of())
 
     assert local_history_dates(configured) == [DAY.day.isoformat(), NEXT_DAY.day.isoformat()]
     assert (configured / f"learning_platform_{NEXT_DAY.day.isoformat()}.html").read_text() == newer_page
@@ -207,7 +173,7 @@ def test_a_local_publish_takes_its_turn_and_reads_the_history_after_the_one_befo
     with psycopg.connect(warehouse_conninfo) as other, other.cursor() as cursor:
         lock_report(cursor)
         with ThreadPoolExecutor(1) as pool:
-            publishing = pool.submit(tasks.publish_report, context("publish_report"))
+            publishing = pool.submit(tasks.publish_report, run_of())
             wait_for_a_lock_waiter(warehouse_conninfo)
             compute_next_day(warehouse, api_client)
             other.commit()
@@ -234,9 +200,9 @@ def test_a_failed_check_fails_the_gate_and_the_report_says_so(
     set_report_variable(monkeypatch, local_dir=str(configured), max_rejected_share=0.001)
 
     with pytest.raises(AirflowFailException, match="rejected_share"):
-        tasks.check_quality(context("check_quality"))
-    published = tasks.publish_report(context("publish_report"))
-    tasks.send_email(context("send_email", xcoms={"publish_report": published}))
+        tasks.check_quality(run_of())
+    published = tasks.publish_report(run_of())
+    tasks.send_email(run_of(), published)
 
     assert "UNRELIABLE" in Path(published["location"]).read_text()
     [message] = mail(outbox)
@@ -252,14 +218,14 @@ def test_a_day_the_api_answered_empty_fails_the_gate_with_what_to_do(
     simulator.configure(records_per_day=300, empty_dates=[empty])
     for day in days:
         run_stages(warehouse, api_client, day, dag_run_id=f"run_{day.day}")
-        tasks.compute_stats(context("compute_stats", day=day))
+        tasks.compute_stats(run_of(day))
     for day in days[:-1]:
-        tasks.check_quality(context("check_quality", day=day))
+        tasks.check_quality(run_of(day))
 
     with pytest.raises(AirflowFailException) as failure:
-        tasks.check_quality(context("check_quality", day=days[-1]))
-    published = tasks.publish_report(context("publish_report", day=days[-1]))
-    tasks.send_email(context("send_email", day=days[-1], xcoms={"publish_report": published}))
+        tasks.check_quality(run_of(days[-1]))
+    published = tasks.publish_report(run_of(days[-1]))
+    tasks.send_email(run_of(days[-1]), published)
 
     message = str(failure.value)
     assert (
@@ -282,16 +248,16 @@ def test_a_day_declared_quiet_in_the_variable_passes_the_gate(
     set_report_variable(monkeypatch, local_dir=str(configured), quiet_days=[holiday])
     for day in days:
         run_stages(warehouse, api_client, day, dag_run_id=f"run_{day.day}")
-        tasks.compute_stats(context("compute_stats", day=day))
+        tasks.compute_stats(run_of(day))
 
-    passed = tasks.check_quality(context("check_quality", day=days[-1]))
+    passed = tasks.check_quality(run_of(days[-1]))
 
     assert "volume_normal" in passed["passed"]
     assert load_report(warehouse, days[-1].day).reliable
 
 
 def test_when_publishing_failed_the_email_says_the_report_was_not_updated(loaded_day, outbox) -> None:
-    tasks.send_email(context("send_email", xcoms={}))
+    tasks.send_email(run_of(), None)
 
     [message] = mail(outbox)
     assert message["Subject"].endswith("report NOT updated")
@@ -309,15 +275,15 @@ def test_mail_server_down_fails_the_task_for_a_retry_and_leaves_the_data(
     )
 
     with pytest.raises(EmailNotSent):
-        tasks.send_email(context("send_email", xcoms={}))
+        tasks.send_email(run_of(), None)
 
     assert stats_rows(warehouse) == before
     assert load_report(warehouse, DAY.day).stats.loaded > 0
 
 
 def test_a_retry_of_a_run_that_mailed_the_report_sends_nothing(loaded_day, outbox) -> None:
-    first = tasks.send_email(context("send_email", xcoms={}))
-    retry = tasks.send_email(context("send_email", xcoms={}))
+    first = tasks.send_email(run_of(), None)
+    retry = tasks.send_email(run_of(), None)
 
     [message] = mail(outbox)
     assert first == retry
@@ -325,11 +291,11 @@ def test_a_retry_of_a_run_that_mailed_the_report_sends_nothing(loaded_day, outbo
 
 
 def test_a_cleared_run_and_a_new_run_of_the_date_mail_the_report_again(loaded_day, outbox) -> None:
-    run = DagRun("scheduled__2026-11-22T00:00:00+00:00")
-    tasks.send_email(context("send_email", xcoms={}, dag_run=run))
+    run_id = "scheduled__2026-11-22T00:00:00+00:00"
+    tasks.send_email(run_of(run_id=run_id), None)
 
-    tasks.send_email(context("send_email", xcoms={}, dag_run=DagRun(run.run_id, clear_number=1)))
-    tasks.send_email(context("send_email", xcoms={}, dag_run=DagRun("manual__2026-12-06T04:00:00+00:00")))
+    tasks.send_email(run_of(run_id=run_id, clear_number=1), None)
+    tasks.send_email(run_of(run_id="manual__2026-12-06T04:00:00+00:00"), None)
 
     assert len(mail(outbox)) == 3
 
@@ -345,7 +311,7 @@ def test_a_report_email_that_may_have_arrived_fails_for_good_saying_what_to_do(
         smtp = json.loads(os.environ["AIRFLOW_CONN_SMTP_DEFAULT"]) | {"port": hanging_up.port}
         monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", json.dumps(smtp))
         with pytest.raises(AirflowFailException, match=r"Message-ID .* clear this task") as caught:
-            tasks.send_email(context("send_email", xcoms={}))
+            tasks.send_email(run_of(), None)
     finally:
         hanging_up.stop()
 
@@ -357,4 +323,4 @@ def test_missing_recipients_fail_for_good_naming_the_variable(loaded_day, monkey
     set_report_variable(monkeypatch, recipients=[])
 
     with pytest.raises(AirflowFailException, match="learning_platform_report"):
-        tasks.send_email(context("send_email", xcoms={}))
+        tasks.send_email(run_of(), None)

@@ -12,6 +12,7 @@ import json
 import psycopg
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.execution_time.context import OutletEventAccessors
 
 from include.common.http import TransientSourceError
 from include.learning_platform import tasks
@@ -20,8 +21,8 @@ from include.learning_platform.load import StagingIncomplete
 from tests.conftest import CLIENT, CLIENT_KEY
 from tests.fakes.google_sheets import FakeGoogleSheets
 from tests.include.learning_platform.stages import DAY, HOUR, run_stages
-from tests.include.learning_platform.test_report_tasks import SPREADSHEET, connect_google, context
-from tests.reliability.harness import BODIES
+from tests.include.learning_platform.test_report_tasks import SPREADSHEET, connect_google, run_of
+from tests.reliability.harness import call_body
 
 SMTP_EXTRA = {"disable_ssl": True, "disable_tls": True, "from_email": "airflow@uni.test"}
 
@@ -48,7 +49,7 @@ def configured(airflow_home, warehouse, warehouse_conninfo, monkeypatch, tmp_pat
 @pytest.fixture
 def loaded_day(configured, warehouse, simulator, api_client) -> None:
     run_stages(warehouse, api_client)
-    tasks.compute_stats(context("compute_stats"))
+    tasks.compute_stats(run_of())
 
 
 @pytest.mark.parametrize(
@@ -66,7 +67,7 @@ def test_a_task_missing_its_input_fails_at_once_saying_where_to_clear_the_run_fr
     configured, task_id: str, clear_from: str
 ) -> None:
     with pytest.raises(AirflowFailException, match=f"clear this run from `{clear_from}`"):
-        BODIES[task_id](context(task_id))
+        call_body(task_id, run_of(), returned={}, outlet_events=OutletEventAccessors())
 
 
 def test_a_landing_changed_since_extract_fails_validate_at_once(
@@ -77,7 +78,7 @@ def test_a_landing_changed_since_extract_fails_validate_at_once(
     warehouse.commit()
 
     with pytest.raises(AirflowFailException, match="clear this run from `extract` to land the day again"):
-        tasks.validate(context("validate"))
+        tasks.validate(run_of())
 
 
 def test_a_landing_not_yet_validated_is_left_to_retries(configured, warehouse, simulator, api_client) -> None:
@@ -85,14 +86,14 @@ def test_a_landing_not_yet_validated_is_left_to_retries(configured, warehouse, s
     extract_interval(warehouse, api_client, DAY, window=HOUR, dag_run_id="other_run")
 
     with pytest.raises(StagingIncomplete, match="run the validate task"):
-        tasks.load(context("load"))
+        tasks.load(run_of(), OutletEventAccessors())
 
 
 def test_an_invalid_settings_variable_fails_at_once_naming_it(loaded_day, monkeypatch) -> None:
     monkeypatch.setenv("AIRFLOW_VAR_LEARNING_PLATFORM_REPORT", json.dumps({"max_rejected_share": 2}))
 
     with pytest.raises(AirflowFailException, match="learning_platform_report: max_rejected_share"):
-        tasks.check_quality(context("check_quality"))
+        tasks.check_quality(run_of())
 
 
 def test_a_spreadsheet_that_is_not_a_key_fails_at_once_naming_the_variable(
@@ -102,7 +103,7 @@ def test_a_spreadsheet_that_is_not_a_key_fails_at_once_naming_the_variable(
     monkeypatch.setenv("AIRFLOW_VAR_LEARNING_PLATFORM_REPORT", json.dumps({"spreadsheet": "Daily report"}))
 
     with pytest.raises(AirflowFailException, match="learning_platform_report: 'Daily report' is neither"):
-        tasks.publish_report(context("publish_report"))
+        tasks.publish_report(run_of())
 
 
 @pytest.mark.parametrize(
@@ -121,7 +122,7 @@ def test_sheets_refusals_fail_publishing_at_once_saying_what_to_fix(
     monkeypatch.setenv("AIRFLOW_VAR_LEARNING_PLATFORM_REPORT", json.dumps({"spreadsheet": SPREADSHEET}))
 
     with pytest.raises(AirflowFailException, match=what_to_do):
-        tasks.publish_report(context("publish_report"))
+        tasks.publish_report(run_of())
 
     assert len(google.requests) <= 2, "a refusal is not retried (one token request, one call)"
 
@@ -133,7 +134,7 @@ def test_a_sheets_hiccup_is_retried_within_publishings_one_try(
     monkeypatch.setenv("AIRFLOW_VAR_LEARNING_PLATFORM_REPORT", json.dumps({"spreadsheet": SPREADSHEET}))
     google.fail_next(503, times=1)
 
-    published = tasks.publish_report(context("publish_report"))
+    published = tasks.publish_report(run_of())
 
     assert published["destination"] == "sheets"
 
@@ -143,7 +144,7 @@ def test_refused_api_credentials_fail_extract_at_once(configured, simulator, mon
     monkeypatch.setenv("AIRFLOW_CONN_LEARNING_PLATFORM_API", json.dumps(api))
 
     with pytest.raises(AirflowFailException, match="refused the credentials"):
-        tasks.extract(context("extract"))
+        tasks.extract(run_of())
 
 
 def test_an_api_outage_is_left_to_airflows_retries(configured, simulator, monkeypatch) -> None:
@@ -154,11 +155,11 @@ def test_an_api_outage_is_left_to_airflows_retries(configured, simulator, monkey
     simulator.set_faults([{"kind": "error", "status": 503, "times": None}])
 
     with pytest.raises(TransientSourceError, match="503"):
-        tasks.extract(context("extract"))
+        tasks.extract(run_of())
 
 
 def test_a_run_nobody_would_hear_of_failing_stops_in_its_first_task(configured, monkeypatch) -> None:
     monkeypatch.delenv("AIRFLOW_VAR_ALERT_RECIPIENTS")
 
     with pytest.raises(AirflowFailException, match="Variable 'alert_recipients'"):
-        tasks.migrate(context("migrate_schema"))
+        tasks.migrate(run_of())
