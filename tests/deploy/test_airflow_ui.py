@@ -26,6 +26,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import requests
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from devservices.airflow_cluster import ADMIN_USER, AirflowApi
@@ -39,6 +40,7 @@ DAG_ID = "learning_platform_etl"
 MAINTENANCE_DAG_ID = "airflow_maintenance"
 CHOSEN_DATE = date(2026, 11, 10)
 TEST_MODE_DATE = date(2026, 11, 12)
+FAILED_GATE_DATE = date(2026, 11, 14)
 BACKFILL_FROM, BACKFILL_TO = date(2026, 11, 1), date(2026, 11, 3)
 ADMIN_PASSWORD = "ui-test-password"
 DB_PASSWORD = "ui-test-db-password"
@@ -60,10 +62,11 @@ RUN_TIMEOUT_S = 300
 
 
 class Deployment:
-    def __init__(self, url: str, db_port: int, api: AirflowApi) -> None:
+    def __init__(self, url: str, db_port: int, api: AirflowApi, simulator_url: str) -> None:
         self.url = url
         self.db_port = db_port
         self.api = api
+        self.simulator_url = simulator_url
 
     def warehouse(self) -> psycopg.Connection:
         return psycopg.connect(
@@ -82,6 +85,9 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
             "PIPELINES_LOCAL_DIR": str(state),
             "AIRFLOW_HOME": str(state / "airflow"),
             "AIRFLOW_CONN_LEARNING_PLATFORM_DB": warehouse_connection(db_port, "warehouse", DB_PASSWORD),
+            "AIRFLOW_CONN_LEARNING_PLATFORM_TEST_DB": warehouse_connection(
+                db_port, "warehouse_test", DB_PASSWORD
+            ),
             "AIRFLOW_CONN_LEARNING_PLATFORM_API": api_connection(
                 f"http://127.0.0.1:{api_port}", "ui-client", "ui-key"
             ),
@@ -112,7 +118,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         api = AirflowApi(url, ADMIN_USER, ADMIN_PASSWORD)
         _wait_for(lambda: process.poll() is not None or _ready(api), timeout_s=240, what="make airflow")
         assert process.poll() is None, (state / "make_airflow.log").read_text()[-3000:]
-        yield Deployment(url, db_port, api)
+        yield Deployment(url, db_port, api, simulator_url=f"http://127.0.0.1:{api_port}")
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -198,6 +204,38 @@ def test_a_test_mode_run_says_so_where_it_is_listed_and_on_its_page(
     deployment.api.wait_for_run(DAG_ID, run["dag_run_id"], timeout_s=RUN_TIMEOUT_S)
 
 
+def test_a_day_whose_quality_gate_failed_shows_failed_in_the_grid_though_its_report_went_out(
+    page: Page, deployment: Deployment
+) -> None:
+    # Half the day's records without a student id: far over the 5 % the gate allows.
+    simulator = requests.Session()
+    simulator.put(
+        f"{deployment.simulator_url}/_simulator/config", json={"defects": {"user_id_null": 0.5}}, timeout=10
+    ).raise_for_status()
+    try:
+        run = trigger_from_form(page, deployment, FAILED_GATE_DATE, at="05:00")
+        state = deployment.api.wait_for_run(DAG_ID, run["dag_run_id"], timeout_s=RUN_TIMEOUT_S)
+    finally:
+        simulator.post(f"{deployment.simulator_url}/_simulator/reset", timeout=10).raise_for_status()
+
+    assert state == "failed"
+    tasks = {ti["task_id"]: ti["state"] for ti in deployment.api.task_instances(DAG_ID, run["dag_run_id"])}
+    assert tasks["check_quality"] == "failed"
+    assert (tasks["publish_report"], tasks["send_email"]) == ("success", "success"), "the report went out"
+    assert tasks["mark_run_failed"] == "failed"
+    run_page_shows_the_day(page, deployment, run["dag_run_id"], FAILED_GATE_DATE, test_mode=False)
+    expect(page.get_by_test_id("state-badge").first).to_have_text("Failed")
+    # The grid: the run's bar is filled with the colour Airflow gives the state "failed" (the
+    # colour of the failed badge above it), not the green of a successful day.
+    page.goto(f"{deployment.url}/dags/{DAG_ID}")
+    bar = page.locator(f"a[href$='/runs/{run['dag_run_id']}/'] > div").first
+    expect(bar).to_be_visible(timeout=30_000)
+    screenshot(page, "grid-failed-day")
+    failed = page.locator("[data-testid='state-badge'][aria-label='failed']").first
+    failed_colour = failed.evaluate("badge => getComputedStyle(badge).backgroundColor")
+    assert failed_colour in bar.evaluate("bar => getComputedStyle(bar).backgroundImage")
+
+
 def test_triggering_the_same_date_again_leaves_the_same_rows(page: Page, deployment: Deployment) -> None:
     with deployment.warehouse() as conn:
         before = day_rows(conn, CHOSEN_DATE)
@@ -275,7 +313,11 @@ def test_the_maintenance_dag_cleans_metadata_from_a_real_worker(deployment: Depl
             ti["task_id"]: ti["state"]
             for ti in deployment.api.task_instances(MAINTENANCE_DAG_ID, run["dag_run_id"])
         }
-        assert states == {"delete_old_logs": "success", "clean_metadata": "success"}
+        assert states == {
+            "delete_old_logs": "success",
+            "clean_metadata": "success",
+            "drop_old_landing": "success",
+        }
 
 
 # --- helpers ----------------------------------------------------------------------------------
