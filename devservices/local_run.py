@@ -27,12 +27,13 @@ from devservices.environment import (
     load_settings,
 )
 from devservices.local_services import OUTBOX, log_path, start_local_services
+from devservices.summary import summarize_interval
 from include.common.intervals import Interval, resolve_interval
 from include.common.postgres import conninfo_from_connection
 from include.learning_platform.rendering import text_table
-from include.learning_platform.report import load_report, notices, summary_tables
+from include.learning_platform.report_layout import notices, summary_tables
+from include.learning_platform.report_reader import load_report
 from include.learning_platform.settings import REPORT_VARIABLE, parse_report_settings
-from include.learning_platform.summary import summarize_interval
 from include.learning_platform.texts import ENGLISH
 from include.learning_platform.warehouse import warehouse_conn_id
 

@@ -14,9 +14,6 @@ from typing import Any
 TASK_RETRIES = 3
 RETRY_DELAY_SECONDS = 120
 
-# The closed vocabulary of DAG tags, so that filtering by tag in the UI finds every pipeline.
-DAG_TAGS = frozenset({"learning_platform", "etl", "daily", "maintenance", "imports", "streaming"})
-
 
 def default_args(*, owner: str) -> dict[str, Any]:
     """``default_args`` for a production DAG owned by ``owner``.

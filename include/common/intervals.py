@@ -71,7 +71,7 @@ def resolve_interval(
             "this run has no data interval (triggered without a logical date): trigger it again "
             "with the logical date set to the UTC day to process"
         )
-    interval = Interval(_as_utc(data_interval_start), _as_utc(data_interval_end))
+    interval = Interval(plain_utc(data_interval_start), plain_utc(data_interval_end))
     if interval != Interval.for_day(interval.day):
         raise ValueError(
             f"this run's data interval {interval} is not one whole UTC day: trigger it again with "
@@ -82,7 +82,14 @@ def resolve_interval(
     return interval
 
 
-def _as_utc(moment: datetime) -> datetime:
-    # Airflow hands over pendulum DateTimes; plain datetimes keep the rest of the code simple.
+def plain_utc(moment: datetime) -> datetime:
+    """``moment``, a run's date as Airflow hands it over, as a plain ``datetime`` in UTC.
+
+    Airflow's dates are pendulum DateTimes, whose arithmetic drops a ``datetime.UTC`` zone
+    (2025-06-01T03:00Z minus a day comes out naive). A naive moment is refused: the zone it
+    meant would be a guess.
+    """
+    if moment.tzinfo is None:
+        raise ValueError(f"a run's moments are timezone-aware, got {moment.isoformat()}")
     moment = moment.astimezone(UTC)
     return datetime(*moment.timetuple()[:6], moment.microsecond, tzinfo=UTC)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import date, timedelta
 
 from include.learning_platform.rendering import NO_BREAK_SPACE, format_cell
-from include.learning_platform.report import DayStats
+from include.learning_platform.report_model import DayStats
 from include.learning_platform.texts import Language, Texts
 
 WIDTH_IN, HEIGHT_IN, DPI = 7.2, 3.0, 100  # 720 x 300 pixels

@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -32,7 +32,7 @@ import psycopg
 from include.common.intervals import Interval
 from include.learning_platform.api import LearningPlatformClient, MalformedAnswer
 from include.learning_platform.partitions import LANDING, create_day_partitions, require_day_partitions
-from include.learning_platform.warehouse import interval_params, lock_day, sql
+from include.learning_platform.warehouse import interval_params, lock_day, open_binary_copy, sql
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +50,10 @@ class ExtractResult:
     fetched: int
 
 
-@contextmanager
-def open_landing(cursor: psycopg.Cursor) -> Iterator[psycopg.Copy]:
+def open_landing(cursor: psycopg.Cursor) -> AbstractContextManager[psycopg.Copy]:
     """A COPY into ``raw_attempts`` that takes rows of
     ``(window_start, window_end, position, record, dag_run_id)`` with ``copy.write_row``."""
-    with cursor.copy(sql("copy_raw")) as copy:
-        copy.set_types(_LANDING_TYPES)
-        yield copy
+    return open_binary_copy(cursor, "copy_raw", _LANDING_TYPES)
 
 
 def record_landing(cursor: psycopg.Cursor, interval: Interval, *, records: int, dag_run_id: str) -> None:

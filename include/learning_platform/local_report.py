@@ -20,14 +20,8 @@ from datetime import date, datetime
 from pathlib import Path
 
 from include.learning_platform.rendering import html_table
-from include.learning_platform.report import (
-    DailyReport,
-    DayStats,
-    Table,
-    history_table,
-    notices,
-    summary_tables,
-)
+from include.learning_platform.report_layout import Table, history_table, notices, summary_tables
+from include.learning_platform.report_model import DailyReport, DayStats
 from include.learning_platform.texts import Texts
 
 HISTORY_FILE = "learning_platform_history.csv"

@@ -47,7 +47,7 @@ import psycopg
 
 from include.common.failures import PermanentFailure
 from include.common.intervals import ONE_DAY, Interval
-from include.learning_platform.report import QualityCheck
+from include.learning_platform.report_model import QualityCheck
 from include.learning_platform.warehouse import interval_params, lock_day, sql
 
 log = logging.getLogger(__name__)

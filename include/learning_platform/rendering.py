@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 from datetime import UTC, datetime
 
-from include.learning_platform.report import Column, Kind, Table, kind_of
+from include.learning_platform.report_layout import Column, Kind, Table, kind_of
 from include.learning_platform.texts import Language
 
 EMPTY_CELL = "—"

@@ -23,8 +23,10 @@ from email.message import EmailMessage
 from email.utils import make_msgid
 from urllib.parse import urlsplit
 
+from include.learning_platform.publication import Destination, Publication
 from include.learning_platform.rendering import html_table, text_table
-from include.learning_platform.report import DailyReport, Destination, Publication, notices, summary_tables
+from include.learning_platform.report_layout import notices, summary_tables
+from include.learning_platform.report_model import DailyReport
 from include.learning_platform.texts import Texts
 
 CHART_FILENAME = "history.png"

@@ -28,10 +28,8 @@ from gspread.utils import ValueInputOption, ValueRenderOption, extract_id_from_u
 
 from include.common.google_sheets import call_with_backoff, service_account_email
 from include.common.http import RetryPolicy
-from include.learning_platform.report import (
+from include.learning_platform.report_layout import (
     Column,
-    DailyReport,
-    DayStats,
     Kind,
     history_columns,
     history_row,
@@ -39,6 +37,7 @@ from include.learning_platform.report import (
     notices,
     summary_tables,
 )
+from include.learning_platform.report_model import DailyReport, DayStats
 from include.learning_platform.texts import Texts
 
 log = logging.getLogger(__name__)

@@ -28,10 +28,11 @@ from include.learning_platform.chart import render_history_chart
 from include.learning_platform.extract import extract_interval
 from include.learning_platform.load import load_interval
 from include.learning_platform.local_report import write_local_report
+from include.learning_platform.publication import Destination, Publication
 from include.learning_platform.quality import VOLUME_CHECK, check_day
-from include.learning_platform.report import Destination, Publication, load_history, load_report
 from include.learning_platform.report_delivery import RunEmail, send_once
 from include.learning_platform.report_email import build_report_email
+from include.learning_platform.report_reader import load_history, load_report
 from include.learning_platform.run_spec import RunSpec
 from include.learning_platform.settings import (
     REPORT_VARIABLE,

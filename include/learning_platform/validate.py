@@ -21,8 +21,6 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -33,7 +31,7 @@ from include.common.failures import PermanentFailure
 from include.common.intervals import Interval
 from include.learning_platform.partitions import STAGING, create_day_partitions, require_day_partitions
 from include.learning_platform.rules import Attempt, BoundaryCopy, Reason, Rejection, validate_record
-from include.learning_platform.warehouse import interval_params, lock_day, sql
+from include.learning_platform.warehouse import interval_params, lock_day, open_binary_copy, sql
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +150,7 @@ def _stage_batch(writer: psycopg.Cursor, batch: list[tuple], result: ValidateRes
     rejections: list[tuple] = []
     boundary_copies = 0
     landed_window = None
-    with _open_copy(writer, sql("copy_staged_attempts"), _STAGED_ATTEMPT_TYPES) as attempts:
+    with open_binary_copy(writer, "copy_staged_attempts", _STAGED_ATTEMPT_TYPES) as attempts:
         for row_start, row_end, position, record_json in batch:
             # The window in UTC, created_at's time zone: datetimes of different tzinfo objects
             # compare through utcoffset() calls, a fifth of the cost of judging a record. Rows
@@ -185,7 +183,7 @@ def _stage_batch(writer: psycopg.Cursor, batch: list[tuple], result: ValidateRes
                 rejections.append((window_start, window_end, position, record_json, list(verdict.reasons)))
                 result.reasons.update(reason.value for reason in verdict.reasons)
     if rejections:
-        with _open_copy(writer, sql("copy_staged_rejections"), _STAGED_REJECTION_TYPES) as copy:
+        with open_binary_copy(writer, "copy_staged_rejections", _STAGED_REJECTION_TYPES) as copy:
             for row in rejections:
                 copy.write_row(row)
     result.checked += len(batch)
@@ -214,10 +212,3 @@ def decode_record(text: str) -> object:
         # What msgspec refuses and the standard library reads: NaN and Infinity, numbers beyond
         # a float (1e400), lone surrogate escapes. Rare, and judged exactly as before.
         return json.loads(text)
-
-
-@contextmanager
-def _open_copy(cursor: psycopg.Cursor, statement: str, types: tuple[str, ...]) -> Iterator[psycopg.Copy]:
-    with cursor.copy(statement) as copy:
-        copy.set_types(types)
-        yield copy

@@ -11,6 +11,8 @@ name different databases: the first run to migrate a warehouse claims it for its
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -46,6 +48,19 @@ def warehouse_conn_id(*, test_mode: bool) -> str:
 def sql(name: str) -> str:
     """The statement kept in ``sql/<name>.sql``."""
     return read_sql(SQL_DIR, name)
+
+
+@contextmanager
+def open_binary_copy(cursor: psycopg.Cursor, name: str, types: tuple[str, ...]) -> Iterator[psycopg.Copy]:
+    """The ``COPY ... FROM STDIN (FORMAT BINARY)`` of ``sql/<name>.sql``, rows taken by ``write_row``.
+
+    ``types`` are the statement's columns' types, in its order: a binary COPY must send each
+    value in its column's exact type, and declared once they spare psycopg a dumper lookup per
+    value. The statement is named, not passed, so that only SQL from this package's files runs.
+    """
+    with cursor.copy(sql(name)) as copy:
+        copy.set_types(types)
+        yield copy
 
 
 def migrate_schema(conn: psycopg.Connection) -> list[str]:

@@ -6,7 +6,9 @@ computes the same cutoff, so it deletes nothing its first try would have kept.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
+
+from include.common.intervals import plain_utc
 
 
 def run_anchor(
@@ -22,12 +24,7 @@ def run_anchor(
     """
     for moment in (data_interval_end, logical_date, run_after):
         if moment is not None:
-            if moment.tzinfo is None:
-                raise ValueError(f"a run's moments are timezone-aware, got {moment.isoformat()}")
-            # A plain datetime: pendulum's arithmetic drops a datetime.UTC zone (2025-06-01T03:00Z
-            # minus a day comes out naive).
-            moment = moment.astimezone(UTC)
-            return datetime(*moment.timetuple()[:6], moment.microsecond, tzinfo=UTC)
+            return plain_utc(moment)
     raise ValueError("this run has no data interval, logical date or run_after to anchor retention on")
 
 

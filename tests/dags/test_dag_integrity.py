@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from include.common.alerts import FailureAlert
-from include.common.dag_defaults import DAG_TAGS
+from include.common.tags import DAG_TAGS
 
 DAGS_FOLDER = Path(__file__).resolve().parents[2] / "dags"
 DAG_FILES = sorted(DAGS_FOLDER.glob("*.py"))

@@ -22,6 +22,11 @@ def test_the_data_interval_is_used_in_utc() -> None:
     assert type(interval.start) is datetime
 
 
+def test_a_naive_data_interval_is_refused_not_read_in_the_machines_zone() -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        resolve_interval(data_interval_start=datetime(2026, 11, 22), data_interval_end=datetime(2026, 11, 23))
+
+
 def test_test_mode_keeps_the_first_hour() -> None:
     interval = resolve_interval(data_interval_start=DAY.start, data_interval_end=DAY.end, test_mode=True)
     assert interval == Interval(DAY.start, DAY.start + timedelta(hours=1))

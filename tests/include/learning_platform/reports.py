@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
 
-from include.learning_platform.report import CourseFigures, DailyReport, DayStats, Figures, QualityCheck
+from include.learning_platform.report_model import CourseFigures, DailyReport, DayStats, Figures, QualityCheck
 
 DAY = date(2026, 11, 22)
 PASSED = (

@@ -15,7 +15,7 @@ from PIL import Image
 
 from devservices.environment import PROJECT_ROOT
 from include.learning_platform.chart import SHARE_COLOR, SUBMITS_COLOR, render_history_chart
-from include.learning_platform.report import DayStats, Figures
+from include.learning_platform.report_model import DayStats, Figures
 from include.learning_platform.texts import ENGLISH, RUSSIAN
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -11,13 +11,13 @@ import psycopg
 import pytest
 
 from devservices.simulator import generate_records
+from devservices.summary import summarize_interval
 from include.common.http import TransientSourceError
 from include.common.intervals import Interval
 from include.learning_platform.api import KEPT_HEAD_BYTES, LearningPlatformAuthError, LearningPlatformClient
 from include.learning_platform.extract import UnreadableWindow, extract_interval
 from include.learning_platform.load import StagingIncomplete, load_interval
 from include.learning_platform.rules import Reason
-from include.learning_platform.summary import summarize_interval
 from include.learning_platform.validate import LandingAltered, NothingLanded, validate_interval
 from include.learning_platform.warehouse import lock_day
 from tests.include.learning_platform.stages import DAY, HOUR, attempts, quarantine, run_stages

@@ -15,7 +15,8 @@ from include.learning_platform.quality import (
     evaluate,
     judge_volume,
 )
-from include.learning_platform.report import QualityCheck, load_report
+from include.learning_platform.report_model import QualityCheck
+from include.learning_platform.report_reader import load_report
 from include.learning_platform.stats import compute_daily_stats
 from tests.include.learning_platform.stages import DAY, run_stages
 

@@ -9,7 +9,7 @@ from html.parser import HTMLParser
 import pytest
 
 from include.learning_platform.rendering import format_cell, html_table, text_table
-from include.learning_platform.report import Column, Kind, Percent, Table
+from include.learning_platform.report_layout import Column, Kind, Percent, Table
 from include.learning_platform.texts import Language
 
 EN, RU = Language.EN, Language.RU

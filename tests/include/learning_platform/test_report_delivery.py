@@ -23,7 +23,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from devservices.postgres import free_port
 from devservices.smtp_sink import SERVER_NAME, AnyPortController, OutboxHandler, SmtpSink
 from include.common.email import EmailNotSent, send_message
-from include.learning_platform.report import Destination, Publication
+from include.learning_platform.publication import Destination, Publication
 from include.learning_platform.report_delivery import (
     DeliveryTakenOver,
     DeliveryUnconfirmed,

@@ -9,13 +9,9 @@ from email.parser import BytesParser
 
 import pytest
 
-from include.learning_platform.report import (
-    DailyReport,
-    Destination,
-    Publication,
-    QualityCheck,
-)
+from include.learning_platform.publication import Destination, Publication
 from include.learning_platform.report_email import build_report_email
+from include.learning_platform.report_model import DailyReport, QualityCheck
 from include.learning_platform.texts import ENGLISH, RUSSIAN, Texts
 from tests.include.learning_platform.reports import FAILED, PASSED, build_report, figures
 

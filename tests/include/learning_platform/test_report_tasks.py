@@ -28,7 +28,7 @@ from include.common.email import EmailNotSent
 from include.common.intervals import Interval
 from include.learning_platform import tasks
 from include.learning_platform.local_report import HISTORY_FILE
-from include.learning_platform.report import load_report
+from include.learning_platform.report_reader import load_report
 from include.learning_platform.run_spec import RunSpec
 from include.learning_platform.sheets_report import serial_day
 from include.learning_platform.warehouse import lock_report

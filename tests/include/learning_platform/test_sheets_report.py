@@ -15,10 +15,8 @@ import pytest
 
 from include.common.google_sheets import GoogleSheetsError
 from include.common.http import TransientSourceError
-from include.learning_platform.report import (
-    DailyReport,
-    history_columns,
-)
+from include.learning_platform.report_layout import history_columns
+from include.learning_platform.report_model import DailyReport
 from include.learning_platform.sheets_report import (
     Placement,
     SheetsTarget,

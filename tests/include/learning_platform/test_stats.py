@@ -12,7 +12,8 @@ import pytest
 
 from devservices.simulator import generate_records
 from include.common.intervals import Interval, resolve_interval
-from include.learning_platform.report import DailyReport, Figures, ReportNotFound, load_report
+from include.learning_platform.report_model import DailyReport, Figures
+from include.learning_platform.report_reader import ReportNotFound, load_report
 from include.learning_platform.rules import Attempt, validate_record
 from include.learning_platform.stats import NothingPublished, compute_daily_stats
 from tests.include.learning_platform.stages import DAY, HOUR, run_stages

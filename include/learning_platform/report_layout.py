@@ -1,9 +1,8 @@
-"""The day's report as plain values: what every destination (Sheets, local files, email) shows.
+"""The report's tables and notices: one definition of every row and column, shared by all destinations.
 
-``load_report`` reads it from the warehouse (``daily_stats`` and its companions, written by
-``compute_stats`` and ``check_quality``); renderers turn it into tables with
-``history_table`` and ``summary_tables``, so the sheet, the files and the email agree cell
-for cell. Nothing here talks to Google or to a mail server.
+``summary_tables``, ``history_table`` and ``notices`` turn report values into titled tables of
+typed cells (``Kind``); the Sheets, file and email renderers only format those cells, so they
+agree cell for cell. Nothing here reads the warehouse or talks to Google or a mail server.
 """
 
 from __future__ import annotations
@@ -13,13 +12,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
 
-import psycopg
-
-from include.common.failures import PermanentFailure
+from include.learning_platform.report_model import DailyReport, DayStats
 from include.learning_platform.texts import Texts
-from include.learning_platform.warehouse import sql
-
-HISTORY_DAYS = 30
 
 
 class Kind(StrEnum):
@@ -31,93 +25,6 @@ class Kind(StrEnum):
     DECIMAL = "decimal"  # a float, two decimals
     PERCENT = "percent"  # a float share in [0, 1], shown as a percentage
     TEXT = "text"
-
-
-@dataclass(frozen=True, slots=True)
-class Figures:
-    """The original script's figures for one day (or one course on that day).
-
-    Shares and averages are None when their denominator is zero (an empty day), never 0 and
-    never a division error: "no data" is not the same as "nobody succeeded".
-    """
-
-    unique_users: int
-    runs: int
-    submits: int
-    successful_submits: int
-    success_share: float | None  # successful submits / submits
-    avg_submits_per_user: float | None  # submits / unique users
-    avg_successful_submits_per_user: float | None  # successful submits / unique users
-
-
-@dataclass(frozen=True, slots=True)
-class CourseFigures:
-    course_id: str | None  # None: the attempt's passback details name no course
-    figures: Figures
-
-
-@dataclass(frozen=True, slots=True)
-class QualityCheck:
-    """One data-quality check of the day, as ``check_quality`` recorded it."""
-
-    name: str
-    passed: bool
-    observed: str
-    expected: str
-
-
-@dataclass(frozen=True, slots=True)
-class DayStats:
-    """One row of ``daily_stats``: a day's figures and the counts they were computed from."""
-
-    day: date
-    interval_start: datetime
-    interval_end: datetime
-    fetched: int
-    loaded: int
-    quarantined: int
-    flagged: int
-    figures: Figures
-    computed_at: datetime
-    failed_checks: tuple[str, ...] | None  # None: the checks have not run on these figures
-    boundary_copies: int = 0  # fetched = loaded + quarantined + boundary copies (rules.BoundaryCopy)
-
-    @property
-    def partial(self) -> bool:
-        """The figures cover less than the whole day (a test-mode run)."""
-        return (self.interval_end - self.interval_start).total_seconds() < 86_400
-
-    @property
-    def reliable(self) -> bool:
-        return self.failed_checks == ()
-
-
-@dataclass(frozen=True, slots=True)
-class DailyReport:
-    stats: DayStats
-    quarantine_by_reason: tuple[
-        tuple[str, int], ...
-    ]  # most frequent first; a record counts under each reason
-    courses: tuple[CourseFigures, ...]  # busiest first
-    checks: tuple[QualityCheck, ...]  # empty: the checks have not run on these figures
-    history: tuple[DayStats, ...]  # up to HISTORY_DAYS days ending with this one, oldest first
-
-    @property
-    def day(self) -> date:
-        return self.stats.day
-
-    @property
-    def has_data(self) -> bool:
-        return self.stats.loaded > 0
-
-    @property
-    def reliable(self) -> bool:
-        """Every quality check ran and passed."""
-        return bool(self.checks) and all(check.passed for check in self.checks)
-
-    @property
-    def failed_checks(self) -> tuple[str, ...]:
-        return tuple(check.name for check in self.checks if not check.passed)
 
 
 class Percent(float):
@@ -160,97 +67,6 @@ class Table:
     title: str
     columns: tuple[Column, ...]
     rows: tuple[tuple[object, ...], ...]
-
-
-class Destination(StrEnum):
-    SHEETS = "sheets"  # published to Google Sheets
-    LOCAL_FILE = "local_file"  # no Google credentials: written to a local file instead
-
-
-@dataclass(frozen=True, slots=True)
-class Publication:
-    """Where ``publish_report`` put the day's report (a link for the email)."""
-
-    destination: Destination
-    location: str  # the sheet's URL, or the local file's path
-
-    def as_dict(self) -> dict[str, str]:
-        return {"destination": self.destination.value, "location": self.location}
-
-    @classmethod
-    def from_dict(cls, value: dict[str, str]) -> Publication:
-        return cls(Destination(value["destination"]), value["location"])
-
-
-class ReportNotFound(PermanentFailure, LookupError):
-    """The warehouse has no statistics for the day: compute_stats has not run for it."""
-
-
-def load_report(conn: psycopg.Connection, day: date, *, history_days: int = HISTORY_DAYS) -> DailyReport:
-    """The report for ``day`` as the warehouse holds it now."""
-    with conn.cursor() as cursor:
-        cursor.execute(sql("select_daily_stats"), {"first_day": day, "last_day": day})
-        row = cursor.fetchone()
-        if row is None:
-            raise ReportNotFound(
-                f"no statistics for {day} in the warehouse: clear this run from `compute_stats` "
-                "(Clear on the compute_stats task, with downstream tasks)"
-            )
-        stats = _day_stats(row)
-        cursor.execute(sql("select_daily_quarantine_reasons"), {"day": day})
-        reasons = tuple((reason, count) for reason, count in cursor.fetchall())
-        cursor.execute(sql("select_daily_course_stats"), {"day": day})
-        courses = tuple(CourseFigures(course_id, _figures(*figures)) for course_id, *figures in cursor)
-        cursor.execute(sql("select_daily_quality_checks"), {"day": day})
-        checks = tuple(QualityCheck(*check) for check in cursor.fetchall())
-    history = load_history(conn, first_day=date.fromordinal(day.toordinal() - history_days + 1), last_day=day)
-    return DailyReport(stats, reasons, courses, checks, history)
-
-
-def load_history(conn: psycopg.Connection, *, first_day: date, last_day: date) -> tuple[DayStats, ...]:
-    """Every ``daily_stats`` row from ``first_day`` to ``last_day`` inclusive, oldest first."""
-    with conn.cursor() as cursor:
-        cursor.execute(sql("select_daily_stats"), {"first_day": first_day, "last_day": last_day})
-        return tuple(_day_stats(row) for row in cursor.fetchall())
-
-
-def _day_stats(row: Sequence) -> DayStats:
-    (day, start, end, fetched, loaded, quarantined, flagged, *figures, computed_at, failed_checks, copies) = (
-        row
-    )
-    return DayStats(
-        day=day,
-        interval_start=start,
-        interval_end=end,
-        fetched=fetched,
-        loaded=loaded,
-        quarantined=quarantined,
-        flagged=flagged,
-        figures=_figures(*figures),
-        computed_at=computed_at,
-        failed_checks=None if failed_checks is None else tuple(failed_checks),
-        boundary_copies=copies,
-    )
-
-
-def _figures(unique_users, runs, submits, successful_submits, share, avg_submits, avg_successful) -> Figures:
-    return Figures(
-        unique_users=unique_users,
-        runs=runs,
-        submits=submits,
-        successful_submits=successful_submits,
-        success_share=_float(share),
-        avg_submits_per_user=_float(avg_submits),
-        avg_successful_submits_per_user=_float(avg_successful),
-    )
-
-
-def _float(value: object) -> float | None:
-    # numeric columns arrive as Decimal; the report works in floats.
-    return None if value is None else float(value)
-
-
-# --- tables: one definition of every row and column, shared by all destinations -------------
 
 
 def history_columns(texts: Texts) -> tuple[Column, ...]:

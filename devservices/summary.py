@@ -1,4 +1,9 @@
-"""What an interval's load left in the warehouse: the ledger row and its reasons, from SQL."""
+"""What an interval's load left in the warehouse: the ledger row and its reasons, for the demo command.
+
+The pipeline itself does not use it: ``local_run`` prints it after a run, and the pipeline's tests
+check a load against it. Its statements stay with the pipeline's other SQL (``warehouse.sql``),
+beside the migrations of the tables they read and under the same SQL safety check.
+"""
 
 from __future__ import annotations
 
