@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
+from include.common.failures import ConfigurationError
+
 ONE_DAY = timedelta(days=1)
 TEST_MODE_SPAN = timedelta(hours=1)
 
@@ -67,13 +69,13 @@ def resolve_interval(
     script's test mode did.
     """
     if data_interval_start is None or data_interval_end is None:
-        raise ValueError(
+        raise ConfigurationError(
             "this run has no data interval (triggered without a logical date): trigger it again "
             "with the logical date set to the UTC day to process"
         )
     interval = Interval(plain_utc(data_interval_start), plain_utc(data_interval_end))
     if interval != Interval.for_day(interval.day):
-        raise ValueError(
+        raise ConfigurationError(
             f"this run's data interval {interval} is not one whole UTC day: trigger it again with "
             "the data interval inferred from the logical date (the day to process)"
         )

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from include.common.failures import ConfigurationError, no_retry_on_permanent_failure
 from include.common.intervals import Interval, resolve_interval
 
 if TYPE_CHECKING:
@@ -37,12 +38,17 @@ class RunSpec:
     session_name: str = "learning_platform_etl"
 
     @classmethod
+    @no_retry_on_permanent_failure
     def from_airflow(cls, params: Mapping[str, Any], dag_run: DagRunProtocol, *, task_id: str) -> RunSpec:
-        """The spec of a task of ``dag_run``, as TaskFlow injects the run and its params."""
+        """The spec of a task of ``dag_run``, as TaskFlow injects the run and its params.
+
+        Called by the DAG's tasks before their bodies, so it fails its task at once (no retries)
+        itself when the run cannot be processed as triggered: retrying would read the same run.
+        """
         if params.get("date"):
             # The 'date' param was retired: a run whose conf still names a day would show one day
             # in the UI and (before) process another. Refuse instead of ignoring the caller's choice.
-            raise ValueError(
+            raise ConfigurationError(
                 f"the 'date' parameter ({params['date']!r}) is no longer read: a run processes the "
                 "UTC day of its logical date. Trigger it with that day as the logical date (trigger "
                 "form: Logical Date; CLI: airflow dags trigger --logical-date YYYY-MM-DD) and "

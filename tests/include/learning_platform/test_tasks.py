@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 import psycopg
 import pytest
+from airflow.sdk.exceptions import AirflowFailException
 from airflow.sdk.execution_time.context import OutletEventAccessors
 
 from include.common.intervals import Interval
@@ -53,13 +54,13 @@ def test_a_test_mode_run_owns_the_first_hour_of_its_day() -> None:
     assert run.interval == Interval(DAY.start, DAY.start + timedelta(hours=1))
 
 
-def test_a_run_without_a_data_interval_is_refused_saying_how_to_trigger_it() -> None:
-    with pytest.raises(ValueError, match="trigger it again with the logical date set"):
+def test_a_run_without_a_data_interval_is_refused_at_once_saying_how_to_trigger_it() -> None:
+    with pytest.raises(AirflowFailException, match="trigger it again with the logical date set"):
         spec(DagRun(data_interval_start=None, data_interval_end=None))
 
 
-def test_a_conf_still_naming_a_date_is_refused_rather_than_ignored() -> None:
-    with pytest.raises(ValueError, match="--logical-date"):
+def test_a_conf_still_naming_a_date_is_refused_at_once_rather_than_ignored() -> None:
+    with pytest.raises(AirflowFailException, match="--logical-date"):
         spec(date="2026-03-01")
 
 
