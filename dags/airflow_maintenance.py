@@ -112,22 +112,23 @@ if TYPE_CHECKING:
 )
 def airflow_maintenance() -> None:
     # TaskFlow passes a task the context values its signature names: the params and the run,
-    # which the cutoff is counted back from.
-    @task
+    # which the cutoff is counted back from. multiple_outputs=False: each task's summary is one
+    # XCom, not one per key as Airflow would infer from the `-> dict` annotation.
+    @task(multiple_outputs=False)
     def delete_old_logs(params: dict[str, Any], dag_run: DagRunProtocol) -> dict:
         from include.maintenance import tasks
 
         cutoff = tasks.run_cutoff(dag_run, params["log_retention_days"])
         return tasks.delete_old_logs(cutoff, dry_run=params["dry_run"])
 
-    @task
+    @task(multiple_outputs=False)
     def clean_metadata(params: dict[str, Any], dag_run: DagRunProtocol) -> dict:
         from include.maintenance import tasks
 
         cutoff = tasks.run_cutoff(dag_run, params["metadata_retention_days"])
         return tasks.clean_metadata(cutoff, dry_run=params["dry_run"])
 
-    @task
+    @task(multiple_outputs=False)
     def drop_old_landing(params: dict[str, Any], dag_run: DagRunProtocol, ti: TaskInstance) -> dict:
         from include.maintenance import tasks
 

@@ -132,25 +132,27 @@ def learning_platform_etl() -> None:
     # TaskFlow passes a task the context values its signature names (params, dag_run, ti,
     # outlet_events); RunSpec reads them into the day the task owns. Task bodies import the
     # pipeline's modules when they run, keeping DAG parsing light (run_spec imports nothing heavy).
-    @task
+    # multiple_outputs=False: a task's few counts are one XCom; a `-> dict` annotation would
+    # otherwise make Airflow push each key as an XCom of its own.
+    @task(multiple_outputs=False)
     def migrate_schema(params: dict[str, Any], dag_run: DagRunProtocol, ti: TaskInstance) -> dict:
         from include.learning_platform import tasks
 
         return tasks.migrate(RunSpec.from_airflow(params, dag_run, task_id=ti.task_id))
 
-    @task
+    @task(multiple_outputs=False)
     def extract(params: dict[str, Any], dag_run: DagRunProtocol, ti: TaskInstance) -> dict:
         from include.learning_platform import tasks
 
         return tasks.extract(RunSpec.from_airflow(params, dag_run, task_id=ti.task_id))
 
-    @task
+    @task(multiple_outputs=False)
     def validate(params: dict[str, Any], dag_run: DagRunProtocol, ti: TaskInstance) -> dict:
         from include.learning_platform import tasks
 
         return tasks.validate(RunSpec.from_airflow(params, dag_run, task_id=ti.task_id))
 
-    @task(outlets=[ATTEMPTS_LOADS])
+    @task(multiple_outputs=False, outlets=[ATTEMPTS_LOADS])
     def load(
         params: dict[str, Any],
         dag_run: DagRunProtocol,
@@ -162,13 +164,13 @@ def learning_platform_etl() -> None:
         run = RunSpec.from_airflow(params, dag_run, task_id=ti.task_id)
         return tasks.load(run, outlet_events)
 
-    @task
+    @task(multiple_outputs=False)
     def compute_stats(params: dict[str, Any], dag_run: DagRunProtocol, ti: TaskInstance) -> dict:
         from include.learning_platform import tasks
 
         return tasks.compute_stats(RunSpec.from_airflow(params, dag_run, task_id=ti.task_id))
 
-    @task
+    @task(multiple_outputs=False)
     def check_quality(params: dict[str, Any], dag_run: DagRunProtocol, ti: TaskInstance) -> dict:
         from include.learning_platform import tasks
 
@@ -177,7 +179,7 @@ def learning_platform_etl() -> None:
     # Runs when the quality gate failed too: the report then says which check failed. No task
     # retries: what heals in minutes (rate limits, 5xx) is retried within the try, and the email
     # must not wait a quarter of an hour of retries to say the report was not updated.
-    @task(trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS, retries=0)
+    @task(multiple_outputs=False, trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS, retries=0)
     def publish_report(params: dict[str, Any], dag_run: DagRunProtocol, ti: TaskInstance) -> dict:
         from include.learning_platform import tasks
 
@@ -187,7 +189,7 @@ def learning_platform_etl() -> None:
     # day's figures exist: compute_stats is among its upstreams and must have succeeded.
     # ``published`` is publish_report's return value; after a failed publish it has none, and
     # Airflow resolves the argument to None (a missing return_value XCom is None, not an error).
-    @task(trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS)
+    @task(multiple_outputs=False, trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS)
     def send_email(
         published: dict | None, params: dict[str, Any], dag_run: DagRunProtocol, ti: TaskInstance
     ) -> dict:
