@@ -104,16 +104,20 @@ def _ensure_schema(cursor: psycopg.Cursor, schema: str) -> None:
 
 def _recorded(cursor: psycopg.Cursor, schema: str, ledger: sql.Identifier) -> dict[str, str]:
     """The applied versions and their checksums, creating the ledger (or adopting the old one)."""
-    if _exists(cursor, "SELECT to_regclass(%s)", f"{schema}.{LEDGER}"):
-        cursor.execute(sql.SQL("SELECT version, checksum FROM {}").format(ledger))
-        return dict(cursor.fetchall())
+    if not _exists(cursor, "SELECT to_regclass(%s)", f"{schema}.{LEDGER}"):
+        _create_ledger(cursor, schema, ledger)
+    cursor.execute(sql.SQL("SELECT version, checksum FROM {}").format(ledger))
+    return dict(cursor.fetchall())
+
+
+def _create_ledger(cursor: psycopg.Cursor, schema: str, ledger: sql.Identifier) -> None:
     cursor.execute(
         sql.SQL(
             "CREATE TABLE {} (version text PRIMARY KEY, checksum text NOT NULL,"
             " applied_at timestamptz NOT NULL DEFAULT now())"
         ).format(ledger)
     )
-    if _exists(cursor, "SELECT to_regclass(%s)", "public.schema_migrations"):
+    if _exists(cursor, "SELECT to_regclass(%s)", f"public.{LEDGER}"):
         cursor.execute(
             sql.SQL(
                 "INSERT INTO {} (version, checksum, applied_at) "
@@ -125,8 +129,6 @@ def _recorded(cursor: psycopg.Cursor, schema: str, ledger: sql.Identifier) -> di
             log.info(
                 "%s schema: %d applied migration(s) adopted from public.%s", schema, cursor.rowcount, LEDGER
             )
-    cursor.execute(sql.SQL("SELECT version, checksum FROM {}").format(ledger))
-    return dict(cursor.fetchall())
 
 
 def _exists(cursor: psycopg.Cursor, query: str, name: str) -> bool:
