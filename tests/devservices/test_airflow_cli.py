@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +18,7 @@ import pytest
 from devservices.environment import PROJECT_ROOT
 from devservices.postgres import LocalPostgres, free_port
 from devservices.smtp_sink import SmtpSink
-from tests.test_end_to_end import api_connection, smtp_connection, warehouse_connection
+from tests.test_end_to_end import api_connection, port_is_closed, smtp_connection, warehouse_connection
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -68,11 +67,6 @@ def make_airflow_cli(env: dict[str, str], command_line: str) -> subprocess.Compl
         timeout=540,
         check=False,
     )
-
-
-def port_is_closed(port: str) -> bool:
-    with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", int(port))) != 0
 
 
 def readme_commands() -> list[str]:
