@@ -2,8 +2,11 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 VENV_PYTHON := .venv/bin/python
-# UTC day for `make run`; default: yesterday.
+# The DAG `make run` runs; its own options follow (ARGS="--help" lists them).
+DAG ?= learning_platform_etl
+# UTC day for `make run` of the learning platform DAG; default: yesterday.
 DATE ?= $(shell date -u -d yesterday +%F)
+RUN_ARGS_learning_platform_etl = --date $(DATE) $(if $(filter 1 true,$(TEST_MODE)),--test-mode)
 
 .PHONY: help setup run airflow airflow-cli test reliability lint format lock simulator bench
 
@@ -16,8 +19,8 @@ setup: ## create .venv from the lock files and install PostgreSQL if it is missi
 	@scripts/bootstrap.sh
 	@scripts/install_postgres.sh
 
-run: setup ## run the learning platform DAG for DATE (default yesterday) on local services and print what landed
-	$(VENV_PYTHON) -m devservices.local_run --date $(DATE) $(if $(filter 1 true,$(TEST_MODE)),--test-mode)
+run: setup ## run DAG (default learning_platform_etl, for DATE: yesterday) on local services and print what it did
+	$(VENV_PYTHON) -m devservices.local_run --dag $(DAG) $(RUN_ARGS_$(DAG)) $(ARGS)
 
 airflow: setup ## Airflow with its UI on http://127.0.0.1:8080 (admin/admin) and the local services, until Ctrl-C
 	$(VENV_PYTHON) -m devservices.local_airflow
