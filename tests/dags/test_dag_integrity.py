@@ -17,9 +17,13 @@ DAG_FILES = sorted(DAGS_FOLDER.glob("*.py"))
 PARSE_BUDGET_S = 2.0
 # Tasks that are never retried on purpose (each DAG file says why): the report email must not
 # wait for publishing's retries, and a watcher only marks its run failed.
-NOT_RETRIED = {("learning_platform_etl", "publish_report"), ("learning_platform_etl", "mark_run_failed")}
+# DAGs whose runs end failed whenever a task failed, through a watcher task "mark_run_failed".
+WATCHED_DAGS = ("learning_platform_etl", "csv_folder_import")
+NOT_RETRIED = {("learning_platform_etl", "publish_report")} | {
+    (dag, "mark_run_failed") for dag in WATCHED_DAGS
+}
 # The watcher's failure repeats another task's, which has sent the alert.
-NO_ALERT = {("learning_platform_etl", "mark_run_failed")}
+NO_ALERT = {(dag, "mark_run_failed") for dag in WATCHED_DAGS}
 
 
 class IOAttempted(AssertionError):
@@ -85,12 +89,16 @@ def test_every_task_has_an_owner_and_retries_with_backoff(dag_bag) -> None:
             assert task.retry_exponential_backoff, where
             assert task.execution_timeout is not None, where
             # Failing for good must reach a person: the shared alert notifier is on every task.
-            alerts = [callback for callback in task.on_failure_callback if isinstance(callback, FailureAlert)]
+            # A mapped task keeps the callback as given; others hold a list.
+            callbacks = task.on_failure_callback
+            callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
+            alerts = [callback for callback in callbacks if isinstance(callback, FailureAlert)]
             assert len(alerts) == (0 if (dag.dag_id, task.task_id) in NO_ALERT else 1), where
 
 
-def test_any_failed_task_fails_the_learning_platform_run_without_a_second_alert(dag_bag) -> None:
-    dag = dag_bag.dags["learning_platform_etl"]
+@pytest.mark.parametrize("dag_id", WATCHED_DAGS)
+def test_any_failed_task_fails_the_run_without_a_second_alert(dag_bag, dag_id: str) -> None:
+    dag = dag_bag.dags[dag_id]
     watcher = dag.get_task("mark_run_failed")
     assert watcher.upstream_task_ids == set(dag.task_ids) - {watcher.task_id}
     assert watcher.trigger_rule == "one_failed"
@@ -128,11 +136,27 @@ def test_learning_platform_etl_runs_each_day_under_its_own_logical_date(dag_bag)
     assert dag.description
 
 
-def test_learning_platform_etl_trigger_form_requires_nothing_and_labels_every_choice(dag_bag) -> None:
+@pytest.mark.parametrize("dag_id", ["learning_platform_etl", "csv_folder_import"])
+def test_trigger_form_requires_nothing_and_labels_every_choice(dag_bag, dag_id: str) -> None:
     # Every param has a default; Airflow's form marks a param required unless its type allows null.
-    for name, param in dag_bag.dags["learning_platform_etl"].params.items():
+    # A scheduled run has only the defaults: what they leave open comes from the DAG's settings.
+    for name, param in dag_bag.dags[dag_id].params.items():
         schema = param.schema
         assert "null" in schema["type"], f"param {name} is marked required"
         if "enum" in schema:
             labels = schema["values_display"]
             assert {"null" if value is None else str(value) for value in schema["enum"]} <= set(labels), name
+
+
+def test_csv_folder_import_maps_one_bounded_task_per_chunk_between_planning_and_publishing(dag_bag) -> None:
+    dag = dag_bag.dags["csv_folder_import"]
+    order = ["migrate_schema", "discover_files", "infer_schema", "prepare_table", "plan_chunks"]
+    for upstream, downstream in itertools.pairwise(order):
+        assert dag.get_task(downstream).upstream_task_ids == {upstream}
+    imports = dag.get_task("import_chunk")
+    assert imports.upstream_task_ids == {"plan_chunks"}
+    # Bounded across all runs: each chunk holds a database connection.
+    assert imports.max_active_tis_per_dag is not None
+    assert imports.max_active_tis_per_dag <= 8
+    assert dag.get_task("publish").upstream_task_ids == {"import_chunk"}
+    assert [outlet.name for outlet in dag.get_task("publish").outlets] == ["csv_import.tables"]

@@ -1,0 +1,236 @@
+"""What one run of ``csv_folder_import`` is asked to import: where from, into which table, how.
+
+The trigger form's params say it for a manual run. A scheduled run (quarterly) has the form's
+defaults, which leave the place of the drop to the operator: the Variable ``csv_folder_import``
+(JSON with the same keys as the params) fills in every param the run left empty, so that where
+the quarterly drop lives is configured once per deployment, not in the DAG file.
+
+:meth:`ImportSpec.from_airflow` reads both once per task into a plain, validated value; the task
+bodies in ``include.csv_import.tasks`` take it as an argument, so tests build one directly.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+from include.common.failures import ConfigurationError, no_retry_on_permanent_failure
+from include.csv_import.model import ColumnType
+
+if TYPE_CHECKING:
+    from airflow.sdk.types import DagRunProtocol
+
+SETTINGS_VARIABLE = "csv_folder_import"
+DEFAULT_DB_CONN_ID = "warehouse_db"
+DEFAULT_PATTERN = "**/*.csv"
+DEFAULT_MAX_REJECTED_SHARE = 0.01
+DEFAULT_CHUNK_MB = 256
+
+# A destination is "schema.table" with each part a plain PostgreSQL identifier. Quoted names with
+# spaces or capitals would work through psycopg.sql too, but a name someone must quote in every
+# query afterwards is a trap; the form says so.
+_IDENTIFIER = r"[a-z_][a-z0-9_]{0,62}"
+_TABLE = re.compile(rf"({_IDENTIFIER})\.({_IDENTIFIER})")
+_SINGLE_CHARACTER = re.compile(r"^.$|^\\t$")
+
+
+class ImportMode(StrEnum):
+    """``append``: import the files not imported yet; ``replace``: the table becomes this drop."""
+
+    APPEND = "append"
+    REPLACE = "replace"
+
+
+@dataclass(frozen=True, slots=True)
+class TableName:
+    schema: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class DialectOverrides:
+    """What the person triggering the run said about the files' CSV dialect; None: detect it."""
+
+    delimiter: str | None = None
+    quotechar: str | None = None
+    encoding: str | None = None
+    header: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ImportSpec:
+    """One run's import: the drop, the destination, and how to read and judge the files."""
+
+    # Where the drop is, as an object-storage URL: file:///abs/folder or s3://bucket/prefix.
+    source: str
+    pattern: str
+    table: TableName
+    # The Postgres connection of the destination database (the pipeline's ledger lives there too).
+    conn_id: str
+    # The connection object storage reads the source with (S3: an AWS connection); None: the
+    # storage's default (local folders need none).
+    storage_conn_id: str | None
+    mode: ImportMode
+    dialect: DialectOverrides
+    column_types: Mapping[str, ColumnType]
+    max_rejected_share: float
+    chunk_bytes: int
+    run_id: str
+    # The database sessions' application_name, so pg_stat_activity shows which task holds a lock.
+    session_name: str = "csv_folder_import"
+
+    @classmethod
+    @no_retry_on_permanent_failure
+    def from_airflow(cls, params: Mapping[str, Any], dag_run: DagRunProtocol, *, task_id: str) -> ImportSpec:
+        """The spec of a task of ``dag_run``: its params, gaps filled from the settings Variable.
+
+        Fails its task at once (no retries) when the run cannot be imported as triggered.
+        """
+        from airflow.sdk import Variable
+
+        configured = _settings(Variable.get(SETTINGS_VARIABLE, default=None))
+        return cls.from_params(
+            {**configured, **{key: value for key, value in params.items() if value not in (None, "")}},
+            run_id=dag_run.run_id,
+            session_name=f"{dag_run.dag_id}.{task_id}",
+        )
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any], *, run_id: str, session_name: str = "") -> ImportSpec:
+        """Validate ``params`` (the form's keys) into a spec; every error names the param to fix."""
+        share = float(params.get("max_rejected_share", DEFAULT_MAX_REJECTED_SHARE))
+        if not 0 <= share <= 1:
+            raise ConfigurationError(f"max_rejected_share must be between 0 and 1, not {share}")
+        chunk_mb = int(params.get("chunk_mb", DEFAULT_CHUNK_MB))
+        if chunk_mb < 1:
+            raise ConfigurationError(f"chunk_mb must be at least 1, not {chunk_mb}")
+        return cls(
+            source=source_url(_required(params, "source")),
+            pattern=_pattern(params.get("pattern") or DEFAULT_PATTERN),
+            table=table_name(_required(params, "table")),
+            conn_id=params.get("connection") or DEFAULT_DB_CONN_ID,
+            storage_conn_id=params.get("storage_connection") or None,
+            mode=_mode(params.get("mode") or ImportMode.APPEND),
+            dialect=DialectOverrides(
+                delimiter=_single_character(params, "delimiter"),
+                quotechar=_single_character(params, "quotechar"),
+                encoding=_encoding(params.get("encoding")),
+                header=params.get("header"),
+            ),
+            column_types=_column_types(params.get("column_types") or {}),
+            max_rejected_share=share,
+            chunk_bytes=chunk_mb * 1024 * 1024,
+            run_id=run_id,
+            session_name=session_name or "csv_folder_import",
+        )
+
+
+def source_url(source: str) -> str:
+    """``source`` as an object-storage URL; a bare absolute path is a local folder."""
+    source = source.strip()
+    if "://" in source:
+        return source.rstrip("/")
+    if not source.startswith("/"):
+        raise ConfigurationError(
+            f"source {source!r} is neither a URL (s3://bucket/prefix, file:///folder) nor an "
+            "absolute path: a relative path would depend on the worker's working directory"
+        )
+    return f"file://{source.rstrip('/') or '/'}"
+
+
+def table_name(value: str) -> TableName:
+    match = _TABLE.fullmatch(value.strip())
+    if match is None:
+        raise ConfigurationError(
+            f"table {value!r} must be schema-qualified, schema.table, each part lowercase letters, "
+            "digits and underscores (at most 63), not starting with a digit"
+        )
+    return TableName(*match.groups())
+
+
+def _settings(value: str | None) -> dict[str, Any]:
+    if not (value or "").strip():
+        return {}
+    try:
+        settings = json.loads(value)
+    except json.JSONDecodeError as error:
+        raise ConfigurationError(
+            f"Airflow Variable '{SETTINGS_VARIABLE}' is not valid JSON: {error}"
+        ) from None
+    if not isinstance(settings, dict):
+        raise ConfigurationError(f"Airflow Variable '{SETTINGS_VARIABLE}' must be a JSON object")
+    return settings
+
+
+def _required(params: Mapping[str, Any], key: str) -> str:
+    value = params.get(key)
+    if not (isinstance(value, str) and value.strip()):
+        raise ConfigurationError(
+            f"no {key} given: set the param '{key}' when triggering, or the key '{key}' of the "
+            f"Airflow Variable '{SETTINGS_VARIABLE}' for scheduled runs"
+        )
+    return value
+
+
+def _pattern(pattern: str) -> str:
+    parts = PurePosixPath(pattern).parts
+    if pattern.startswith("/") or ".." in parts:
+        raise ConfigurationError(f"pattern {pattern!r} must be relative to the source, without '..'")
+    return pattern
+
+
+def _mode(value: str) -> ImportMode:
+    try:
+        return ImportMode(value)
+    except ValueError:
+        raise ConfigurationError(f"mode must be 'append' or 'replace', not {value!r}") from None
+
+
+def _single_character(params: Mapping[str, Any], key: str) -> str | None:
+    value = params.get(key)
+    if value in (None, ""):
+        return None
+    if not (isinstance(value, str) and _SINGLE_CHARACTER.match(value)):
+        raise ConfigurationError(f"{key} must be one character (or \\t for a tab), not {value!r}")
+    return "\t" if value == "\\t" else value
+
+
+def _encoding(value: str | None) -> str | None:
+    if not value:
+        return None
+    import codecs
+
+    try:
+        return codecs.lookup(value).name
+    except LookupError:
+        raise ConfigurationError(
+            f"encoding {value!r} is not an encoding Python knows (e.g. utf-8, cp1252)"
+        ) from None
+
+
+def _column_types(value: Mapping[str, Any] | str) -> dict[str, ColumnType]:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as error:
+            raise ConfigurationError(f"column_types is not a JSON object: {error}") from None
+    if not isinstance(value, Mapping):
+        raise ConfigurationError('column_types must be an object, e.g. {"postcode": "text"}')
+    types = {}
+    for column, type_name in value.items():
+        try:
+            types[str(column)] = ColumnType(str(type_name).lower())
+        except ValueError:
+            allowed = ", ".join(t.value for t in ColumnType)
+            raise ConfigurationError(
+                f"column_types[{column!r}]: {type_name!r} is not one of {allowed}"
+            ) from None
+    return types
