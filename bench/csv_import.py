@@ -630,7 +630,9 @@ def markdown(results: dict[str, Any], chart_name: str | None) -> list[str]:
         "variety kept) loaded every way, one lane after the other, each in a fresh process after a "
         "`CHECKPOINT`, into a local PostgreSQL with default durability. MB/s are of CSV text read; "
         "peak RSS is the lane's process and, in brackets, its largest child (a `psql`, a pool "
-        "worker); the server's memory is not counted. Every lane loaded as many rows as went in.",
+        "worker) as Linux counts it, which includes what the child shared with the lane's process "
+        "before it started its program (so a `psql` shows about the lane's own size); the server's "
+        "memory is not counted. Every lane loaded as many rows as went in.",
         "",
         f"Machine: {box['nproc']} CPUs ({box['cpu']}), {box['memory_gb']} GB memory, "
         f"PostgreSQL {box['postgres']}, Python {box['python']}.",

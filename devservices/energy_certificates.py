@@ -46,7 +46,7 @@ import zipfile
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from pathlib import Path
 from typing import IO, Any
@@ -284,13 +284,8 @@ def _layouts(files: int, defective: bool, zipped: float) -> list[Layout]:
     if defective:
         # Both ends of the drop: a plain file and, when there are zips, the last member read.
         for position in {0, files - 1} if zipped_count else {0}:
-            layouts[position] = _with(layouts[position], unterminated_quote=True)
+            layouts[position] = replace(layouts[position], unterminated_quote=True)
     return layouts
-
-
-def _with(layout: Layout, **changes: Any) -> Layout:
-    fields = {name: getattr(layout, name) for name in Layout.__slots__}
-    return Layout(**(fields | changes))
 
 
 def _byte_targets(size: int, count: int, seed: int) -> list[int]:
@@ -348,7 +343,6 @@ def _open_output(out: Path, layout: Layout) -> Iterator[IO[bytes]]:
 class _Pools:
     """Every value a row is made of, made once; text values quoted per delimiter."""
 
-    streets: np.ndarray
     addresses1: np.ndarray
     localities: np.ndarray
     places: np.ndarray  # (postcode, posttown, latitude, longitude), as text
@@ -388,7 +382,6 @@ class _Pools:
         notes = [_note(faker, rng) for _ in range(4000)]
         days = (LAST_LODGEMENT - FIRST_LODGEMENT).days + 1
         pools = {
-            "streets": np.array(streets, dtype=object),
             "addresses1": np.array(addresses1, dtype=object),
             "localities": np.array(localities + [""] * len(localities), dtype=object),
             "places": np.array(places, dtype=object),
