@@ -139,7 +139,20 @@ def write_docs(results: dict[str, Any], markdown: Path, chart: Path) -> None:
     markdown.parent.mkdir(parents=True, exist_ok=True)
     if results["scaling"]:
         _write_chart(results, chart)
-    markdown.write_text(_markdown(results, chart.name if results["scaling"] else None))
+    text = _markdown(results, chart.name if results["scaling"] else None)
+    markdown.write_text(text.rstrip("\n") + "\n" + _other_pipelines(markdown))
+
+
+def _other_pipelines(markdown: Path) -> str:
+    """The other pipelines' parts of the document (each from its own ``# `` title on), kept as they are.
+
+    Each pipeline's benchmark rewrites only its own part, so one run never erases another's figures.
+    """
+    lines = markdown.read_text().splitlines() if markdown.exists() else []
+    titles = [i for i, line in enumerate(lines) if line.startswith("# ")]
+    if len(titles) < 2:
+        return ""
+    return "\n" + "\n".join(lines[titles[1] :]).rstrip("\n") + "\n"
 
 
 # --- tables ---------------------------------------------------------------------------------------
@@ -537,7 +550,10 @@ def write_retention_section(figures: dict[str, Any], markdown: Path) -> None:
     lines = markdown.read_text().splitlines() if markdown.exists() else []
     if RETENTION_TITLE in lines:
         start = lines.index(RETENTION_TITLE)
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+        # The section ends at the next section of this pipeline or at the next pipeline's title.
+        end = next(
+            (i for i in range(start + 1, len(lines)) if lines[i].startswith(("# ", "## "))), len(lines)
+        )
         lines[start:end] = section.splitlines()
     else:
         lines += ["", *section.splitlines()]

@@ -1,0 +1,704 @@
+"""``csv_folder_import`` measured: our import beside the other ways of loading the same files.
+
+    python -m bench.csv_import [--sizes 200MB,2GB] [--files 8] [--quick] [--write-docs]
+
+For each size, the demo generator (``devservices.energy_certificates``) writes one drop, with no
+defect and no zip: ``psql \\copy`` stops at the first bad line and cannot read a zip, and every
+lane must read the very same files. The drop keeps its variety (``;``, CRLF, a BOM, cp1252, an
+extra and a missing column), which each lane is told about from the manifest. Then, side by side,
+each lane in a fresh process of its own:
+
+- **ours**: the pipeline's import (``our_import``, wired by the importer's author);
+- **psql \\copy, 1 at a time** and **2 at a time**: one ``psql`` per file into a bare table of the
+  right column types, the practical limit of loading CSV into PostgreSQL;
+- **the seed's way**: pandas ``read_csv`` + ``DataFrame.to_sql`` in a ``multiprocessing.Pool``
+  over the files, as the seed's script did. Too slow for the whole drop: it runs on a sample
+  (the first ``--pandas-sample`` of two files) and is extrapolated, and says so;
+- **DuckDB**: parse and type every value of every file, write nothing: what a parser can do on
+  this machine, to show where an import's CPU goes.
+
+Each lane reports MB/s and rows/s, its CPU time and the peak RSS of its own process and of its
+largest child (``psql``, a pool worker), and the rows it loaded, which must equal the rows in
+(``rows_out == rows_in``). The PostgreSQL server's own memory is not a lane's and is not counted.
+
+The table is printed; the last line of stdout is one JSON object with every figure, also written
+to ``<state dir>/results.json``. ``--write-docs`` rewrites the ``csv_folder_import`` part of
+docs/PERFORMANCE.md and docs/performance_csv_import.png, nothing else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import multiprocessing
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from bench import report
+from bench.baselines import find_psql
+from bench.services import checkpoint, local_postgres
+from devservices.energy_certificates import generate, parse_size
+from devservices.environment import PROJECT_ROOT
+from devservices.postgres import HOST, LocalPostgres
+
+log = logging.getLogger("bench")
+
+DEFAULT_STATE_DIR = PROJECT_ROOT / ".local" / "bench-csv-import"
+DOCS = PROJECT_ROOT / "docs"
+SECTION_TITLE = "# Performance of csv_folder_import"
+CHART = "performance_csv_import.png"
+SCHEMA = "bench_csv"
+DATABASE = "bench_csv"
+SEED = 1
+RSS_LIMIT_MB = 300
+# PostgreSQL's names of the encodings the generator writes.
+PG_ENCODINGS = {"utf-8": "UTF8", "cp1252": "WIN1252"}
+# DuckDB reads Latin-1, not cp1252; the generator's accented letters are the same in both.
+DUCKDB_ENCODINGS = {"utf-8": "utf-8", "cp1252": "latin-1"}
+DUCKDB_TYPES = {
+    "text": "VARCHAR",
+    "integer": "INTEGER",
+    "bigint": "BIGINT",
+    "numeric": "DECIMAL(18,6)",
+    "date": "DATE",
+    "timestamptz": "TIMESTAMPTZ",
+    "boolean": "BOOLEAN",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Drop:
+    """One generated drop, as a lane process receives it."""
+
+    folder: Path
+    manifest: dict[str, Any]
+
+    @property
+    def rows(self) -> int:
+        return self.manifest["totals"]["good_rows"]
+
+    @property
+    def bytes(self) -> int:
+        return self.manifest["totals"]["bytes"]
+
+    @property
+    def files(self) -> list[dict[str, Any]]:
+        return self.manifest["files"]
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """What a lane did: ``rows_out`` of ``rows_in`` expected, reading ``bytes`` of CSV.
+
+    A lane that worked on a sample says what the sample was; its rate is extrapolated to the drop.
+    """
+
+    rows_in: int
+    rows_out: int
+    bytes: int
+    sample: str | None = None
+    # The sample's own time, without what a whole run pays once (starting a pool, imports).
+    sample_s: float | None = None
+
+
+# A lane takes the drop and a conninfo for an empty database of its own and returns what it loaded.
+Lane = Callable[[Drop, str, argparse.Namespace], Loaded]
+
+
+def our_import(drop: Drop, conninfo: str, args: argparse.Namespace) -> Loaded:
+    """The pipeline's own import of every file of ``drop`` into one table: the lane that matters.
+
+    Wire it to ``include.csv_import`` as the DAG runs it (discover, infer, plan, import each chunk
+    with the DAG's concurrency, publish), then count the table's rows for ``rows_out``. Until
+    then the lane is reported as not measured.
+    """
+    raise NotImplementedError("csv_folder_import's importer is not wired into the benchmark yet")
+
+
+def psql_copy_one_at_a_time(drop: Drop, conninfo: str, args: argparse.Namespace) -> Loaded:
+    return _psql_copy(drop, conninfo, workers=1)
+
+
+def psql_copy_two_at_a_time(drop: Drop, conninfo: str, args: argparse.Namespace) -> Loaded:
+    return _psql_copy(drop, conninfo, workers=2)
+
+
+def pandas_pool(drop: Drop, conninfo: str, args: argparse.Namespace) -> Loaded:
+    """The seed's script: ``read_csv`` (types guessed by pandas) and ``to_sql``, a pool over files.
+
+    Its first two files of the commonest layout, each cut to half of ``args.pandas_sample`` bytes
+    (pro rata of their records), are the sample. The table is created from the first frame's
+    guessed types before the pool starts, as the seed's first file did.
+    """
+    import sqlalchemy  # deferred: a development dependency only this lane needs (with pandas)
+
+    layouts = Counter(tuple(entry["columns"]) for entry in drop.files)
+    common = layouts.most_common(1)[0][0]
+    chosen = [entry for entry in drop.files if tuple(entry["columns"]) == common][:2]
+    jobs = []
+    for entry in chosen:
+        share = min(1.0, args.pandas_sample / len(chosen) / entry["bytes"])
+        jobs.append((str(drop.folder / entry["path"]), entry, max(1, int(entry["records"] * share))))
+    url = _sqlalchemy_url(conninfo)
+    # Enough rows for pandas to see a value in every column (address3 is mostly empty).
+    first = _read_frame(*jobs[0], rows=1000)
+    engine = sqlalchemy.create_engine(url)
+    try:
+        first.head(0).to_sql("pandas_pool", engine, schema=SCHEMA, if_exists="replace", index=False)
+    finally:
+        engine.dispose()
+    with multiprocessing.get_context("spawn").Pool(len(jobs)) as pool:
+        timed = pool.starmap(_pandas_worker, [(url, *job) for job in jobs])
+        pool.close()
+        pool.join()
+    rows_in = sum(rows for _, _, rows in jobs)
+    sample_bytes = sum(int(entry["bytes"] * rows / entry["records"]) for _, entry, rows in jobs)
+    names = ", ".join(Path(path).name for path, _, _ in jobs)
+    return Loaded(
+        rows_in=rows_in,
+        rows_out=_count(conninfo, "pandas_pool"),
+        bytes=sample_bytes,
+        sample=f"{rows_in:,} rows ({sample_bytes / 1e6:.0f} MB) of {names}",
+        # The workers ran side by side: the sample took as long as the slower one.
+        sample_s=max(seconds for _, seconds in timed),
+    )
+
+
+def duckdb_parse(drop: Drop, conninfo: str, args: argparse.Namespace) -> Loaded:
+    """Every value of every file parsed and typed by DuckDB (all cores), nothing written anywhere.
+
+    ``count(COLUMNS(*))``, a count of every column, makes DuckDB convert each value (a value its
+    type refuses fails the query), where ``count(*)`` alone would let it skip the typing.
+    """
+    import duckdb  # deferred: a development dependency only this lane needs
+
+    types = _column_types(drop)
+    rows = 0
+    with duckdb.connect() as db:
+        for entry in drop.files:
+            parameters = {
+                "path": str(drop.folder / entry["path"]),
+                "delimiter": entry["delimiter"],
+                "encoding": DUCKDB_ENCODINGS[entry["encoding"]],
+                "columns": {name: DUCKDB_TYPES[types[name]] for name in entry["columns"]},
+            }
+            rows += db.execute(_DUCKDB_QUERY, parameters).fetchall()[0][0]
+    return Loaded(rows_in=drop.rows, rows_out=rows, bytes=drop.bytes)
+
+
+_DUCKDB_QUERY = (
+    "SELECT count(*), count(COLUMNS(*)) FROM read_csv($path, header = true, delim = $delimiter, "
+    "quote = '\"', escape = '\"', encoding = $encoding, columns = $columns)"
+)
+
+LANES: dict[str, Lane] = {
+    "ours": our_import,
+    "psql \\copy, 1 at a time": psql_copy_one_at_a_time,
+    "psql \\copy, 2 at a time": psql_copy_two_at_a_time,
+    "seed's way: pandas to_sql, Pool": pandas_pool,
+    "DuckDB parse + type, no write": duckdb_parse,
+}
+OURS, COPY_2 = "ours", "psql \\copy, 2 at a time"
+SEED_WAY = "seed's way: pandas to_sql, Pool"
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s: %(message)s")
+    args = _parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)
+    state_dir: Path = args.state_dir.resolve()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    points = []
+    with local_postgres(state_dir) as server:
+        for size in args.sizes:
+            points.append(_measure_size(server, state_dir, size, args))
+        with psycopg.connect(server.conninfo()) as conn:
+            (postgres_version,) = conn.execute("SHOW server_version").fetchone()
+    results = {
+        "sizes": points,
+        "targets": targets(points),
+        "machine": {**report.machine(), "postgres": postgres_version},
+    }
+    print(text_tables(results))
+    (state_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    if args.write_docs:
+        write_docs(results, DOCS / "PERFORMANCE.md", DOCS / CHART)
+        log.info("wrote the csv_folder_import section of %s and %s", DOCS / "PERFORMANCE.md", DOCS / CHART)
+    print(json.dumps(results))
+    return 0
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.csv_import",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="one drop of 10 MB in 4 files, a 1 MB pandas sample"
+    )
+    parser.add_argument("--sizes", type=_sizes, help="comma-separated drop sizes (default 200MB,2GB)")
+    parser.add_argument("--files", type=int, help="data files per drop (default 8; quick 4)")
+    parser.add_argument(
+        "--pandas-sample", type=parse_size, help="bytes the seed's way loads (default 50MB; quick 1MB)"
+    )
+    parser.add_argument(
+        "--write-docs",
+        action="store_true",
+        help="rewrite the csv_folder_import section of docs/PERFORMANCE.md and its chart",
+    )
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=DEFAULT_STATE_DIR,
+        help="cluster, drops and results.json (default: %(default)s)",
+    )
+    args = parser.parse_args(argv)
+    args.sizes = args.sizes or ((10_000_000,) if args.quick else (200_000_000, 2_000_000_000))
+    args.files = args.files or (4 if args.quick else 8)
+    args.pandas_sample = args.pandas_sample or (1_000_000 if args.quick else 50_000_000)
+    if args.write_docs and args.quick:
+        parser.error("--write-docs needs a full run: drop --quick")
+    return args
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(sorted(parse_size(part) for part in text.split(",") if part.strip()))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _measure_size(server: LocalPostgres, state_dir: Path, size: int, args: argparse.Namespace) -> dict:
+    folder = state_dir / f"drop-{size}"
+    shutil.rmtree(folder, ignore_errors=True)
+    try:
+        log.info("generating a drop of %.0f MB in %d files", size / 1e6, args.files)
+        started = time.perf_counter()
+        manifest = generate(folder, size=size, files=args.files, defects=0, zipped=0, seed=SEED)
+        generate_s = time.perf_counter() - started
+        drop = Drop(folder, manifest)
+        lanes = {}
+        for name in LANES:
+            lanes[name] = _run_lane(server, name, drop, args)
+            log.info("  %-32s %s", name, _lane_sentence(lanes[name]))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return {
+        "size": size,
+        "bytes": drop.bytes,
+        "files": len(drop.files),
+        "rows": drop.rows,
+        "generate_s": round(generate_s, 3),
+        "lanes": lanes,
+    }
+
+
+# --- a lane in its own process ------------------------------------------------------------------
+
+
+def _run_lane(server: LocalPostgres, name: str, drop: Drop, args: argparse.Namespace) -> dict[str, Any]:
+    """The lane in a fresh ``spawn`` process, on a database of its own, after a CHECKPOINT."""
+    dbname = f"{DATABASE}_{list(LANES).index(name)}"
+    server.drop_database(dbname)
+    server.create_database(dbname)
+    conninfo = server.conninfo(dbname)
+    _bare_table(conninfo, drop)
+    checkpoint(conninfo)
+    context = multiprocessing.get_context("spawn")
+    receiver, sender = context.Pipe(duplex=False)
+    process = context.Process(target=_lane_process, args=(name, drop, conninfo, args, sender))
+    process.start()
+    sender.close()
+    try:
+        outcome = receiver.recv()
+    except EOFError:
+        outcome = {"error": "its process died before reporting"}
+    process.join()
+    server.drop_database(dbname)
+    if "skipped" in outcome:
+        return {"name": name, "measured": False, "skipped": outcome["skipped"]}
+    if "error" in outcome:
+        raise RuntimeError(f"lane {name!r} failed (exit code {process.exitcode}): {outcome['error']}")
+    return _lane_figures(name, drop, outcome)
+
+
+def _lane_process(name: str, drop: Drop, conninfo: str, args: argparse.Namespace, sender: Connection) -> None:
+    try:
+        before = resource.getrusage(resource.RUSAGE_SELF)
+        started = time.perf_counter()
+        loaded = LANES[name](drop, conninfo, args)
+        wall_s = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        outcome: dict[str, Any] = {
+            "loaded": loaded,
+            "wall_s": wall_s,
+            "cpu_s": after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime,
+            "children_cpu_s": children.ru_utime + children.ru_stime,
+            "peak_rss_mb": _own_peak_rss_kib() / 1024,
+            # ru_maxrss of the children: the largest single child, in KiB on Linux.
+            "children_peak_rss_mb": children.ru_maxrss / 1024,
+        }
+    except NotImplementedError as error:
+        outcome = {"skipped": str(error)}
+    except Exception as error:  # reported to the parent, which raises it there
+        outcome = {"error": f"{type(error).__name__}: {error}"}
+    sender.send(outcome)
+    sender.close()
+
+
+def _own_peak_rss_kib() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def _lane_figures(name: str, drop: Drop, outcome: dict[str, Any]) -> dict[str, Any]:
+    loaded: Loaded = outcome["loaded"]
+    wall_s = outcome["wall_s"]
+    extrapolated = loaded.sample is not None
+    rate_s = loaded.sample_s if extrapolated and loaded.sample_s else wall_s
+    rows_per_s = loaded.rows_out / rate_s if rate_s > 0 else 0.0
+    mb_per_s = loaded.bytes / 1e6 / rate_s if rate_s > 0 else 0.0
+    return {
+        "name": name,
+        "measured": True,
+        "extrapolated": extrapolated,
+        "sample": loaded.sample,
+        "rows_in": loaded.rows_in,
+        "rows_out": loaded.rows_out,
+        "bytes_read": loaded.bytes,
+        "wall_s": round(wall_s, 3),
+        "sample_s": round(loaded.sample_s, 3) if loaded.sample_s is not None else None,
+        # The whole drop's time: measured, or the sample's rate applied to every row of the drop.
+        "drop_s": round(drop.rows / rows_per_s if extrapolated else wall_s, 3),
+        "mb_per_s": round(mb_per_s, 2),
+        "rows_per_s": round(rows_per_s, 1),
+        "cpu_s": round(outcome["cpu_s"], 3),
+        "children_cpu_s": round(outcome["children_cpu_s"], 3),
+        "peak_rss_mb": round(outcome["peak_rss_mb"], 1),
+        "children_peak_rss_mb": round(outcome["children_peak_rss_mb"], 1),
+    }
+
+
+# --- the lanes' helpers -------------------------------------------------------------------------
+
+
+def _column_types(drop: Drop) -> dict[str, str]:
+    return {column["name"]: column["type"] for column in drop.manifest["columns"]}
+
+
+def _bare_table(conninfo: str, drop: Drop) -> None:
+    """The union of the drop's columns with their types, no key, no constraint: the best case."""
+    columns = sql.SQL(", ").join(
+        sql.SQL("{} {}").format(sql.Identifier(column["name"]), sql.SQL(column["type"]))
+        for column in drop.manifest["columns"]
+    )
+    with psycopg.connect(conninfo) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(SCHEMA)))
+        conn.execute(sql.SQL("CREATE TABLE {} ({})").format(sql.Identifier(SCHEMA, "bare"), columns))
+
+
+def _psql_copy(drop: Drop, conninfo: str, workers: int) -> Loaded:
+    psql = find_psql()
+    if psql is None:
+        raise NotImplementedError("no psql found in PATH or /usr/lib/postgresql")
+    environment = {**os.environ, **_libpq_environment(conninfo)}
+    commands = [_copy_command(drop, entry) for entry in drop.files]
+
+    def run(command: str) -> None:
+        completed = subprocess.run(
+            [psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", command],
+            env=environment,
+            capture_output=True,
+            check=False,
+        )
+        if completed.returncode != 0:
+            reason = completed.stderr.decode(errors="replace").strip()
+            raise RuntimeError(f"{psql} \\copy failed (exit code {completed.returncode}): {reason}")
+
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(run, commands))
+    return Loaded(rows_in=drop.rows, rows_out=_count(conninfo, "bare"), bytes=drop.bytes)
+
+
+def _copy_command(drop: Drop, entry: dict[str, Any]) -> str:
+    """A psql meta-command: psql parses it, so the path and identifiers are quoted for psql."""
+    path = "'" + str(drop.folder / entry["path"]).replace("'", "''") + "'"
+    columns = ", ".join(_quoted_identifier(name) for name in entry["columns"])
+    delimiter = "'" + entry["delimiter"].replace("'", "''") + "'"
+    options = f"FORMAT csv, HEADER true, DELIMITER {delimiter}, ENCODING '{PG_ENCODINGS[entry['encoding']]}'"
+    return f"\\copy {SCHEMA}.bare ({columns}) FROM {path} WITH ({options})"
+
+
+def _quoted_identifier(name: str) -> str:
+    """An identifier in a psql meta-command, which psql parses: psycopg.sql cannot compose it."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _libpq_environment(conninfo: str) -> dict[str, str]:
+    params = psycopg.conninfo.conninfo_to_dict(conninfo)
+    names = {
+        "host": "PGHOST",
+        "port": "PGPORT",
+        "user": "PGUSER",
+        "password": "PGPASSWORD",
+        "dbname": "PGDATABASE",
+    }
+    return {variable: str(params[key]) for key, variable in names.items() if key in params}
+
+
+def _sqlalchemy_url(conninfo: str) -> str:
+    from sqlalchemy.engine import URL
+
+    params = psycopg.conninfo.conninfo_to_dict(conninfo)
+    return URL.create(
+        "postgresql+psycopg",
+        username=params.get("user"),
+        password=params.get("password"),
+        host=params.get("host", HOST),
+        port=int(params["port"]) if "port" in params else None,
+        database=params.get("dbname"),
+    ).render_as_string(hide_password=False)
+
+
+def _read_frame(path: str, entry: dict[str, Any], nrows: int, *, rows: int | None = None) -> Any:
+    import pandas as pd
+
+    return pd.read_csv(
+        path,
+        sep=entry["delimiter"],
+        encoding="utf-8-sig" if entry["bom"] else entry["encoding"],
+        nrows=rows or nrows,
+    )
+
+
+def _pandas_worker(url: str, path: str, entry: dict[str, Any], nrows: int) -> tuple[int, float]:
+    """One file as the seed's worker loads it: (rows sent, seconds for read_csv and to_sql).
+
+    The clock starts once pandas is imported and the engine connected: what a worker pays once
+    is not extrapolated to the drop, in the seed's favour.
+    """
+    import pandas  # noqa: F401  (imported before the clock starts)
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url)
+    try:
+        with engine.connect():
+            pass
+        started = time.perf_counter()
+        frame = _read_frame(path, entry, nrows)
+        frame.to_sql("pandas_pool", engine, schema=SCHEMA, if_exists="append", index=False)
+        return len(frame), time.perf_counter() - started
+    finally:
+        engine.dispose()
+
+
+def _count(conninfo: str, table: str) -> int:
+    with psycopg.connect(conninfo) as conn:
+        (count,) = conn.execute(
+            sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(SCHEMA, table))
+        ).fetchone()
+    return count
+
+
+# --- what the run found ---------------------------------------------------------------------------
+
+
+def targets(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The issue's targets for the import beside the measured values; ``met`` None: not measured."""
+    found: list[dict[str, Any]] = []
+
+    def add(target: str, measured: str, met: bool | None) -> None:
+        found.append({"target": target, "measured": measured, "met": met})
+
+    largest = points[-1]
+    ours, copy_2, seed = (largest["lanes"][name] for name in (OURS, COPY_2, SEED_WAY))
+    ratio = _ratio(ours, copy_2)
+    add("ours MB/s >= 0.8x psql \\copy 2 at a time", _times(ratio), None if ratio is None else ratio >= 0.8)
+    ratio = _ratio(ours, seed)
+    add("ours MB/s >= 20x the seed's way", _times(ratio), None if ratio is None else ratio >= 20)
+    if ours["measured"]:
+        worst = max(ours["peak_rss_mb"], ours["children_peak_rss_mb"])
+        add(f"peak RSS per task < {RSS_LIMIT_MB} MB", f"{worst:.0f} MB", worst < RSS_LIMIT_MB)
+    else:
+        add(f"peak RSS per task < {RSS_LIMIT_MB} MB", "not measured", None)
+    smallest = points[0]
+    small = smallest["lanes"][OURS]
+    if len(points) > 1 and ours["measured"] and small["measured"]:
+        growth = max(ours["peak_rss_mb"], ours["children_peak_rss_mb"]) / max(
+            small["peak_rss_mb"], small["children_peak_rss_mb"]
+        )
+        add("peak RSS flat: largest <= 1.2x smallest drop", f"{growth:.2f}x", growth <= 1.2)
+        scale = largest["bytes"] / smallest["bytes"]
+        slope = (ours["wall_s"] / small["wall_s"]) / scale
+        add("time linear in size: (time ratio) / (size ratio) <= 1.2", f"{slope:.2f}", slope <= 1.2)
+    else:
+        add("peak RSS flat: largest <= 1.2x smallest drop", "not measured", None)
+        add("time linear in size: (time ratio) / (size ratio) <= 1.2", "not measured", None)
+    return found
+
+
+def _ratio(lane: dict[str, Any], other: dict[str, Any]) -> float | None:
+    if not (lane["measured"] and other["measured"]) or not other["mb_per_s"]:
+        return None
+    return round(lane["mb_per_s"] / other["mb_per_s"], 3)
+
+
+def _times(ratio: float | None) -> str:
+    return "not measured" if ratio is None else f"{ratio:.2f}x"
+
+
+LANE_HEADER = ("lane", "MB/s", "rows/s", "drop s", "CPU s (children)", "peak RSS MB (largest child)", "how")
+
+
+def _lane_rows(point: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for lane in point["lanes"].values():
+        if not lane["measured"]:
+            rows.append([lane["name"], "-", "-", "-", "-", "-", f"not measured: {lane['skipped']}"])
+            continue
+        how = f"extrapolated from {lane['sample']}" if lane["extrapolated"] else "measured on the whole drop"
+        rows.append(
+            [
+                lane["name"],
+                f"{lane['mb_per_s']:,.1f}",
+                f"{lane['rows_per_s']:,.0f}",
+                f"{lane['drop_s']:,.1f}",
+                f"{lane['cpu_s']:.1f} ({lane['children_cpu_s']:.1f})",
+                f"{lane['peak_rss_mb']:.0f} ({lane['children_peak_rss_mb']:.0f})",
+                how,
+            ]
+        )
+    return rows
+
+
+def _point_title(point: dict[str, Any]) -> str:
+    return (
+        f"{point['bytes'] / 1e6:,.0f} MB in {point['files']} files, {point['rows']:,} rows "
+        f"(generated in {point['generate_s']:.0f} s)"
+    )
+
+
+def _lane_sentence(lane: dict[str, Any]) -> str:
+    if not lane["measured"]:
+        return f"not measured: {lane['skipped']}"
+    return (
+        f"{lane['mb_per_s']:.1f} MB/s, {lane['rows_per_s']:,.0f} rows/s, {lane['rows_out']:,} rows out "
+        f"of {lane['rows_in']:,}, peak RSS {lane['peak_rss_mb']:.0f} MB "
+        f"(child {lane['children_peak_rss_mb']:.0f} MB)"
+    )
+
+
+def text_tables(results: dict[str, Any]) -> str:
+    parts = []
+    for point in results["sizes"]:
+        parts += [_point_title(point), report._table(LANE_HEADER, _lane_rows(point)), ""]
+    status = {True: "met", False: "NOT MET", None: "not measured"}
+    rows = [[target["target"], target["measured"], status[target["met"]]] for target in results["targets"]]
+    parts.append(report._table(["target (from the issue)", "measured", "status"], rows))
+    return "\n".join(parts)
+
+
+def markdown(results: dict[str, Any], chart_name: str | None) -> list[str]:
+    box = results["machine"]
+    out = [
+        SECTION_TITLE,
+        "",
+        "Generated by `python -m bench.csv_import --write-docs`; do not edit by hand. "
+        "`python -m bench.csv_import --quick` runs it on 10 MB in seconds.",
+        "",
+        "The same generated drop (`devservices.energy_certificates`, no defects, no zips, its other "
+        "variety kept) loaded every way, one lane after the other, each in a fresh process after a "
+        "`CHECKPOINT`, into a local PostgreSQL with default durability. MB/s are of CSV text read; "
+        "peak RSS is the lane's process and, in brackets, its largest child (a `psql`, a pool "
+        "worker) as Linux counts it, which includes what the child shared with the lane's process "
+        "before it started its program (so a `psql` shows about the lane's own size); the server's "
+        "memory is not counted. Every lane loaded as many rows as went in.",
+        "",
+        f"Machine: {box['nproc']} CPUs ({box['cpu']}), {box['memory_gb']} GB memory, "
+        f"PostgreSQL {box['postgres']}, Python {box['python']}.",
+        "",
+    ]
+    for point in results["sizes"]:
+        out += [f"## {_point_title(point)}", "", report._markdown_table(LANE_HEADER, _lane_rows(point)), ""]
+    status = {True: "met", False: "NOT MET", None: "not measured"}
+    rows = [[target["target"], target["measured"], status[target["met"]]] for target in results["targets"]]
+    out += [
+        "## Targets",
+        "",
+        report._markdown_table(["target (from the issue)", "measured", "status"], rows),
+        "",
+    ]
+    if chart_name:
+        out += [f"![MB/s and peak RSS of each lane against the drop's size]({chart_name})", ""]
+    return out
+
+
+def write_docs(results: dict[str, Any], document: Path, chart: Path) -> None:
+    """Rewrite this pipeline's part of ``document`` (appended when it has none) and its chart."""
+    _write_chart(results, chart)
+    section = markdown(results, chart.name)
+    lines = document.read_text().splitlines() if document.exists() else []
+    if SECTION_TITLE in lines:
+        start = lines.index(SECTION_TITLE)
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("# ")), len(lines))
+        lines[start:end] = section
+    else:
+        lines += ["", *section]
+    document.write_text("\n".join(lines).rstrip("\n") + "\n")
+
+
+def _write_chart(results: dict[str, Any], path: Path) -> None:
+    from matplotlib.figure import Figure  # deferred: only --write-docs draws
+
+    points = results["sizes"]
+    sizes = [point["bytes"] / 1e6 for point in points]
+    figure = Figure(figsize=(10, 4), layout="constrained")
+    speed_axes, memory_axes = figure.subplots(1, 2)
+    for name in LANES:
+        lanes = [point["lanes"][name] for point in points]
+        if not all(lane["measured"] for lane in lanes):
+            continue
+        label = f"{name} (extrapolated)" if lanes[0]["extrapolated"] else name
+        speed_axes.plot(sizes, [lane["mb_per_s"] for lane in lanes], marker="o", label=label)
+        memory_axes.plot(
+            sizes,
+            [max(lane["peak_rss_mb"], lane["children_peak_rss_mb"]) for lane in lanes],
+            marker="o",
+            label=name,
+        )
+    speed_axes.set(xscale="log", yscale="log", xlabel="drop MB", ylabel="MB/s", title="Throughput")
+    memory_axes.set(
+        xscale="log", xlabel="drop MB", ylabel="MB", ylim=(0, None), title="Peak RSS of a process"
+    )
+    for axes in (speed_axes, memory_axes):
+        axes.grid(True, which="both", alpha=0.3)
+        axes.legend(fontsize="small")
+    figure.savefig(path, dpi=100)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""`python -m bench.csv_import --quick` end to end: every lane moves every row, the figures add up.
+
+Speed is not checked (that is the benchmark's business, on a machine left alone): what is checked
+is that each lane loaded the rows that went in, that a sampled lane says it was extrapolated,
+that the run cleans up after itself, and that its part of docs/PERFORMANCE.md is written
+without touching the other pipelines' parts.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.csv_import import LANES, OURS, SECTION_TITLE, SEED_WAY, write_docs
+from devservices.environment import PROJECT_ROOT
+from devservices.postgres import LocalPostgres, free_port
+
+FIGURES = ("mb_per_s", "rows_per_s", "wall_s", "drop_s", "cpu_s", "peak_rss_mb", "children_peak_rss_mb")
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
+    """The JSON of the output's last line and the state folder of one quick run."""
+    state_dir = tmp_path_factory.mktemp("bench-csv")
+    command = [sys.executable, "-m", "bench.csv_import", "--quick", "--state-dir", str(state_dir)]
+    completed = subprocess.run(
+        command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=240, check=False
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    results = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert results == json.loads((state_dir / "results.json").read_text())
+    return results, state_dir
+
+
+def test_every_lane_loads_every_row_that_went_in(quick_run) -> None:
+    results, _ = quick_run
+    [point] = results["sizes"]
+
+    assert point["rows"] > 0
+    assert 0.9 * point["size"] <= point["bytes"] <= 1.1 * point["size"]
+    assert list(point["lanes"]) == list(LANES)
+    for name, lane in point["lanes"].items():
+        if not lane["measured"]:
+            assert name == OURS, f"{name}: {lane['skipped']}"
+            assert lane["skipped"]
+            continue
+        assert lane["rows_out"] == lane["rows_in"] > 0, name
+        for figure in FIGURES:
+            assert isinstance(lane[figure], int | float), (name, figure)
+            assert lane[figure] >= 0, (name, figure)
+        assert lane["peak_rss_mb"] > 0, name
+        if name == SEED_WAY:
+            assert lane["extrapolated"] is True
+            assert lane["sample"]
+            assert lane["rows_in"] < point["rows"]
+        else:
+            assert lane["extrapolated"] is False, name
+            assert lane["rows_in"] == point["rows"], name
+            assert lane["bytes_read"] == point["bytes"], name
+
+
+def test_psql_runs_as_a_child_of_its_lane_and_its_memory_is_counted_there(quick_run) -> None:
+    results, _ = quick_run
+    [point] = results["sizes"]
+
+    for name in ("psql \\copy, 1 at a time", "psql \\copy, 2 at a time"):
+        assert point["lanes"][name]["children_peak_rss_mb"] > 0, name
+
+
+def test_the_targets_name_what_was_not_measured(quick_run) -> None:
+    results, _ = quick_run
+    ours_measured = results["sizes"][0]["lanes"][OURS]["measured"]
+
+    assert results["targets"]
+    for target in results["targets"]:
+        assert set(target) == {"target", "measured", "met"}
+        if not ours_measured:
+            assert target["met"] is None
+            assert target["measured"] == "not measured"
+
+
+def test_the_run_leaves_no_drop_and_no_cluster(quick_run) -> None:
+    _, state_dir = quick_run
+
+    assert not list(state_dir.glob("drop-*"))
+    assert not LocalPostgres(state_dir=state_dir / "postgres", port=free_port()).data_dir.exists()
+
+
+def test_its_part_of_the_performance_document_is_rewritten_and_the_rest_kept(quick_run, tmp_path) -> None:
+    results, _ = quick_run
+    document = tmp_path / "PERFORMANCE.md"
+    flagship = "# Performance of the learning platform pipeline\n\n## Stages\n\nfigures\n"
+    document.write_text(flagship)
+
+    write_docs(results, document, tmp_path / "chart.png")
+    once = document.read_text()
+    write_docs(results, document, tmp_path / "chart.png")
+
+    assert document.read_text() == once
+    assert once.startswith(flagship)
+    assert once.count(SECTION_TITLE) == 1
+    assert (tmp_path / "chart.png").stat().st_size > 0
