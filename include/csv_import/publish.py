@@ -1,0 +1,302 @@
+"""Move a run's staged drop into the target in one transaction, deciding per file under lock.
+
+Until publish, the run's rows are only in its staging table (``csv_import.stage_<run>``):
+readers of the target see the previous drop, and a run that fails anywhere leaves it so.
+Publish then, in ONE transaction:
+
+1. locks the target against other publishers (``SHARE ROW EXCLUSIVE``: readers go on), then the
+   file ledger rows of the run's files (``FOR UPDATE``, in id order);
+2. decides per file against the ledger, now that no one else can change it: in ``append`` mode a
+   file whose current content (fingerprint) another run already published is skipped, and the
+   result says so; a file that changed replaces exactly its own old rows, found by
+   ``_source_file_id``; in ``replace`` mode the target becomes exactly the drop;
+3. moves the rows, the cheapest safe way:
+   - ``swap``: the staging table becomes the target (drop, rename: catalog changes only), when
+     the target is new, empty (append) or replaced, and nothing depends on it by identity
+     (views, foreign keys, triggers, indexes, grants, ...: see ``sql/select_swap_blockers.sql``);
+   - ``truncate_insert``: a replace of a target something depends on: ``TRUNCATE`` and
+     ``INSERT … SELECT``, so views, grants and indexes stay (readers of the target wait for the
+     transaction, then see the new drop whole);
+   - ``insert_select``: an append into a table that has rows;
+4. records the outcome in the file ledger and the run, and drops the staging table.
+
+Two runs publishing the same file at once: the second waits for the first's lock, then finds
+the file imported with the same fingerprint and skips it. A retried publish of a run that
+committed returns what it recorded. ``ANALYZE`` follows the commit, outside the transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import psycopg
+from psycopg import sql
+
+from include.csv_import.ledger import SCHEMA, Mode, read_files, read_run, staging_name, staging_table
+from include.csv_import.model import SourceFile
+from include.csv_import.queries import sql as query
+from include.csv_import.queries import statement
+from include.csv_import.table import TableName, target_columns
+
+log = logging.getLogger(__name__)
+
+
+class ImportIncomplete(RuntimeError):
+    """Some chunks of the run are not imported yet: publishing now would lose their rows."""
+
+
+class StagingMissing(RuntimeError):
+    """The run's staging table is gone although the run was never published."""
+
+
+@dataclass(frozen=True, slots=True)
+class PublishResult:
+    run_id: int
+    target: TableName
+    # 'swap', 'truncate_insert', 'insert_select', or None when there was nothing to move.
+    method: str | None
+    # Why this method (what prevented a swap, or why nothing moved).
+    note: str
+    imported: tuple[str, ...] = ()
+    replaced: tuple[str, ...] = ()
+    # File name → why it was skipped (another run had already imported this content).
+    skipped: dict[str, str] = field(default_factory=dict)
+    rows: int = 0
+    # The run had been published before (a retried task): nothing was done now.
+    already_published: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _File:
+    id: int
+    name: str
+    status: str
+    published_fingerprint: str | None
+    imported_by_run: int | None
+    size: int
+    fingerprint: str
+    rows: int
+    rejects: int
+    chunks: int
+    done: int
+
+
+def publish(conn: psycopg.Connection, run_id: int) -> PublishResult:
+    """Publish the run's staged drop into its target (see the module's docstring)."""
+    run = read_run(conn, run_id)
+    if run.published_at is not None:
+        return _recorded(conn, run_id)
+    target = run.target
+    staging = staging_table(run_id)
+    with conn.transaction(), conn.cursor() as cursor:
+        if not _exists(cursor, staging):
+            raise StagingMissing(
+                f"the staging table {staging.as_string(cursor)} of csv_import run {run_id} is missing "
+                "and the run was never published: clear the run's prepare and import tasks "
+                "to stage the drop again"
+            )
+        cursor.execute(statement("lock_target", target=target.identifier))
+        files = [
+            _file(row) for row in cursor.execute(query("select_run_files_for_update"), {"run_id": run_id})
+        ]
+        _check_complete(run_id, files)
+
+        imported, replaced, skipped = _decide(run.mode, files)
+        publish_ids = [f.id for f in imported + replaced]
+        blockers = [
+            reason
+            for (reason,) in cursor.execute(
+                query("select_swap_blockers"), {"target": target.identifier.as_string(cursor)}
+            )
+        ]
+        rename_first = not _exists(cursor, sql.Identifier(SCHEMA, target.name))
+        if not rename_first and _exists(cursor, sql.Identifier(target.schema, staging_name(run_id))):
+            blockers.append("its name is taken in both the pipeline's and the target's schema")
+        target_empty = cursor.execute(
+            statement("select_target_is_empty", target=target.identifier)
+        ).fetchone()[0]
+
+        if run.mode is Mode.APPEND and not publish_ids:
+            method, note = None, "every file of the drop was already imported"
+        elif blockers:
+            method = "truncate_insert" if run.mode is Mode.REPLACE else "insert_select"
+            note = f"not swapped: {'; '.join(blockers)}"
+        elif run.mode is Mode.REPLACE or target_empty:
+            method, note = "swap", "nothing depends on the target: the staging table was swapped in"
+        else:
+            method, note = "insert_select", "appended to a table that has rows"
+
+        columns = _insertable_columns(cursor, target, run_id)
+        if method == "swap":
+            if skipped:
+                cursor.execute(
+                    statement("delete_staged_files", staging=staging), {"file_ids": [f.id for f in skipped]}
+                )
+            _swap(cursor, run_id, target, rename_first=rename_first)
+        elif method is not None:
+            if method == "truncate_insert":
+                cursor.execute(statement("truncate_table", table=target.identifier))
+            elif replaced:
+                cursor.execute(
+                    statement("delete_target_files", target=target.identifier),
+                    {"file_ids": [f.id for f in replaced]},
+                )
+            cursor.execute(
+                statement("insert_from_staging", target=target.identifier, staging=staging, columns=columns),
+                {"file_ids": publish_ids},
+            )
+        if method != "swap":
+            cursor.execute(statement("drop_table", table=staging))
+
+        _record(cursor, run_id, run.mode, target, imported, replaced, skipped, method, note)
+    rows = sum(f.rows for f in imported + replaced)
+    log.info(
+        "published csv_import run %d into %s by %s (%s): "
+        "%d file(s) imported, %d replaced, %d skipped, %d row(s)",
+        run_id,
+        target,
+        method or "nothing",
+        note,
+        len(imported),
+        len(replaced),
+        len(skipped),
+        rows,
+    )
+    for f in skipped:
+        log.info("skipped %s: already imported by csv_import run %s", f.name, f.imported_by_run)
+    if method is not None:
+        # Fresh statistics for the planner; outside the transaction, which stays short.
+        conn.execute(statement("analyze_table", table=target.identifier))
+    return PublishResult(
+        run_id=run_id,
+        target=target,
+        method=method,
+        note=note,
+        imported=tuple(f.name for f in imported),
+        replaced=tuple(f.name for f in replaced),
+        skipped={f.name: _skip_detail(f) for f in skipped},
+        rows=rows,
+    )
+
+
+def _file(row: tuple) -> _File:
+    file_id, url, member, status, published, imported_by, size, fingerprint, _columns, *counts = row
+    name = SourceFile(url, member, size, fingerprint).name
+    return _File(file_id, name, status, published, imported_by, size, fingerprint, *counts)
+
+
+def _check_complete(run_id: int, files: list[_File]) -> None:
+    incomplete = [f for f in files if f.chunks == 0 or f.done < f.chunks]
+    if incomplete:
+        names = ", ".join(f"{f.name} ({f.done} of {f.chunks} chunk(s))" for f in incomplete[:10])
+        raise ImportIncomplete(
+            f"csv_import run {run_id} has files not fully imported: {names}"
+            f"{f' and {len(incomplete) - 10} more' if len(incomplete) > 10 else ''}; "
+            "their import tasks must succeed before publish"
+        )
+
+
+def _decide(mode: Mode, files: list[_File]) -> tuple[list[_File], list[_File], list[_File]]:
+    """Split the run's files into (new, changed, already imported)."""
+    if mode is Mode.REPLACE:
+        return files, [], []
+    imported, replaced, skipped = [], [], []
+    for f in files:
+        if f.status != "imported":
+            imported.append(f)
+        elif f.published_fingerprint == f.fingerprint:
+            skipped.append(f)
+        else:
+            replaced.append(f)
+    return imported, replaced, skipped
+
+
+def _swap(cursor: psycopg.Cursor, run_id: int, target: TableName, *, rename_first: bool) -> None:
+    staging = staging_table(run_id)
+    cursor.execute(statement("drop_table_if_exists", table=target.identifier))
+    if rename_first:
+        cursor.execute(statement("rename_table", table=staging, name=sql.Identifier(target.name)))
+        cursor.execute(
+            statement(
+                "move_table", table=sql.Identifier(SCHEMA, target.name), schema=sql.Identifier(target.schema)
+            )
+        )
+    else:
+        cursor.execute(statement("move_table", table=staging, schema=sql.Identifier(target.schema)))
+        moved = sql.Identifier(target.schema, staging_name(run_id))
+        cursor.execute(statement("rename_table", table=moved, name=sql.Identifier(target.name)))
+
+
+def _insertable_columns(cursor: psycopg.Cursor, target: TableName, run_id: int) -> sql.Composable:
+    # Identity and generated columns are the target's to fill; a column the target gained after
+    # the staging table was made has nothing to take from it.
+    staged = {c.name for c in target_columns(cursor, TableName(SCHEMA, staging_name(run_id)))}
+    names = [c.name for c in target_columns(cursor, target) if not c.generated and c.name in staged]
+    return sql.SQL(", ").join(sql.Identifier(n) for n in names)
+
+
+def _record(
+    cursor: psycopg.Cursor,
+    run_id: int,
+    mode: Mode,
+    target: TableName,
+    imported: list[_File],
+    replaced: list[_File],
+    skipped: list[_File],
+    method: str | None,
+    note: str,
+) -> None:
+    for outcome, group in (("imported", imported), ("replaced", replaced)):
+        for f in group:
+            cursor.execute(
+                query("update_published_file"),
+                {
+                    "file_id": f.id,
+                    "run_id": run_id,
+                    "size": f.size,
+                    "fingerprint": f.fingerprint,
+                    "rows": f.rows,
+                    "rejects": f.rejects,
+                },
+            )
+            cursor.execute(
+                query("update_run_file_outcome"),
+                {"run_id": run_id, "file_id": f.id, "outcome": outcome, "detail": None},
+            )
+    for f in skipped:
+        cursor.execute(
+            query("update_run_file_outcome"),
+            {"run_id": run_id, "file_id": f.id, "outcome": "skipped", "detail": _skip_detail(f)},
+        )
+    if mode is Mode.REPLACE:
+        cursor.execute(
+            query("update_removed_files"),
+            {"run_id": run_id, "target_schema": target.schema, "target_table": target.name},
+        )
+    cursor.execute(query("update_run_published"), {"run_id": run_id, "method": method, "note": note})
+
+
+def _skip_detail(f: _File) -> str:
+    return f"already imported with the same content by csv_import run {f.imported_by_run}"
+
+
+def _recorded(conn: psycopg.Connection, run_id: int) -> PublishResult:
+    run = read_run(conn, run_id)
+    files = read_files(conn, run_id)
+    rows = conn.execute(query("select_run_rows"), {"run_id": run_id}).fetchone()[0]
+    return PublishResult(
+        run_id=run_id,
+        target=run.target,
+        method=run.publish_method,
+        note=run.publish_note or "",
+        imported=tuple(f.file.name for f in files if f.outcome == "imported"),
+        replaced=tuple(f.file.name for f in files if f.outcome == "replaced"),
+        skipped={f.file.name: f.outcome_detail or "" for f in files if f.outcome == "skipped"},
+        rows=rows,
+        already_published=True,
+    )
+
+
+def _exists(cursor: psycopg.Cursor, table: sql.Identifier) -> bool:
+    return cursor.execute(query("select_table_exists"), {"table": table.as_string(cursor)}).fetchone()[0]
