@@ -88,7 +88,8 @@ class RunSummary:
         """One line for the task log."""
         reasons = ", ".join(f"{reason} {count}" for reason, count in self.rejects_by_reason.items())
         return (
-            f"{self.target}: {self.files} file(s) imported ({self.files_skipped} skipped as already imported), "
+            f"{self.target}: {self.files} file(s) imported "
+            f"({self.files_skipped} skipped as already imported), "
             f"{self.rows} row(s), {self.bytes} byte(s), {self.rejects} rejected"
             + (f" ({reasons})" if reasons else "")
         )
@@ -153,7 +154,7 @@ def summarize(conn: psycopg.Connection, run_id: int) -> RunSummary:
 
 
 def check_rejected_share(conn: psycopg.Connection, run_id: int, max_share: float) -> None:
-    """Fail the run, naming the files and counts, when more than ``max_share`` of its records were rejected."""
+    """Fail the run, naming files and counts, when more than ``max_share`` of its records were rejected."""
     counts = [c for c in file_counts(conn, run_id) if c.outcome != "skipped"]
     records = sum(c.records for c in counts)
     rejects = sum(c.rejects for c in counts)

@@ -29,6 +29,7 @@ from include.csv_import.table import TableName, create_staging, prepare_target
 IMPORTER_ROLE = "csv_importer"
 IMPORTER_PASSWORD = "importer-password"
 TARGET_SCHEMA = "landing"
+TARGET = TableName(TARGET_SCHEMA, "certificates")
 
 COLUMNS = (
     Column("id", "ID", ColumnType.INTEGER),
@@ -95,7 +96,7 @@ def start(conn: psycopg.Connection) -> StartRun:
         files: Sequence[SourceFile],
         *,
         mode: Mode = Mode.APPEND,
-        target: TableName = TableName(TARGET_SCHEMA, "certificates"),
+        target: TableName = TARGET,
         columns: Sequence[Column] = COLUMNS,
         chunks: Sequence[Chunk] | None = None,
     ) -> int:
