@@ -16,6 +16,6 @@ def sql(name: str) -> str:
     return read_sql(SQL_DIR, name)
 
 
-def statement(name: str, **identifiers: pgsql.Composable) -> pgsql.Composed:
+def statement(name: str, /, **identifiers: pgsql.Composable) -> pgsql.Composed:
     """``sql/<name>.sql`` with its ``{placeholders}`` filled with identifiers or SQL fragments."""
     return pgsql.SQL(sql(name)).format(**identifiers)

@@ -160,22 +160,28 @@ class ExistingColumn:
 
 
 def prepare_target(conn: psycopg.Connection, table: TableName, columns: Sequence[Column]) -> PreparedTarget:
-    """Create the target, or add the columns it lacks, in one transaction; never drop or retype."""
+    """Create the target, or add the columns it lacks, in one transaction; never drop or retype.
+
+    An existing target must belong to the importer's role (or a role it is a member of): adding
+    columns, truncating it for a replace and swapping a new drop in are its owner's to do.
+    """
     _check_columns(columns)
     with conn.transaction(), conn.cursor() as cursor:
         # Two runs preparing one target at once would both find it missing and both create it.
         lock_resource(cursor, f"csv_import.prepare:{table.schema}.{table.name}")
         existing = {c.name: c for c in target_columns(cursor, table)}
         if not existing:
-            definitions = [
-                sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(c.type.value)) for c in columns
-            ]
-            definitions += [sql.SQL("{} bigint").format(sql.Identifier(name)) for name in LINEAGE_COLUMNS]
-            cursor.execute(
-                statement("create_target", table=table.identifier, columns=sql.SQL(", ").join(definitions))
+            return _create(cursor, table, columns)
+        may_alter, owner = cursor.execute(
+            query("select_table_owner"), {"table": table.identifier.as_string(cursor)}
+        ).fetchone()
+        if not may_alter:
+            role = cursor.execute("SELECT current_user").fetchone()[0]
+            raise IncompatibleTarget(
+                f"{table} belongs to role {owner}, and the importer's role {role} may not alter it: ask its "
+                f"owner to run ALTER TABLE {table.identifier.as_string(cursor)} OWNER TO {role} "
+                f"(or GRANT {owner} TO {role}), or import into another table"
             )
-            log.info("created %s with %d columns and the lineage columns", table, len(columns))
-            return PreparedTarget(table, True, tuple(c.name for c in columns), (), ())
         for name in LINEAGE_COLUMNS:
             if name in existing and existing[name].type != "bigint":
                 raise IncompatibleTarget(
@@ -208,9 +214,39 @@ def prepare_target(conn: psycopg.Connection, table: TableName, columns: Sequence
             )
         drop = {c.name for c in columns} | set(LINEAGE_COLUMNS)
         unfilled = tuple(name for name in existing if name not in drop)
+        required = [
+            name
+            for name in unfilled
+            if existing[name].not_null and not existing[name].has_default and not existing[name].generated
+        ]
+        if required:
+            raise IncompatibleTarget(
+                f"{table} has NOT NULL column(s) without a default that the files do not fill: "
+                f"{', '.join(required)}; every row would be refused. Give them a default, drop NOT NULL, "
+                "or add them to the files"
+            )
         if missing:
             log.info("added %d column(s) to %s: %s", len(missing), table, ", ".join(c.name for c in missing))
         return PreparedTarget(table, False, tuple(c.name for c in missing), kept, unfilled)
+
+
+def _create(cursor: psycopg.Cursor, table: TableName, columns: Sequence[Column]) -> PreparedTarget:
+    definitions = [sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(c.type.value)) for c in columns]
+    definitions += [sql.SQL("{} bigint").format(sql.Identifier(name)) for name in LINEAGE_COLUMNS]
+    try:
+        with cursor.connection.transaction():
+            cursor.execute(
+                statement("create_target", table=table.identifier, columns=sql.SQL(", ").join(definitions))
+            )
+    except (psycopg.errors.InsufficientPrivilege, psycopg.errors.InvalidSchemaName) as error:
+        role = cursor.execute("SELECT current_user").fetchone()[0]
+        schema = sql.Identifier(table.schema).as_string(cursor)
+        raise IncompatibleTarget(
+            f"cannot create {table}: {error.diag.message_primary}. Ask a DBA to run "
+            f"GRANT USAGE, CREATE ON SCHEMA {schema} TO {role} (creating the schema first if it is missing)"
+        ) from None
+    log.info("created %s with %d columns and the lineage columns", table, len(columns))
+    return PreparedTarget(table, True, tuple(c.name for c in columns), (), ())
 
 
 def _check_columns(columns: Sequence[Column]) -> None:
