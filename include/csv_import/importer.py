@@ -162,23 +162,29 @@ class _ChunkWriter:
         self.last_line: int | None = None
 
     def write(self, items: Iterable[Row | Reject]) -> ChunkResult:
+        # The loop runs once per line of the file: kept to what every line must cost.
         staged = rejected = refused = 0
         batch: list[Row] = []
         chars = 0
+        width = len(self._columns)
+        last_line = 0
         for item in items:
-            if item.line is not None:
-                self.last_line = item.line if self.last_line is None else max(self.last_line, item.line)
-            if isinstance(item, Reject):
+            if type(item) is not Row:
                 rejected += 1
                 self._reject(item)
+                if item.line is not None and item.line > last_line:
+                    last_line = item.line
                 continue
-            if len(item.values) != len(self._columns):
+            values = item.values
+            if len(values) != width:
                 raise ValueError(
-                    f"line {item.line}: {len(item.values)} value(s) for the file's {len(self._columns)} "
-                    "column(s); the reader must reject such a line, not pass it on"
+                    f"line {item.line}: {len(values)} value(s) for the file's {width} column(s); "
+                    "the reader must reject such a line, not pass it on"
                 )
+            if item.line > last_line:
+                last_line = item.line
             batch.append(item)
-            chars += sum(len(v) for v in item.values if v is not None)
+            chars += sum(map(len, filter(None, values)))
             if len(batch) >= BATCH_ROWS or chars >= BATCH_CHARS:
                 staged_now, refused_now = self._stage(batch)
                 staged, refused = staged + staged_now, refused + refused_now
@@ -187,6 +193,7 @@ class _ChunkWriter:
             staged_now, refused_now = self._stage(batch)
             staged, refused = staged + staged_now, refused + refused_now
         self._flush_rejects()
+        self.last_line = last_line or None
         return ChunkResult(staged, rejected + refused, refused, skipped=False)
 
     def _stage(self, rows: list[Row]) -> tuple[int, int]:
