@@ -2,7 +2,7 @@
 -- table by its identity (views, foreign keys, triggers, policies, grants, indexes, ...) would
 -- be lost with it or keep pointing at the old one. Empty: swapping loses nothing.
 WITH target AS (
-    SELECT c.oid, c.relkind, c.relacl, c.relowner, c.relhassubclass, c.relrowsecurity
+    SELECT c.oid, c.relkind, c.relacl, c.relowner, c.relhassubclass, c.relrowsecurity, c.reloptions
     FROM pg_catalog.pg_class AS c
     WHERE c.oid = pg_catalog.to_regclass(%(target)s)
 )
@@ -13,6 +13,14 @@ SELECT reason FROM (
     WHERE NOT pg_catalog.pg_has_role(current_user, relowner, 'USAGE')
     UNION ALL
     SELECT 'privileges were granted on it' FROM target WHERE relacl IS NOT NULL
+    UNION ALL
+    SELECT 'it has storage parameters' FROM target WHERE reloptions IS NOT NULL
+    UNION ALL
+    SELECT 'it or its columns have comments' FROM target
+    WHERE EXISTS (
+        SELECT 1 FROM pg_catalog.pg_description AS d
+        WHERE d.classoid = 'pg_catalog.pg_class'::regclass AND d.objoid = target.oid
+    )
     UNION ALL
     SELECT 'it has row-level security' FROM target WHERE relrowsecurity
     UNION ALL

@@ -7,6 +7,7 @@ CREATE on the schema it imports into (``landing``, owned by someone else) and no
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Callable, Iterator, Sequence
 
 import psycopg
@@ -74,6 +75,18 @@ def admin(postgres_server: LocalPostgres, csv_database: str) -> Iterator[psycopg
     """A superuser on the same database: for what a DBA or another user does to the target."""
     with psycopg.connect(postgres_server.conninfo(csv_database), autocommit=True) as connection:
         yield connection
+
+
+def wait_until_blocked(admin: psycopg.Connection, pid: int, thread: threading.Thread) -> None:
+    """Return once ``pid`` waits for a lock: the order is then fixed, whatever the timing."""
+    while thread.is_alive():
+        waiting = admin.execute(
+            "SELECT count(*) FROM pg_locks WHERE pid = %s AND NOT granted", (pid,)
+        ).fetchone()
+        if waiting[0]:
+            return
+        thread.join(0.01)
+    raise AssertionError("the second publish finished without waiting for the first")
 
 
 def source(name: str, fingerprint: str = "v1", size: int = 1000) -> SourceFile:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 
 import psycopg
@@ -10,7 +11,7 @@ import pytest
 from include.csv_import.importer import import_chunk
 from include.csv_import.ledger import read_plan, staging_table
 from include.csv_import.model import Chunk, Reject, RejectReason, Row
-from tests.include.csv_import.conftest import StartRun, source, whole
+from tests.include.csv_import.conftest import StartRun, source, wait_until_blocked, whole
 
 
 def rows(count: int, *, first_line: int = 2) -> list[Row]:
@@ -137,3 +138,30 @@ def test_text_postgresql_cannot_store_is_rejected_not_fatal(
 
     assert (result.rows, result.refused) == (3, 1)
     assert stored_rejects(conn, run_id)[0][:3] == (9, None, "type_mismatch")
+
+
+def test_two_attempts_at_one_chunk_at_once_stage_it_once(
+    conn: psycopg.Connection, importer_conninfo: str, admin: psycopg.Connection, start: StartRun
+) -> None:
+    file = source("a.csv")
+    run_id = start("run-1", [file])
+    results = {}
+
+    with (
+        psycopg.connect(importer_conninfo, autocommit=True) as first,
+        psycopg.connect(importer_conninfo, autocommit=True) as second,
+    ):
+        # The first attempt holds its transaction open: the second must wait for it, then skip.
+        with first.transaction():
+            results["first"] = import_chunk(first, run_id, whole(file), rows(5))
+            thread = threading.Thread(
+                target=lambda: results.setdefault(
+                    "second", import_chunk(second, run_id, whole(file), rows(5))
+                )
+            )
+            thread.start()
+            wait_until_blocked(admin, second.info.backend_pid, thread)
+        thread.join()
+
+    assert (results["first"].skipped, results["second"].skipped) == (False, True)
+    assert len(staged(conn, run_id)) == 5

@@ -12,7 +12,7 @@ from include.csv_import.importer import import_chunk
 from include.csv_import.ledger import Mode, read_files, staging_table
 from include.csv_import.model import Chunk, Row, SourceFile
 from include.csv_import.publish import ImportIncomplete, PublishResult, publish
-from tests.include.csv_import.conftest import StartRun, source, whole
+from tests.include.csv_import.conftest import StartRun, source, wait_until_blocked, whole
 
 # Each file's rows have ids of their own: file n's are n*1000+2, n*1000+3, ...
 FILE_NUMBERS = {"a.csv": 1, "b.csv": 2, "c.csv": 3, "shared.csv": 4, "own.csv": 5}
@@ -157,18 +157,6 @@ def test_two_runs_publishing_the_same_file_at_once_import_it_once(
     assert [i for i, _ in target_rows(conn)] == ids(4, 3) + ids(5, 2)
     outcomes = {f.file.name: f.outcome for f in read_files(conn, loser)}
     assert outcomes == {"file:///drop/own.csv": "imported", "file:///drop/shared.csv": "skipped"}
-
-
-def wait_until_blocked(admin: psycopg.Connection, pid: int, thread: threading.Thread) -> None:
-    """Return once ``pid`` waits for a lock: the order is then fixed, whatever the timing."""
-    while thread.is_alive():
-        waiting = admin.execute(
-            "SELECT count(*) FROM pg_locks WHERE pid = %s AND NOT granted", (pid,)
-        ).fetchone()
-        if waiting[0]:
-            return
-        thread.join(0.01)
-    raise AssertionError("the second publish finished without waiting for the first")
 
 
 def test_a_failing_publish_leaves_the_target_and_the_ledger_as_they_were(
