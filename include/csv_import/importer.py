@@ -27,7 +27,7 @@ import csv
 import io
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import psycopg
@@ -159,21 +159,44 @@ class _ChunkWriter:
             columns=sql.SQL(", ").join(sql.Identifier(name) for name in (*columns, *LINEAGE_COLUMNS)),
         )
         self._rejects: list[Reject] = []
+        self._rejected = 0
+        self._exhausted = False
         self.last_line: int | None = None
 
     def write(self, items: Iterable[Row | Reject]) -> ChunkResult:
-        # The loop runs once per line of the file: kept to what every line must cost.
-        staged = rejected = refused = 0
-        batch: list[Row] = []
-        chars = 0
+        source = iter(items)
+        staged = refused = 0
+        self._exhausted = False
+        while not self._exhausted:
+            batch: list[Row] = []
+            # Rows stream into COPY as they are read, so that PostgreSQL parses one while the
+            # reader makes the next; the batch is kept only to send it again if it is refused.
+            feed = self._feed(source, batch)
+            try:
+                self._copy(feed)
+            except _REFUSALS:
+                for _ in feed:  # a refusal found by psycopg itself stops the batch early
+                    pass
+                staged_now, refused_now = self._stage(batch)
+                staged, refused = staged + staged_now, refused + refused_now
+            else:
+                staged += len(batch)
+            self._flush_rejects()
+        return ChunkResult(staged, self._rejected + refused, refused, skipped=False)
+
+    def _feed(self, source: Iterator[Row | Reject], batch: list[Row]) -> Iterator[Row]:
+        """The next batch's rows from ``source``; its rejects are kept aside for the reject table."""
+        # Runs once per line of the file: kept to what every line must cost.
         width = len(self._columns)
-        last_line = 0
-        for item in items:
+        chars = 0
+        for item in source:
             if type(item) is not Row:
-                rejected += 1
-                self._reject(item)
-                if item.line is not None and item.line > last_line:
-                    last_line = item.line
+                self._rejected += 1
+                self._rejects.append(item)
+                if item.line is not None and (self.last_line is None or item.line > self.last_line):
+                    self.last_line = item.line
+                if len(self._rejects) >= REJECT_BATCH:
+                    return
                 continue
             values = item.values
             if len(values) != width:
@@ -181,20 +204,14 @@ class _ChunkWriter:
                     f"line {item.line}: {len(values)} value(s) for the file's {width} column(s); "
                     "the reader must reject such a line, not pass it on"
                 )
-            if item.line > last_line:
-                last_line = item.line
+            if self.last_line is None or item.line > self.last_line:
+                self.last_line = item.line
             batch.append(item)
+            yield item
             chars += sum(map(len, filter(None, values)))
             if len(batch) >= BATCH_ROWS or chars >= BATCH_CHARS:
-                staged_now, refused_now = self._stage(batch)
-                staged, refused = staged + staged_now, refused + refused_now
-                batch, chars = [], 0
-        if batch:
-            staged_now, refused_now = self._stage(batch)
-            staged, refused = staged + staged_now, refused + refused_now
-        self._flush_rejects()
-        self.last_line = last_line or None
-        return ChunkResult(staged, rejected + refused, refused, skipped=False)
+                return
+        self._exhausted = True
 
     def _stage(self, rows: list[Row]) -> tuple[int, int]:
         """COPY ``rows``; every row PostgreSQL refuses becomes a reject. Returns (staged, refused)."""
@@ -226,7 +243,7 @@ class _ChunkWriter:
                 window = min(len(rows), window * 2)
         return staged, refused
 
-    def _copy(self, rows: list[Row]) -> None:
+    def _copy(self, rows: Iterable[Row]) -> None:
         lineage = self._file_id
         with self._cursor.connection.transaction(), self._cursor.copy(self._copy_rows) as copy:
             for row in rows:
@@ -265,6 +282,7 @@ class _ChunkWriter:
         return text.getvalue()[:RAW_TEXT_LIMIT]
 
     def _reject(self, reject: Reject) -> None:
+        # Called between COPYs only: the reject table's COPY cannot run inside the rows' COPY.
         self._rejects.append(reject)
         if len(self._rejects) >= REJECT_BATCH:
             self._flush_rejects()

@@ -154,11 +154,11 @@ def test_two_attempts_at_one_chunk_at_once_stage_it_once(
         # The first attempt holds its transaction open: the second must wait for it, then skip.
         with first.transaction():
             results["first"] = import_chunk(first, run_id, whole(file), rows(5))
-            thread = threading.Thread(
-                target=lambda: results.setdefault(
-                    "second", import_chunk(second, run_id, whole(file), rows(5))
-                )
-            )
+
+            def retry() -> None:
+                results["second"] = import_chunk(second, run_id, whole(file), rows(5))
+
+            thread = threading.Thread(target=retry)
             thread.start()
             wait_until_blocked(admin, second.info.backend_pid, thread)
         thread.join()
