@@ -113,6 +113,8 @@ def publish(conn: psycopg.Connection, run_id: int) -> PublishResult:
         rename_first = not _exists(cursor, sql.Identifier(SCHEMA, target.name))
         if not rename_first and _exists(cursor, sql.Identifier(target.schema, staging_name(run_id))):
             blockers.append("its name is taken in both the pipeline's and the target's schema")
+        if _align_columns(cursor, target, run_id):
+            blockers.append("it has columns this run's staging table lacks (added by another run)")
         target_empty = cursor.execute(
             statement("select_target_is_empty", target=target.identifier)
         ).fetchone()[0]
@@ -226,6 +228,31 @@ def _swap(cursor: psycopg.Cursor, run_id: int, target: TableName, *, rename_firs
         cursor.execute(statement("move_table", table=staging, schema=sql.Identifier(target.schema)))
         moved = sql.Identifier(target.schema, staging_name(run_id))
         cursor.execute(statement("rename_table", table=moved, name=sql.Identifier(target.name)))
+
+
+def _align_columns(cursor: psycopg.Cursor, target: TableName, run_id: int) -> bool:
+    """Give the target the staged columns it lacks; True if it has columns the staging lacks.
+
+    Another run may have changed the target since this run's staging table was made: by adding
+    columns (a swap would drop them), or by swapping in its own drop without this run's new
+    columns (an insert would drop their values). Neither may lose anything.
+    """
+    existing = {c.name for c in target_columns(cursor, target)}
+    staged = target_columns(cursor, TableName(SCHEMA, staging_name(run_id)))
+    missing = [c for c in staged if c.name not in existing]
+    if missing:
+        additions = [
+            sql.SQL("ADD COLUMN {} {}").format(sql.Identifier(c.name), sql.SQL(c.type)) for c in missing
+        ]
+        cursor.execute(
+            statement("add_columns", table=target.identifier, additions=sql.SQL(", ").join(additions))
+        )
+        log.info(
+            "added %s to %s: another run had replaced it meanwhile",
+            ", ".join(c.name for c in missing),
+            target,
+        )
+    return bool(existing - {c.name for c in staged})
 
 
 def _insertable_columns(cursor: psycopg.Cursor, target: TableName, run_id: int) -> sql.Composable:

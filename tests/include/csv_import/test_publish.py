@@ -10,9 +10,9 @@ import pytest
 
 from include.csv_import.importer import import_chunk
 from include.csv_import.ledger import Mode, read_files, staging_table
-from include.csv_import.model import Chunk, Row, SourceFile
+from include.csv_import.model import Chunk, Column, ColumnType, Row, SourceFile
 from include.csv_import.publish import ImportIncomplete, PublishResult, publish
-from tests.include.csv_import.conftest import StartRun, source, wait_until_blocked, whole
+from tests.include.csv_import.conftest import COLUMNS, StartRun, source, wait_until_blocked, whole
 
 # Each file's rows have ids of their own: file n's are n*1000+2, n*1000+3, ...
 FILE_NUMBERS = {"a.csv": 1, "b.csv": 2, "c.csv": 3, "shared.csv": 4, "own.csv": 5}
@@ -208,3 +208,19 @@ def test_publish_refuses_a_run_whose_chunks_are_not_all_imported(
     with pytest.raises(ImportIncomplete, match=r"a\.csv \(1 of 2 chunk"):
         publish(conn, run_id)
     assert target_rows(conn) == []
+
+
+def test_columns_another_run_added_meanwhile_are_kept_by_both_runs(
+    conn: psycopg.Connection, start: StartRun
+) -> None:
+    a, b = source("a.csv"), source("b.csv")
+    narrow = stage(conn, start, "run-1", {a: 2})
+    # A second run brings a new column while the first is still staged without it.
+    wider = start("run-2", [b], columns=(*COLUMNS, Column("rating", "Rating", ColumnType.TEXT)))
+    import_chunk(conn, wider, whole(b), [Row(2, ("2002", "f2", "1", None, "B"))])
+
+    assert publish(conn, narrow).method == "insert_select"
+    publish(conn, wider)
+
+    rows = conn.execute("SELECT id, rating FROM landing.certificates ORDER BY id").fetchall()
+    assert rows == [(1002, None), (1003, None), (2002, "B")]
