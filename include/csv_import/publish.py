@@ -327,3 +327,19 @@ def _recorded(conn: psycopg.Connection, run_id: int) -> PublishResult:
 
 def _exists(cursor: psycopg.Cursor, table: sql.Identifier) -> bool:
     return cursor.execute(query("select_table_exists"), {"table": table.as_string(cursor)}).fetchone()[0]
+
+
+def discard_staging(conn: psycopg.Connection, run_id: int) -> bool:
+    """Drop the staging table of a run that will not be published; True if there was one.
+
+    For a run given up on (failed for good, or superseded): its staged rows would otherwise stay
+    in ``csv_import`` until someone drops them. The ledgers keep the run's account.
+    """
+    if read_run(conn, run_id).published_at is not None:
+        return False
+    with conn.transaction(), conn.cursor() as cursor:
+        existed = _exists(cursor, staging_table(run_id))
+        cursor.execute(statement("drop_table_if_exists", table=staging_table(run_id)))
+    if existed:
+        log.info("dropped the staging table of csv_import run %d", run_id)
+    return existed

@@ -11,7 +11,13 @@ import pytest
 from include.csv_import.importer import import_chunk
 from include.csv_import.ledger import Mode, read_files, staging_table
 from include.csv_import.model import Chunk, Column, ColumnType, Row, SourceFile
-from include.csv_import.publish import ImportIncomplete, PublishResult, publish
+from include.csv_import.publish import (
+    ImportIncomplete,
+    PublishResult,
+    StagingMissing,
+    discard_staging,
+    publish,
+)
 from tests.include.csv_import.conftest import COLUMNS, StartRun, source, wait_until_blocked, whole
 
 # Each file's rows have ids of their own: file n's are n*1000+2, n*1000+3, ...
@@ -224,3 +230,15 @@ def test_columns_another_run_added_meanwhile_are_kept_by_both_runs(
 
     rows = conn.execute("SELECT id, rating FROM landing.certificates ORDER BY id").fetchall()
     assert rows == [(1002, None), (1003, None), (2002, "B")]
+
+
+def test_a_run_given_up_on_leaves_no_staging_table_and_the_target_as_it_was(
+    conn: psycopg.Connection, start: StartRun
+) -> None:
+    run_id = stage(conn, start, "run-1", {source("a.csv"): 2})
+
+    assert discard_staging(conn, run_id)
+    assert not staging_exists(conn, run_id)
+    assert target_rows(conn) == []
+    with pytest.raises(StagingMissing, match="clear the run's prepare and import tasks"):
+        publish(conn, run_id)
