@@ -9,14 +9,19 @@ The reading side has already checked every value against its column's type, with
 predicates inference used, and written it the way PostgreSQL reads it. PostgreSQL stays the
 final judge, as the target's types win over inference's and Python's checks can miss a value
 (an out-of-range date, a number too large for the target's column). A value it refuses costs
-one line, never the file: rows go in batches of at most ``BATCH_ROWS``, each in a savepoint;
-when a batch is refused, COPY's error names the line and column, that line becomes a reject
-with PostgreSQL's message, and the rest is sent again. The price is nothing when nothing is
-refused, and a few round trips per refused value otherwise.
+one line, never the file: rows stream into COPY in batches of at most ``BATCH_ROWS``, each in a
+savepoint, and a batch is kept in memory until PostgreSQL has taken it. When it refuses one,
+the batch is sent again: COPY's error names the refused row and column, the rows before it go
+in, that row becomes a reject with PostgreSQL's message, and the rest goes on (in smaller
+parts while refusals continue). The price is nothing when nothing is refused, and a few round
+trips per refused value otherwise.
 
 COPY's text format, not binary: the values arrive as PostgreSQL's canonical text, and binary
-would need each parsed into a Python object first, only for psycopg to encode it again; measured
-on 15 columns, text is the faster (see the report in ``bench/``).
+would need each parsed into a Python object first, only for psycopg to encode it again.
+Measured by ``python -m bench.csv_import_copy`` (1M rows of 15 columns, 178 MB of CSV text):
+a bare text COPY of the strings took 1.8 s of client CPU (280k rows/s), binary 13.5 s with the
+parsing (70k rows/s) and still 8 s with the objects made beforehand; this writer (batches,
+savepoints, lineage, ledger) 3.8 s (160k rows/s into a logged staging table).
 
 Memory: one batch of rows (bounded in rows and in characters) and one batch of rejects.
 """
@@ -103,12 +108,13 @@ def import_chunk(
                 statement("delete_staged_chunk", staging=staging),
                 {"file_id": file_id, "first_line": first_line, "last_line": last_line},
             )
+            replaced = cursor.rowcount
             cursor.execute(query("delete_chunk_rejects"), key)
             log.info(
-                "%s chunk %d: the file changed since it was imported; %d staged row(s) replaced",
+                "%s chunk %d: the file changed since it was imported; its %d staged row(s) go",
                 chunk.file.name,
                 chunk.number,
-                cursor.rowcount,
+                replaced,
             )
         writer = _ChunkWriter(cursor, staging, file_id, tuple(columns), delimiter, key)
         result = writer.write(items)
