@@ -107,7 +107,8 @@ def start_run(
 
 
 def read_run(conn: psycopg.Connection, run_id: int) -> Run:
-    row = conn.execute(sql("select_run"), {"run_id": run_id}).fetchone()
+    with conn.transaction():
+        row = conn.execute(sql("select_run"), {"run_id": run_id}).fetchone()
     if row is None:
         raise LookupError(f"csv_import run {run_id} is not in the ledger")
     run_id, dag_run_id, schema, table, mode, source, published_at, method, note = row
@@ -128,7 +129,8 @@ def record_columns(conn: psycopg.Connection, run_id: int, columns: Sequence[Colu
 
 
 def read_columns(conn: psycopg.Connection, run_id: int) -> list[Column]:
-    rows = conn.execute(sql("select_run_columns"), {"run_id": run_id}).fetchall()
+    with conn.transaction():
+        rows = conn.execute(sql("select_run_columns"), {"run_id": run_id}).fetchall()
     return [Column(name, header, ColumnType(type_)) for name, header, type_ in rows]
 
 
@@ -175,7 +177,8 @@ def record_files(
 
 
 def read_files(conn: psycopg.Connection, run_id: int) -> list[RunFile]:
-    rows = conn.execute(sql("select_run_files"), {"run_id": run_id}).fetchall()
+    with conn.transaction():
+        rows = conn.execute(sql("select_run_files"), {"run_id": run_id}).fetchall()
     return [
         RunFile(
             id=file_id,
@@ -211,9 +214,10 @@ def already_imported(
 
     Only a shortcut: publish decides again under lock, as another run may publish meanwhile.
     """
-    rows = conn.execute(
-        sql("select_imported_files"), {"target_schema": target.schema, "target_table": target.name}
-    ).fetchall()
+    with conn.transaction():
+        rows = conn.execute(
+            sql("select_imported_files"), {"target_schema": target.schema, "target_table": target.name}
+        ).fetchall()
     imported = {(url, member, fingerprint) for url, member, fingerprint in rows}
     return {f for f in files if (f.url, f.member, f.fingerprint) in imported}
 
@@ -254,7 +258,8 @@ def record_plan(
 
 
 def read_plan(conn: psycopg.Connection, run_id: int) -> list[PlannedChunk]:
-    rows = conn.execute(sql("select_plan"), {"run_id": run_id}).fetchall()
+    with conn.transaction():
+        rows = conn.execute(sql("select_plan"), {"run_id": run_id}).fetchall()
     return [
         PlannedChunk(
             file_id=file_id,

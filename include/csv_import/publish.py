@@ -84,12 +84,13 @@ class _File:
 
 def publish(conn: psycopg.Connection, run_id: int) -> PublishResult:
     """Publish the run's staged drop into its target (see the module's docstring)."""
-    run = read_run(conn, run_id)
-    if run.published_at is not None:
-        return _recorded(conn, run_id)
-    target = run.target
+    target = read_run(conn, run_id).target
     staging = staging_table(run_id)
     with conn.transaction(), conn.cursor() as cursor:
+        (published,) = cursor.execute(query("lock_run"), {"run_id": run_id}).fetchone()
+        if published:
+            return _recorded(conn, run_id)
+        run = read_run(conn, run_id)
         if not _exists(cursor, staging):
             raise StagingMissing(
                 f"the staging table {staging.as_string(cursor)} of csv_import run {run_id} is missing "
@@ -168,8 +169,9 @@ def publish(conn: psycopg.Connection, run_id: int) -> PublishResult:
     for f in skipped:
         log.info("skipped %s: already imported by csv_import run %s", f.name, f.imported_by_run)
     if method is not None:
-        # Fresh statistics for the planner; outside the transaction, which stays short.
-        conn.execute(statement("analyze_table", table=target.identifier))
+        # Fresh statistics for the planner; after the commit, so the publish transaction stays short.
+        with conn.transaction():
+            conn.execute(statement("analyze_table", table=target.identifier))
     return PublishResult(
         run_id=run_id,
         target=target,
@@ -311,7 +313,8 @@ def _skip_detail(f: _File) -> str:
 def _recorded(conn: psycopg.Connection, run_id: int) -> PublishResult:
     run = read_run(conn, run_id)
     files = read_files(conn, run_id)
-    rows = conn.execute(query("select_run_rows"), {"run_id": run_id}).fetchone()[0]
+    with conn.transaction():
+        (rows,) = conn.execute(query("select_run_rows"), {"run_id": run_id}).fetchone()
     return PublishResult(
         run_id=run_id,
         target=run.target,
@@ -335,9 +338,10 @@ def discard_staging(conn: psycopg.Connection, run_id: int) -> bool:
     For a run given up on (failed for good, or superseded): its staged rows would otherwise stay
     in ``csv_import`` until someone drops them. The ledgers keep the run's account.
     """
-    if read_run(conn, run_id).published_at is not None:
-        return False
     with conn.transaction(), conn.cursor() as cursor:
+        (published,) = cursor.execute(query("lock_run"), {"run_id": run_id}).fetchone()
+        if published:
+            return False
         existed = _exists(cursor, staging_table(run_id))
         cursor.execute(statement("drop_table_if_exists", table=staging_table(run_id)))
     if existed:

@@ -44,6 +44,8 @@ class FileCount:
     size: int
     # 'imported', 'replaced', 'skipped', or None before publish.
     outcome: str | None
+    # The target still holds this run's rows of the file (no later run replaced them).
+    current: bool
     rows: int
     rejects: int
     stored_rejects: int
@@ -96,23 +98,35 @@ class RunSummary:
 
 
 def file_counts(conn: psycopg.Connection, run_id: int) -> list[FileCount]:
-    rows = conn.execute(query("select_run_file_counts"), {"run_id": run_id}).fetchall()
+    with conn.transaction():
+        rows = conn.execute(query("select_run_file_counts"), {"run_id": run_id}).fetchall()
     return [
-        FileCount(file_id, SourceFile(url, member, size, fingerprint).name, size, outcome, n, r, stored)
-        for file_id, url, member, size, fingerprint, outcome, n, r, stored in rows
+        FileCount(
+            file_id, SourceFile(url, member, size, fingerprint).name, size, outcome, current, n, r, stored
+        )
+        for file_id, url, member, size, fingerprint, outcome, current, n, r, stored in rows
     ]
 
 
 def verify_run(conn: psycopg.Connection, run_id: int) -> RunSummary:
     """Check every published file of the run against the target and the reject table."""
     run = read_run(conn, run_id)
-    counts = [c for c in file_counts(conn, run_id) if c.published]
-    ids = [c.file_id for c in counts]
-    in_target = dict(
-        conn.execute(
-            statement("select_target_file_rows", target=run.target.identifier), {"file_ids": ids}
-        ).fetchall()
-    )
+    with conn.transaction():
+        conn.execute(statement("lock_target_share", target=run.target.identifier))
+        published = [c for c in file_counts(conn, run_id) if c.published]
+        counts = [c for c in published if c.current]
+        in_target = dict(
+            conn.execute(
+                statement("select_target_file_rows", target=run.target.identifier),
+                {"file_ids": [c.file_id for c in counts]},
+            ).fetchall()
+        )
+    if len(counts) < len(published):
+        log.info(
+            "csv_import run %d: %d file(s) not verified, as a later run replaced or removed their rows",
+            run_id,
+            len(published) - len(counts),
+        )
     wrong = [
         f"{c.name}: {in_target.get(c.file_id, 0)} row(s) in the target and {c.stored_rejects} reject(s) "
         f"stored, the ledger says {c.rows} and {c.rejects}"
@@ -137,11 +151,12 @@ def summarize(conn: psycopg.Connection, run_id: int) -> RunSummary:
     counts = file_counts(conn, run_id)
     published = run.published_at is not None
     taken = [c for c in counts if c.published or not published]
-    reasons = dict(
-        conn.execute(
-            query("select_reject_reasons"), {"run_id": run_id, "file_ids": [c.file_id for c in taken]}
-        ).fetchall()
-    )
+    with conn.transaction():
+        reasons = dict(
+            conn.execute(
+                query("select_reject_reasons"), {"run_id": run_id, "file_ids": [c.file_id for c in taken]}
+            ).fetchall()
+        )
     return RunSummary(
         run_id=run_id,
         target=str(run.target),

@@ -9,8 +9,17 @@ import psycopg
 import pytest
 
 from include.csv_import.importer import import_chunk
-from include.csv_import.ledger import Mode, read_files, staging_table
-from include.csv_import.model import Chunk, Column, ColumnType, Row, SourceFile
+from include.csv_import.ledger import (
+    Mode,
+    read_files,
+    read_plan,
+    record_columns,
+    record_files,
+    record_plan,
+    staging_table,
+    start_run,
+)
+from include.csv_import.model import Chunk, Column, ColumnType, Dialect, Row, SourceFile
 from include.csv_import.publish import (
     ImportIncomplete,
     PublishResult,
@@ -18,7 +27,9 @@ from include.csv_import.publish import (
     discard_staging,
     publish,
 )
-from tests.include.csv_import.conftest import COLUMNS, StartRun, source, wait_until_blocked, whole
+from include.csv_import.table import create_staging, prepare_target
+from include.csv_import.verify import check_rejected_share, verify_run
+from tests.include.csv_import.conftest import COLUMNS, TARGET, StartRun, source, wait_until_blocked, whole
 
 # Each file's rows have ids of their own: file n's are n*1000+2, n*1000+3, ...
 FILE_NUMBERS = {"a.csv": 1, "b.csv": 2, "c.csv": 3, "shared.csv": 4, "own.csv": 5}
@@ -242,3 +253,54 @@ def test_a_run_given_up_on_leaves_no_staging_table_and_the_target_as_it_was(
     assert target_rows(conn) == []
     with pytest.raises(StagingMissing, match="clear the run's prepare and import tasks"):
         publish(conn, run_id)
+
+
+def test_two_attempts_at_publishing_one_run_at_once_publish_it_once(
+    conn: psycopg.Connection, importer_conninfo: str, admin: psycopg.Connection, start: StartRun
+) -> None:
+    run_id = stage(conn, start, "run-1", {source("a.csv"): 2})
+    results: dict[str, PublishResult] = {}
+
+    with (
+        psycopg.connect(importer_conninfo, autocommit=True) as first,
+        psycopg.connect(importer_conninfo, autocommit=True) as second,
+    ):
+        with first.transaction():
+            results["first"] = publish(first, run_id)
+
+            def retry() -> None:
+                results["second"] = publish(second, run_id)
+
+            thread = threading.Thread(target=retry)
+            thread.start()
+            wait_until_blocked(admin, second.info.backend_pid, thread)
+        thread.join()
+
+    assert (results["first"].already_published, results["second"].already_published) == (False, True)
+    assert len(target_rows(conn)) == 2
+
+
+def test_every_step_commits_its_own_work_on_a_connection_outside_autocommit(
+    importer_conninfo: str, conn: psycopg.Connection
+) -> None:
+    """The tasks open connections as include.common.postgres.connect does: not in autocommit."""
+    a = source("a.csv")
+    with psycopg.connect(importer_conninfo) as task_conn:
+        run_id = start_run(task_conn, dag_run_id="run-1", target=TARGET, mode=Mode.APPEND, source="x").id
+        steps = [
+            lambda: record_columns(task_conn, run_id, COLUMNS),
+            lambda: record_files(task_conn, run_id, [(a, Dialect(), [c.name for c in COLUMNS])]),
+            lambda: record_plan(task_conn, run_id, [whole(a)]),
+            lambda: read_plan(task_conn, run_id),
+            lambda: prepare_target(task_conn, TARGET, COLUMNS),
+            lambda: create_staging(task_conn, staging_table(run_id), TARGET),
+            lambda: import_chunk(task_conn, run_id, whole(a), rows_of(a, 3)),
+            lambda: check_rejected_share(task_conn, run_id, 0.1),
+            lambda: publish(task_conn, run_id),
+            lambda: verify_run(task_conn, run_id),
+        ]
+        for step in steps:
+            step()
+            assert task_conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        # Seen from another session: everything committed.
+        assert len(target_rows(conn)) == 3

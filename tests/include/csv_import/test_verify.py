@@ -91,3 +91,17 @@ def test_before_publish_the_summary_counts_every_file_of_the_run(
     run_id, _, _ = drop
     summary = summarize(conn, run_id)
     assert (summary.files, summary.rows, summary.rejects) == (2, 8, 3)
+
+
+def test_a_file_a_later_run_replaced_is_not_counted_against_the_earlier_run(
+    conn: psycopg.Connection, start: StartRun, drop: tuple[int, SourceFile, SourceFile]
+) -> None:
+    run_id, _, _ = drop
+    publish(conn, run_id)
+    changed = source("a.csv", fingerprint="v2", size=400)
+    later = start("run-2", [changed])
+    import_chunk(conn, later, whole(changed), good(2, 1))
+    publish(conn, later)
+
+    verify_run(conn, run_id)
+    assert verify_run(conn, later).rows == 1
