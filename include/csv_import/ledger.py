@@ -169,7 +169,6 @@ def record_files(
                     "encoding": dialect.encoding,
                     "header": dialect.header,
                     "columns": list(columns),
-                    "whole_file_reason": None,
                 },
             )
             ids[file] = file_id

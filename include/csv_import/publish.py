@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg import sql
 
+from include.common.failures import PermanentFailure
 from include.csv_import.ledger import SCHEMA, Mode, read_files, read_run, staging_name, staging_table
 from include.csv_import.model import SourceFile
 from include.csv_import.queries import sql as query
@@ -42,11 +43,11 @@ from include.csv_import.table import TableName, target_columns
 log = logging.getLogger(__name__)
 
 
-class ImportIncomplete(RuntimeError):
+class ImportIncomplete(PermanentFailure):
     """Some chunks of the run are not imported yet: publishing now would lose their rows."""
 
 
-class StagingMissing(RuntimeError):
+class StagingMissing(PermanentFailure):
     """The run's staging table is gone although the run was never published."""
 
 
