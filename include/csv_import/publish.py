@@ -4,8 +4,9 @@ Until publish, the run's rows are only in its staging table (``csv_import.stage_
 readers of the target see the previous drop, and a run that fails anywhere leaves it so.
 Publish then, in ONE transaction:
 
-1. locks the target against other publishers (``SHARE ROW EXCLUSIVE``: readers go on), then the
-   file ledger rows of the run's files (``FOR UPDATE``, in id order);
+1. locks the run's ledger row (two attempts at one run take turns: the second finds it
+   published), the target against other publishers (``SHARE ROW EXCLUSIVE``: readers go on),
+   then the file ledger rows of the run's files (``FOR UPDATE``, in id order);
 2. decides per file against the ledger, now that no one else can change it: in ``append`` mode a
    file whose current content (fingerprint) another run already published is skipped, and the
    result says so; a file that changed replaces exactly its own old rows, found by
@@ -17,7 +18,10 @@ Publish then, in ONE transaction:
    - ``truncate_insert``: a replace of a target something depends on: ``TRUNCATE`` and
      ``INSERT … SELECT``, so views, grants and indexes stay (readers of the target wait for the
      transaction, then see the new drop whole);
-   - ``insert_select``: an append into a table that has rows;
+   - ``insert_select``: an append into a table that has rows (a changed file's old rows deleted
+     first);
+   Another run may have added columns to the target meanwhile: they are never swapped away,
+   and columns this run staged are added to the target if another run's swap removed them;
 4. records the outcome in the file ledger and the run, and drops the staging table.
 
 Two runs publishing the same file at once: the second waits for the first's lock, then finds
@@ -105,54 +109,22 @@ def publish(conn: psycopg.Connection, run_id: int) -> PublishResult:
         _check_complete(run_id, files)
 
         imported, replaced, skipped = _decide(run.mode, files)
-        publish_ids = [f.id for f in imported + replaced]
-        blockers = [
-            reason
-            for (reason,) in cursor.execute(
-                query("select_swap_blockers"), {"target": target.identifier.as_string(cursor)}
-            )
-        ]
+        target_has_more = _align_columns(cursor, target, run_id)
         rename_first = not _exists(cursor, sql.Identifier(SCHEMA, target.name))
-        if not rename_first and _exists(cursor, sql.Identifier(target.schema, staging_name(run_id))):
-            blockers.append("its name is taken in both the pipeline's and the target's schema")
-        if _align_columns(cursor, target, run_id):
+        blockers = _swap_blockers(cursor, target, run_id, rename_first=rename_first)
+        if target_has_more:
             blockers.append("it has columns this run's staging table lacks (added by another run)")
-        target_empty = cursor.execute(
-            statement("select_target_is_empty", target=target.identifier)
-        ).fetchone()[0]
-
-        if run.mode is Mode.APPEND and not publish_ids:
-            method, note = None, "every file of the drop was already imported"
-        elif blockers:
-            method = "truncate_insert" if run.mode is Mode.REPLACE else "insert_select"
-            note = f"not swapped: {'; '.join(blockers)}"
-        elif run.mode is Mode.REPLACE or target_empty:
-            method, note = "swap", "nothing depends on the target: the staging table was swapped in"
-        else:
-            method, note = "insert_select", "appended to a table that has rows"
-
-        columns = _insertable_columns(cursor, target, run_id)
+        method, note = _choose_method(cursor, run.mode, target, bool(imported or replaced), blockers)
         if method == "swap":
             if skipped:
                 cursor.execute(
                     statement("delete_staged_files", staging=staging), {"file_ids": [f.id for f in skipped]}
                 )
             _swap(cursor, run_id, target, rename_first=rename_first)
-        elif method is not None:
-            if method == "truncate_insert":
-                cursor.execute(statement("truncate_table", table=target.identifier))
-            elif replaced:
-                cursor.execute(
-                    statement("delete_target_files", target=target.identifier),
-                    {"file_ids": [f.id for f in replaced]},
-                )
-            cursor.execute(
-                statement("insert_from_staging", target=target.identifier, staging=staging, columns=columns),
-                {"file_ids": publish_ids},
-            )
-        if method != "swap":
+        else:
+            if method is not None:
+                _insert(cursor, method, run_id, target, imported + replaced, replaced)
             cursor.execute(statement("drop_table", table=staging))
-
         _record(cursor, run_id, run.mode, target, imported, replaced, skipped, method, note)
     rows = sum(f.rows for f in imported + replaced)
     log.info(
@@ -215,6 +187,61 @@ def _decide(mode: Mode, files: list[_File]) -> tuple[list[_File], list[_File], l
         else:
             replaced.append(f)
     return imported, replaced, skipped
+
+
+def _swap_blockers(
+    cursor: psycopg.Cursor, target: TableName, run_id: int, *, rename_first: bool
+) -> list[str]:
+    """Why swapping the staging table in would lose something; empty when it would not."""
+    cursor.execute(query("select_swap_blockers"), {"target": target.identifier.as_string(cursor)})
+    blockers = [reason for (reason,) in cursor.fetchall()]
+    if not rename_first and _exists(cursor, sql.Identifier(target.schema, staging_name(run_id))):
+        blockers.append("its name is taken in both the pipeline's and the target's schema")
+    return blockers
+
+
+def _choose_method(
+    cursor: psycopg.Cursor, mode: Mode, target: TableName, anything_new: bool, blockers: list[str]
+) -> tuple[str | None, str]:
+    """How the drop goes in (see the module's docstring), and why."""
+    if mode is Mode.APPEND and not anything_new:
+        return None, "every file of the drop was already imported"
+    if blockers:
+        return (
+            "truncate_insert" if mode is Mode.REPLACE else "insert_select",
+            f"not swapped: {'; '.join(blockers)}",
+        )
+    if mode is Mode.REPLACE:
+        return "swap", "nothing depends on the target: the staging table was swapped in"
+    (empty,) = cursor.execute(statement("select_target_is_empty", target=target.identifier)).fetchone()
+    if empty:
+        return "swap", "the target was empty and nothing depends on it: the staging table was swapped in"
+    return "insert_select", "appended to a table that has rows"
+
+
+def _insert(
+    cursor: psycopg.Cursor,
+    method: str,
+    run_id: int,
+    target: TableName,
+    published: list[_File],
+    replaced: list[_File],
+) -> None:
+    if method == "truncate_insert":
+        cursor.execute(statement("truncate_table", table=target.identifier))
+    elif replaced:
+        cursor.execute(
+            statement("delete_target_files", target=target.identifier), {"file_ids": [f.id for f in replaced]}
+        )
+    cursor.execute(
+        statement(
+            "insert_from_staging",
+            target=target.identifier,
+            staging=staging_table(run_id),
+            columns=_insertable_columns(cursor, target, run_id),
+        ),
+        {"file_ids": [f.id for f in published]},
+    )
 
 
 def _swap(cursor: psycopg.Cursor, run_id: int, target: TableName, *, rename_first: bool) -> None:
