@@ -34,9 +34,10 @@ from psycopg import sql
 
 from bench.services import checkpoint, local_postgres
 from include.csv_import.importer import import_chunk
-from include.csv_import.ledger import Mode, migrate_schema, record_files, staging_table, start_run
+from include.csv_import.ledger import Mode, migrate_schema, record_files, start_run
 from include.csv_import.model import Chunk, Column, ColumnType, Dialect, Row, SourceFile
 from include.csv_import.table import TableName, create_staging, prepare_target
+from include.csv_import.warehouse import staging_table
 
 log = logging.getLogger("bench")
 
@@ -168,7 +169,7 @@ def run(conninfo: str, rows: int) -> list[dict[str, object]]:
             file = SourceFile(f"file:///bench/{target.name}.csv", None, nbytes, "1")
             record_files(conn, run_id, [(file, Dialect(), [c.name for c in COLUMNS])])
             prepare_target(conn, target, COLUMNS)
-            create_staging(conn, staging_table(run_id), target)
+            create_staging(conn, run_id, target)
             if unlogged:
                 conn.execute(sql.SQL("ALTER TABLE {} SET UNLOGGED").format(staging_table(run_id)))
             chunk = Chunk(file, 0, 0, None, 2)

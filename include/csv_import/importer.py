@@ -38,11 +38,10 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
-from include.csv_import.ledger import staging_table
 from include.csv_import.model import RAW_TEXT_LIMIT, Chunk, Reject, RejectReason, Row
-from include.csv_import.queries import sql as query
-from include.csv_import.queries import statement
 from include.csv_import.table import LINEAGE_COLUMNS
+from include.csv_import.warehouse import SCHEMA, staging_name
+from include.csv_import.warehouse import sql as query
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +79,6 @@ def import_chunk(
     file lazily, and a skipped chunk costs no read.
     """
     key = {"run_id": run_id, "number": chunk.number}
-    staging = staging_table(run_id)
     with conn.transaction(), conn.cursor() as cursor:
         found = cursor.execute(
             query("select_chunk_file"), {"run_id": run_id, "url": chunk.file.url, "member": chunk.file.member}
@@ -105,7 +103,10 @@ def import_chunk(
         if done:
             # The file changed since this chunk was imported: its old rows go, by their own key.
             cursor.execute(
-                statement("delete_staged_chunk", staging=staging),
+                sql.SQL(
+                    "DELETE FROM {} WHERE _source_file_id = %(file_id)s"
+                    " AND _source_line BETWEEN %(first_line)s AND %(last_line)s"
+                ).format(sql.Identifier(SCHEMA, staging_name(run_id))),
                 {"file_id": file_id, "first_line": first_line, "last_line": last_line},
             )
             replaced = cursor.rowcount
@@ -116,7 +117,7 @@ def import_chunk(
                 chunk.number,
                 replaced,
             )
-        writer = _ChunkWriter(cursor, staging, file_id, tuple(columns), delimiter, key)
+        writer = _ChunkWriter(cursor, file_id, tuple(columns), delimiter, key)
         result = writer.write(items)
         cursor.execute(
             query("finish_chunk"),
@@ -148,7 +149,6 @@ class _ChunkWriter:
     def __init__(
         self,
         cursor: psycopg.Cursor,
-        staging: sql.Identifier,
         file_id: int,
         columns: tuple[str, ...],
         delimiter: str,
@@ -159,11 +159,6 @@ class _ChunkWriter:
         self._columns = columns
         self._delimiter = delimiter
         self._key = key
-        self._copy_rows = statement(
-            "copy_staging",
-            staging=staging,
-            columns=sql.SQL(", ").join(sql.Identifier(name) for name in (*columns, *LINEAGE_COLUMNS)),
-        )
         self._rejects: list[Reject] = []
         self._rejected = 0
         self._exhausted = False
@@ -251,7 +246,11 @@ class _ChunkWriter:
 
     def _copy(self, rows: Iterable[Row]) -> None:
         lineage = self._file_id
-        with self._cursor.connection.transaction(), self._cursor.copy(self._copy_rows) as copy:
+        statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+            sql.Identifier(SCHEMA, staging_name(self._key["run_id"])),
+            sql.SQL(", ").join(sql.Identifier(name) for name in (*self._columns, *LINEAGE_COLUMNS)),
+        )
+        with self._cursor.connection.transaction(), self._cursor.copy(statement) as copy:
             for row in rows:
                 copy.write_row((*row.values, lineage, row.line))
 

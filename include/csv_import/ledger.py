@@ -21,16 +21,13 @@ from datetime import datetime
 from enum import StrEnum
 
 import psycopg
-from psycopg import sql as pgsql
 
 from include.common.migrations import migrate
 from include.csv_import.model import Chunk, Column, ColumnType, Dialect, SourceFile
-from include.csv_import.queries import SQL_DIR, sql
 from include.csv_import.table import TableName
+from include.csv_import.warehouse import SCHEMA, SQL_DIR, sql
 
 log = logging.getLogger(__name__)
-
-SCHEMA = "csv_import"
 
 
 class Mode(StrEnum):
@@ -43,15 +40,6 @@ class Mode(StrEnum):
 def migrate_schema(conn: psycopg.Connection) -> list[str]:
     """Create or upgrade the ledger tables; returns the migrations applied now."""
     return migrate(conn, SCHEMA, SQL_DIR / "migrations")
-
-
-def staging_name(run_id: int) -> str:
-    return f"stage_{run_id}"
-
-
-def staging_table(run_id: int) -> pgsql.Identifier:
-    """The run's staging table: in the pipeline's own schema, invisible to the target's readers."""
-    return pgsql.Identifier(SCHEMA, staging_name(run_id))
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,11 +38,11 @@ import psycopg
 from psycopg import sql
 
 from include.common.failures import PermanentFailure
-from include.csv_import.ledger import SCHEMA, Mode, read_files, read_run, staging_name, staging_table
+from include.csv_import.ledger import Mode, read_files, read_run
 from include.csv_import.model import SourceFile
-from include.csv_import.queries import sql as query
-from include.csv_import.queries import statement
-from include.csv_import.table import TableName, target_columns
+from include.csv_import.table import IncompatibleTarget, TableName, target_columns
+from include.csv_import.warehouse import SCHEMA, staging_name
+from include.csv_import.warehouse import sql as query
 
 log = logging.getLogger(__name__)
 
@@ -89,27 +89,28 @@ class _File:
 
 def publish(conn: psycopg.Connection, run_id: int) -> PublishResult:
     """Publish the run's staged drop into its target (see the module's docstring)."""
-    target = read_run(conn, run_id).target
-    staging = staging_table(run_id)
+    staging = sql.Identifier(SCHEMA, staging_name(run_id))
     with conn.transaction(), conn.cursor() as cursor:
         (published,) = cursor.execute(query("lock_run"), {"run_id": run_id}).fetchone()
         if published:
             return _recorded(conn, run_id)
         run = read_run(conn, run_id)
+        target = run.target
+        target_table = sql.Identifier(target.schema, target.name)
         if not _exists(cursor, staging):
             raise StagingMissing(
                 f"the staging table {staging.as_string(cursor)} of csv_import run {run_id} is missing "
                 "and the run was never published: clear the run's prepare and import tasks "
                 "to stage the drop again"
             )
-        cursor.execute(statement("lock_target", target=target.identifier))
+        cursor.execute(sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(target_table))
         files = [
             _file(row) for row in cursor.execute(query("select_run_files_for_update"), {"run_id": run_id})
         ]
         _check_complete(run_id, files)
 
         imported, replaced, skipped = _decide(run.mode, files)
-        target_has_more = _align_columns(cursor, target, run_id)
+        target_has_more = _compare_columns(cursor, target, run_id)
         rename_first = not _exists(cursor, sql.Identifier(SCHEMA, target.name))
         blockers = _swap_blockers(cursor, target, run_id, rename_first=rename_first)
         if target_has_more:
@@ -118,13 +119,14 @@ def publish(conn: psycopg.Connection, run_id: int) -> PublishResult:
         if method == "swap":
             if skipped:
                 cursor.execute(
-                    statement("delete_staged_files", staging=staging), {"file_ids": [f.id for f in skipped]}
+                    sql.SQL("DELETE FROM {} WHERE _source_file_id = ANY(%(file_ids)s)").format(staging),
+                    {"file_ids": [f.id for f in skipped]},
                 )
             _swap(cursor, run_id, target, rename_first=rename_first)
         else:
             if method is not None:
                 _insert(cursor, method, run_id, target, imported + replaced, replaced)
-            cursor.execute(statement("drop_table", table=staging))
+            cursor.execute(sql.SQL("DROP TABLE {}").format(staging))
         _record(cursor, run_id, run.mode, target, imported, replaced, skipped, method, note)
     rows = sum(f.rows for f in imported + replaced)
     log.info(
@@ -144,7 +146,7 @@ def publish(conn: psycopg.Connection, run_id: int) -> PublishResult:
     if method is not None:
         # Fresh statistics for the planner; after the commit, so the publish transaction stays short.
         with conn.transaction():
-            conn.execute(statement("analyze_table", table=target.identifier))
+            conn.execute(sql.SQL("ANALYZE {}").format(target_table))
     return PublishResult(
         run_id=run_id,
         target=target,
@@ -213,7 +215,10 @@ def _choose_method(
         )
     if mode is Mode.REPLACE:
         return "swap", "nothing depends on the target: the staging table was swapped in"
-    (empty,) = cursor.execute(statement("select_target_is_empty", target=target.identifier)).fetchone()
+    cursor.execute(
+        sql.SQL("SELECT NOT EXISTS (SELECT FROM {})").format(sql.Identifier(target.schema, target.name))
+    )
+    (empty,) = cursor.fetchone()
     if empty:
         return "swap", "the target was empty and nothing depends on it: the staging table was swapped in"
     return "insert_select", "appended to a table that has rows"
@@ -227,70 +232,64 @@ def _insert(
     published: list[_File],
     replaced: list[_File],
 ) -> None:
+    target_table = sql.Identifier(target.schema, target.name)
     if method == "truncate_insert":
-        cursor.execute(statement("truncate_table", table=target.identifier))
+        cursor.execute(sql.SQL("TRUNCATE {}").format(target_table))
     elif replaced:
         cursor.execute(
-            statement("delete_target_files", target=target.identifier), {"file_ids": [f.id for f in replaced]}
+            sql.SQL("DELETE FROM {} WHERE _source_file_id = ANY(%(file_ids)s)").format(target_table),
+            {"file_ids": [f.id for f in replaced]},
         )
+    columns = sql.SQL(", ").join(sql.Identifier(name) for name in _insertable_columns(cursor, target, run_id))
     cursor.execute(
-        statement(
-            "insert_from_staging",
-            target=target.identifier,
-            staging=staging_table(run_id),
-            columns=_insertable_columns(cursor, target, run_id),
+        sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} WHERE _source_file_id = ANY(%(file_ids)s)").format(
+            target_table, columns, columns, sql.Identifier(SCHEMA, staging_name(run_id))
         ),
         {"file_ids": [f.id for f in published]},
     )
 
 
 def _swap(cursor: psycopg.Cursor, run_id: int, target: TableName, *, rename_first: bool) -> None:
-    staging = staging_table(run_id)
-    cursor.execute(statement("drop_table_if_exists", table=target.identifier))
+    """Drop the target and give the staging table its name and schema: catalog changes only."""
+    cursor.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(target.schema, target.name)))
+    rename = sql.SQL("ALTER TABLE {} RENAME TO {}")
+    move = sql.SQL("ALTER TABLE {} SET SCHEMA {}")
     if rename_first:
-        cursor.execute(statement("rename_table", table=staging, name=sql.Identifier(target.name)))
         cursor.execute(
-            statement(
-                "move_table", table=sql.Identifier(SCHEMA, target.name), schema=sql.Identifier(target.schema)
-            )
+            rename.format(sql.Identifier(SCHEMA, staging_name(run_id)), sql.Identifier(target.name))
         )
+        cursor.execute(move.format(sql.Identifier(SCHEMA, target.name), sql.Identifier(target.schema)))
     else:
-        cursor.execute(statement("move_table", table=staging, schema=sql.Identifier(target.schema)))
-        moved = sql.Identifier(target.schema, staging_name(run_id))
-        cursor.execute(statement("rename_table", table=moved, name=sql.Identifier(target.name)))
+        cursor.execute(
+            move.format(sql.Identifier(SCHEMA, staging_name(run_id)), sql.Identifier(target.schema))
+        )
+        cursor.execute(
+            rename.format(sql.Identifier(target.schema, staging_name(run_id)), sql.Identifier(target.name))
+        )
 
 
-def _align_columns(cursor: psycopg.Cursor, target: TableName, run_id: int) -> bool:
-    """Give the target the staged columns it lacks; True if it has columns the staging lacks.
+def _compare_columns(cursor: psycopg.Cursor, target: TableName, run_id: int) -> bool:
+    """True if the target has columns the run's staging table lacks (another run added them).
 
-    Another run may have changed the target since this run's staging table was made: by adding
-    columns (a swap would drop them), or by swapping in its own drop without this run's new
-    columns (an insert would drop their values). Neither may lose anything.
+    Such columns must not be swapped away. The other way round cannot happen by our own doing
+    (a staging table starts as the target's copy, and a target only gains columns), so a staged
+    column the target lacks means a person dropped it: nothing is published over that.
     """
     existing = {c.name for c in target_columns(cursor, target)}
-    staged = target_columns(cursor, TableName(SCHEMA, staging_name(run_id)))
-    missing = [c for c in staged if c.name not in existing]
-    if missing:
-        additions = [
-            sql.SQL("ADD COLUMN {} {}").format(sql.Identifier(c.name), sql.SQL(c.type)) for c in missing
-        ]
-        cursor.execute(
-            statement("add_columns", table=target.identifier, additions=sql.SQL(", ").join(additions))
+    staged = {c.name for c in target_columns(cursor, TableName(SCHEMA, staging_name(run_id)))}
+    if staged - existing:
+        raise IncompatibleTarget(
+            f"{target} lost column(s) {', '.join(sorted(staged - existing))} since csv_import run {run_id} "
+            "was prepared: rerun the import, which adds them again, or import into another table"
         )
-        log.info(
-            "added %s to %s: another run had replaced it meanwhile",
-            ", ".join(c.name for c in missing),
-            target,
-        )
-    return bool(existing - {c.name for c in staged})
+    return bool(existing - staged)
 
 
-def _insertable_columns(cursor: psycopg.Cursor, target: TableName, run_id: int) -> sql.Composable:
+def _insertable_columns(cursor: psycopg.Cursor, target: TableName, run_id: int) -> list[str]:
     # Identity and generated columns are the target's to fill; a column the target gained after
     # the staging table was made has nothing to take from it.
     staged = {c.name for c in target_columns(cursor, TableName(SCHEMA, staging_name(run_id)))}
-    names = [c.name for c in target_columns(cursor, target) if not c.generated and c.name in staged]
-    return sql.SQL(", ").join(sql.Identifier(n) for n in names)
+    return [c.name for c in target_columns(cursor, target) if not c.generated and c.name in staged]
 
 
 def _record(
@@ -366,12 +365,13 @@ def discard_staging(conn: psycopg.Connection, run_id: int) -> bool:
     For a run given up on (failed for good, or superseded): its staged rows would otherwise stay
     in ``csv_import`` until someone drops them. The ledgers keep the run's account.
     """
+    staging = sql.Identifier(SCHEMA, staging_name(run_id))
     with conn.transaction(), conn.cursor() as cursor:
         (published,) = cursor.execute(query("lock_run"), {"run_id": run_id}).fetchone()
         if published:
             return False
-        existed = _exists(cursor, staging_table(run_id))
-        cursor.execute(statement("drop_table_if_exists", table=staging_table(run_id)))
+        existed = _exists(cursor, staging)
+        cursor.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(staging))
     if existed:
         log.info("dropped the staging table of csv_import run %d", run_id)
     return existed

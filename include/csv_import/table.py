@@ -31,9 +31,9 @@ from psycopg import sql
 
 from include.common.failures import ConfigurationError
 from include.common.postgres import lock_resource
-from include.csv_import.model import Column
-from include.csv_import.queries import sql as query
-from include.csv_import.queries import statement
+from include.csv_import.model import Column, ColumnType
+from include.csv_import.warehouse import SCHEMA, staging_name
+from include.csv_import.warehouse import sql as query
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,21 @@ LINEAGE_COLUMNS = (SOURCE_FILE_ID, SOURCE_LINE)
 MAX_IDENTIFIER_BYTES = 63
 _UNQUOTED = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
 # Schemas a run may never write into: the catalog, and the pipeline's own ledgers.
-_RESERVED_SCHEMAS = ("pg_catalog", "information_schema", "csv_import")
+_RESERVED_SCHEMAS = ("pg_catalog", "information_schema", SCHEMA)
+
+# Each type by its catalog name, so that DDL names it as a quoted identifier ("pg_catalog"."int4")
+# and never as spliced text; and as format_type() prints it, to compare with an existing column.
+_CATALOG_TYPES = {
+    ColumnType.BOOLEAN: ("bool", "boolean"),
+    ColumnType.INTEGER: ("int4", "integer"),
+    ColumnType.BIGINT: ("int8", "bigint"),
+    ColumnType.NUMERIC: ("numeric", "numeric"),
+    ColumnType.DATE: ("date", "date"),
+    ColumnType.TIMESTAMP: ("timestamp", "timestamp without time zone"),
+    ColumnType.TIMESTAMPTZ: ("timestamptz", "timestamp with time zone"),
+    ColumnType.TEXT: ("text", "text"),
+}
+_LINEAGE_TYPE = ColumnType.BIGINT
 
 
 class InvalidTableName(ConfigurationError):
@@ -185,25 +199,31 @@ def prepare_target(conn: psycopg.Connection, table: TableName, columns: Sequence
                 f"(or GRANT {owner} TO {role}), or import into another table"
             )
         for name in LINEAGE_COLUMNS:
-            if name in existing and existing[name].type != "bigint":
+            if name in existing and existing[name].type != _shown(_LINEAGE_TYPE):
                 raise IncompatibleTarget(
                     f"{table}.{name} is {existing[name].type}, but the import's lineage column must be "
                     f"bigint: rename or drop that column of {table}, or import into another table"
                 )
         missing = [c for c in columns if c.name not in existing]
-        missing_lineage = [name for name in LINEAGE_COLUMNS if name not in existing]
-        additions = [
-            sql.SQL("ADD COLUMN {} {}").format(sql.Identifier(c.name), sql.SQL(c.type.value)) for c in missing
-        ]
-        additions += [sql.SQL("ADD COLUMN {} bigint").format(sql.Identifier(n)) for n in missing_lineage]
+        additions = [(c.name, c.type) for c in missing]
+        additions += [(name, _LINEAGE_TYPE) for name in LINEAGE_COLUMNS if name not in existing]
         if additions:
+            # A nullable column without a default changes only the catalog: no rewrite.
             cursor.execute(
-                statement("add_columns", table=table.identifier, additions=sql.SQL(", ").join(additions))
+                sql.SQL("ALTER TABLE {} {}").format(
+                    sql.Identifier(table.schema, table.name),
+                    sql.SQL(", ").join(
+                        sql.SQL("ADD COLUMN {} {}").format(
+                            sql.Identifier(name), sql.Identifier(*_catalog(type_))
+                        )
+                        for name, type_ in additions
+                    ),
+                )
             )
         kept = tuple(
-            TypeKept(c.name, existing[c.name].type, c.type.value)
+            TypeKept(c.name, existing[c.name].type, _shown(c.type))
             for c in columns
-            if c.name in existing and existing[c.name].type != c.type.value
+            if c.name in existing and existing[c.name].type != _shown(c.type)
         )
         for k in kept:
             log.warning(
@@ -232,13 +252,27 @@ def prepare_target(conn: psycopg.Connection, table: TableName, columns: Sequence
         return PreparedTarget(table, False, tuple(c.name for c in missing), kept, unfilled)
 
 
+def _catalog(type_: ColumnType) -> tuple[str, str]:
+    return "pg_catalog", _CATALOG_TYPES[type_][0]
+
+
+def _shown(type_: ColumnType) -> str:
+    return _CATALOG_TYPES[type_][1]
+
+
 def _create(cursor: psycopg.Cursor, table: TableName, columns: Sequence[Column]) -> PreparedTarget:
-    definitions = [sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(c.type.value)) for c in columns]
-    definitions += [sql.SQL("{} bigint").format(sql.Identifier(name)) for name in LINEAGE_COLUMNS]
+    definitions = [(c.name, c.type) for c in columns]
+    definitions += [(name, _LINEAGE_TYPE) for name in LINEAGE_COLUMNS]
     try:
         with cursor.connection.transaction():
             cursor.execute(
-                statement("create_target", table=table.identifier, columns=sql.SQL(", ").join(definitions))
+                sql.SQL("CREATE TABLE {} ({})").format(
+                    sql.Identifier(table.schema, table.name),
+                    sql.SQL(", ").join(
+                        sql.SQL("{} {}").format(sql.Identifier(name), sql.Identifier(*_catalog(type_)))
+                        for name, type_ in definitions
+                    ),
+                )
             )
     except (psycopg.errors.InsufficientPrivilege, psycopg.errors.InvalidSchemaName) as error:
         role = cursor.execute("SELECT current_user").fetchone()[0]
@@ -270,7 +304,7 @@ def target_columns(cursor: psycopg.Cursor, table: TableName) -> list[ExistingCol
     return [ExistingColumn(*row) for row in cursor.fetchall()]
 
 
-def create_staging(conn: psycopg.Connection, staging: sql.Identifier, target: TableName) -> None:
+def create_staging(conn: psycopg.Connection, run_id: int, target: TableName) -> None:
     """The run's staging table: the target's columns, types, NOT NULLs and defaults, no rows.
 
     NOT NULL and the types are copied so that PostgreSQL refuses at import, line by line, what
@@ -279,4 +313,9 @@ def create_staging(conn: psycopg.Connection, staging: sql.Identifier, target: Ta
     own.
     """
     with conn.transaction():
-        conn.execute(statement("create_staging", staging=staging, target=target.identifier))
+        conn.execute(
+            sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {}"
+                " (LIKE {} INCLUDING DEFAULTS INCLUDING IDENTITY INCLUDING GENERATED)"
+            ).format(sql.Identifier(SCHEMA, staging_name(run_id)), sql.Identifier(target.schema, target.name))
+        )

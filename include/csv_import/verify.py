@@ -16,12 +16,12 @@ import logging
 from dataclasses import dataclass
 
 import psycopg
+from psycopg import sql
 
 from include.common.failures import PermanentFailure
 from include.csv_import.ledger import read_run
 from include.csv_import.model import SourceFile
-from include.csv_import.queries import sql as query
-from include.csv_import.queries import statement
+from include.csv_import.warehouse import sql as query
 
 log = logging.getLogger(__name__)
 
@@ -111,13 +111,18 @@ def file_counts(conn: psycopg.Connection, run_id: int) -> list[FileCount]:
 def verify_run(conn: psycopg.Connection, run_id: int) -> RunSummary:
     """Check every published file of the run against the target and the reject table."""
     run = read_run(conn, run_id)
+    target_table = sql.Identifier(run.target.schema, run.target.name)
     with conn.transaction():
-        conn.execute(statement("lock_target_share", target=run.target.identifier))
+        # Publishers wait while the target is counted, so that its rows and the ledger agree.
+        conn.execute(sql.SQL("LOCK TABLE {} IN SHARE MODE").format(target_table))
         published = [c for c in file_counts(conn, run_id) if c.published]
         counts = [c for c in published if c.current]
         in_target = dict(
             conn.execute(
-                statement("select_target_file_rows", target=run.target.identifier),
+                sql.SQL(
+                    "SELECT _source_file_id, count(*) FROM {}"
+                    " WHERE _source_file_id = ANY(%(file_ids)s) GROUP BY 1"
+                ).format(target_table),
                 {"file_ids": [c.file_id for c in counts]},
             ).fetchall()
         )

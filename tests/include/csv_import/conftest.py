@@ -21,7 +21,6 @@ from include.csv_import.ledger import (
     record_columns,
     record_files,
     record_plan,
-    staging_table,
     start_run,
 )
 from include.csv_import.model import Chunk, Column, ColumnType, Dialect, SourceFile
@@ -118,7 +117,7 @@ def start(conn: psycopg.Connection) -> StartRun:
         record_files(conn, run_id, [(f, Dialect(), [c.name for c in columns]) for f in files])
         record_plan(conn, run_id, chunks if chunks is not None else [whole(f) for f in files])
         prepare_target(conn, target, columns)
-        create_staging(conn, staging_table(run_id), target)
+        create_staging(conn, run_id, target)
         return run_id
 
     return run

@@ -9,8 +9,9 @@ import psycopg
 import pytest
 
 from include.csv_import.importer import import_chunk
-from include.csv_import.ledger import read_plan, staging_table
+from include.csv_import.ledger import read_plan
 from include.csv_import.model import Chunk, Reject, RejectReason, Row
+from include.csv_import.warehouse import staging_table
 from tests.include.csv_import.conftest import StartRun, source, wait_until_blocked, whole
 
 

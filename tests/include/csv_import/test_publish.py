@@ -16,7 +16,6 @@ from include.csv_import.ledger import (
     record_columns,
     record_files,
     record_plan,
-    staging_table,
     start_run,
 )
 from include.csv_import.model import Chunk, Column, ColumnType, Dialect, Row, SourceFile
@@ -29,6 +28,7 @@ from include.csv_import.publish import (
 )
 from include.csv_import.table import create_staging, prepare_target
 from include.csv_import.verify import check_rejected_share, verify_run
+from include.csv_import.warehouse import staging_table
 from tests.include.csv_import.conftest import COLUMNS, TARGET, StartRun, source, wait_until_blocked, whole
 
 # Each file's rows have ids of their own: file n's are n*1000+2, n*1000+3, ...
@@ -293,7 +293,7 @@ def test_every_step_commits_its_own_work_on_a_connection_outside_autocommit(
             lambda: record_plan(task_conn, run_id, [whole(a)]),
             lambda: read_plan(task_conn, run_id),
             lambda: prepare_target(task_conn, TARGET, COLUMNS),
-            lambda: create_staging(task_conn, staging_table(run_id), TARGET),
+            lambda: create_staging(task_conn, run_id, TARGET),
             lambda: import_chunk(task_conn, run_id, whole(a), rows_of(a, 3)),
             lambda: check_rejected_share(task_conn, run_id, 0.1),
             lambda: publish(task_conn, run_id),

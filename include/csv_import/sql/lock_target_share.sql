@@ -1,2 +1,0 @@
--- Publishers wait while the target is counted, so that its rows and the ledger agree.
-LOCK TABLE {target} IN SHARE MODE

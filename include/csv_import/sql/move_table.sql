@@ -1,1 +1,0 @@
-ALTER TABLE {table} SET SCHEMA {schema}
