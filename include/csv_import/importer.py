@@ -234,7 +234,7 @@ class _ChunkWriter:
                     # Everything before the refused row was accepted: send it again on its own.
                     self._copy(part[: position - 1])
                     staged += position - 1
-                self._reject(self._refusal(part[position - 1], column, error))
+                self._reject(self._refusal(part[position - 1], column or error.diag.column_name, error))
                 refused += 1
                 start += position
                 window = max(1, window // 2)

@@ -12,7 +12,7 @@ from include.csv_import.importer import import_chunk
 from include.csv_import.ledger import read_plan
 from include.csv_import.model import Chunk, Reject, RejectReason, Row
 from include.csv_import.warehouse import staging_table
-from tests.include.csv_import.conftest import StartRun, source, wait_until_blocked, whole
+from tests.include.csv_import.conftest import IMPORTER_ROLE, StartRun, source, wait_until_blocked, whole
 
 
 def rows(count: int, *, first_line: int = 2) -> list[Row]:
@@ -166,3 +166,21 @@ def test_two_attempts_at_one_chunk_at_once_stage_it_once(
 
     assert (results["first"].skipped, results["second"].skipped) == (False, True)
     assert len(staged(conn, run_id)) == 5
+
+
+def test_a_null_in_a_not_null_column_of_the_target_is_rejected_naming_the_column(
+    conn: psycopg.Connection, admin: psycopg.Connection, start: StartRun
+) -> None:
+    admin.execute(
+        "CREATE TABLE landing.certificates (id integer, name text NOT NULL, amount numeric, issued date);"
+        f"ALTER TABLE landing.certificates OWNER TO {IMPORTER_ROLE}"
+    )
+    file = source("a.csv")
+    run_id = start("run-1", [file])
+
+    result = import_chunk(conn, run_id, whole(file), [*rows(2), Row(4, ("3", None, "1", None))])
+
+    assert (result.rows, result.refused) == (2, 1)
+    line, column, reason, detail = stored_rejects(conn, run_id)[0]
+    assert (line, column, reason) == (4, "name", "type_mismatch")
+    assert "not-null constraint" in detail

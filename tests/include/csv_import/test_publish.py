@@ -114,7 +114,7 @@ def test_replace_keeps_views_and_grants_on_the_target_by_truncating_instead_of_s
 
 def test_append_imports_only_the_files_not_imported_yet(conn: psycopg.Connection, start: StartRun) -> None:
     a, b, c = source("a.csv"), source("b.csv"), source("c.csv")
-    publish(conn, stage(conn, start, "run-1", {a: 2, b: 2}))
+    assert publish(conn, stage(conn, start, "run-1", {a: 2, b: 2})).method == "swap"  # a new table
 
     result = publish(conn, stage(conn, start, "run-2", {b: 2, c: 3}))
 
