@@ -1,0 +1,1 @@
+COPY csv_import.rejects (run_id, file_id, chunk, line, column_name, reason, raw, detail) FROM STDIN

@@ -1,0 +1,1 @@
+SELECT name, header, type FROM csv_import.run_columns WHERE run_id = %(run_id)s ORDER BY position

@@ -1,0 +1,6 @@
+SELECT r.file_id, f.url, f.member, r.size, r.fingerprint, r.delimiter, r.quotechar, r.encoding, r.header,
+       r.columns, r.whole_file_reason, r.outcome, r.outcome_detail
+FROM csv_import.run_files AS r
+JOIN csv_import.files AS f ON f.id = r.file_id
+WHERE r.run_id = %(run_id)s
+ORDER BY f.url, f.member NULLS FIRST

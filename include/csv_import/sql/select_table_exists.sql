@@ -1,0 +1,1 @@
+SELECT pg_catalog.to_regclass(%(table)s) IS NOT NULL

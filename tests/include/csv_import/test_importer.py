@@ -1,0 +1,186 @@
+"""Importing a chunk into its run's staging table, against real PostgreSQL as the importer's role."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from include.csv_import.importer import import_chunk
+from include.csv_import.ledger import read_plan
+from include.csv_import.model import Chunk, Reject, RejectReason, Row
+from include.csv_import.warehouse import staging_table
+from tests.include.csv_import.conftest import IMPORTER_ROLE, StartRun, source, wait_until_blocked, whole
+
+
+def rows(count: int, *, first_line: int = 2) -> list[Row]:
+    return [
+        Row(line, (str(line), f"name {line}", f"{line}.50", "2024-03-01"))
+        for line in range(first_line, first_line + count)
+    ]
+
+
+def staged(conn: psycopg.Connection, run_id: int) -> list[tuple]:
+    query = psycopg.sql.SQL("SELECT _source_line, id, name, amount::text FROM {} ORDER BY _source_line")
+    return conn.execute(query.format(staging_table(run_id))).fetchall()
+
+
+def stored_rejects(conn: psycopg.Connection, run_id: int) -> list[tuple]:
+    return conn.execute(
+        "SELECT line, column_name, reason, detail FROM csv_import.rejects WHERE run_id = %s ORDER BY line",
+        (run_id,),
+    ).fetchall()
+
+
+def test_a_retried_chunk_is_staged_once(conn: psycopg.Connection, start: StartRun) -> None:
+    file = source("a.csv")
+    run_id = start("run-1", [file])
+    items = [*rows(3), Reject(5, RejectReason.WRONG_FIELD_COUNT, None, "1,2", "expected 4 fields, found 2")]
+
+    first = import_chunk(conn, run_id, whole(file), items)
+    second = import_chunk(conn, run_id, whole(file), iter(()))
+
+    assert (first.rows, first.rejects, first.skipped) == (3, 1, False)
+    assert (second.rows, second.rejects, second.skipped) == (3, 1, True)
+    assert [line for line, *_ in staged(conn, run_id)] == [2, 3, 4]
+    assert len(stored_rejects(conn, run_id)) == 1
+    assert [p.done for p in read_plan(conn, run_id)] == [True]
+
+
+def test_a_chunk_of_a_changed_file_replaces_exactly_its_own_staged_rows(
+    conn: psycopg.Connection, start: StartRun
+) -> None:
+    file = source("a.csv")
+    first_half, second_half = Chunk(file, 0, 0, 500, 2), Chunk(file, 1, 500, None, 12)
+    run_id = start("run-1", [file], chunks=[first_half, second_half])
+    import_chunk(conn, run_id, first_half, rows(10))
+    import_chunk(conn, run_id, second_half, rows(10, first_line=12))
+
+    changed = Chunk(source("a.csv", fingerprint="v2"), 0, 0, 500, 2)
+    result = import_chunk(
+        conn, run_id, changed, [*rows(4), Reject(6, RejectReason.TYPE_MISMATCH, "id", "x", "d")]
+    )
+
+    assert (result.rows, result.rejects, result.skipped) == (4, 1, False)
+    assert [line for line, *_ in staged(conn, run_id)] == [2, 3, 4, 5, *range(12, 22)]
+
+
+def test_a_killed_import_leaves_nothing_and_its_retry_stages_everything(
+    conn: psycopg.Connection, importer_conninfo: str, admin: psycopg.Connection, start: StartRun
+) -> None:
+    file = source("a.csv")
+    run_id = start("run-1", [file])
+
+    with psycopg.connect(importer_conninfo, autocommit=True) as victim:
+        pid = victim.info.backend_pid
+
+        def items() -> Iterator[Row]:
+            # More than one batch: the first is already in the server when the backend dies.
+            yield from rows(30_000)
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            yield from rows(10, first_line=30_002)
+
+        with pytest.raises(psycopg.OperationalError):
+            import_chunk(victim, run_id, whole(file), items())
+
+    assert staged(conn, run_id) == []
+    assert [p.done for p in read_plan(conn, run_id)] == [False]
+    retried = import_chunk(conn, run_id, whole(file), [*rows(30_000), *rows(10, first_line=30_002)])
+    assert (retried.rows, retried.skipped) == (30_010, False)
+    assert len(staged(conn, run_id)) == 30_010
+
+
+def test_a_value_postgresql_refuses_is_rejected_with_its_message_and_the_rest_is_staged(
+    conn: psycopg.Connection, start: StartRun
+) -> None:
+    file = source("a.csv")
+    run_id = start("run-1", [file])
+    good = rows(50)
+    # Python's checks passed them; PostgreSQL does not take them: out of integer range, 30 February.
+    too_big = Row(60, ("2147483648", "big", "1", "2024-03-01"))
+    no_such_day = Row(61, ("7", "leap", "1", "2023-02-30"))
+    items = [*good[:20], too_big, *good[20:40], no_such_day, *good[40:]]
+
+    result = import_chunk(conn, run_id, whole(file), items)
+
+    assert (result.rows, result.rejects, result.refused) == (50, 2, 2)
+    assert len(staged(conn, run_id)) == 50
+    rejects = stored_rejects(conn, run_id)
+    assert [(line, column, reason) for line, column, reason, _ in rejects] == [
+        (60, "id", "type_mismatch"),
+        (61, "issued", "type_mismatch"),
+    ]
+    assert "out of range for type integer" in rejects[0][3]
+    assert "date/time field value out of range" in rejects[1][3]
+
+
+def test_a_batch_postgresql_refuses_entirely_is_rejected_line_by_line(
+    conn: psycopg.Connection, start: StartRun
+) -> None:
+    file = source("a.csv")
+    run_id = start("run-1", [file])
+    refused = [Row(line, ("99999999999", "x", "1", "2024-01-01")) for line in range(2, 302)]
+
+    result = import_chunk(conn, run_id, whole(file), [*refused, *rows(5, first_line=302)])
+
+    assert (result.rows, result.refused) == (5, 300)
+    assert len(stored_rejects(conn, run_id)) == 300
+
+
+def test_text_postgresql_cannot_store_is_rejected_not_fatal(
+    conn: psycopg.Connection, start: StartRun
+) -> None:
+    file = source("a.csv")
+    run_id = start("run-1", [file])
+
+    result = import_chunk(conn, run_id, whole(file), [*rows(3), Row(9, ("1", "nul\x00byte", "1", None))])
+
+    assert (result.rows, result.refused) == (3, 1)
+    assert stored_rejects(conn, run_id)[0][:3] == (9, None, "type_mismatch")
+
+
+def test_two_attempts_at_one_chunk_at_once_stage_it_once(
+    conn: psycopg.Connection, importer_conninfo: str, admin: psycopg.Connection, start: StartRun
+) -> None:
+    file = source("a.csv")
+    run_id = start("run-1", [file])
+    results = {}
+
+    with (
+        psycopg.connect(importer_conninfo, autocommit=True) as first,
+        psycopg.connect(importer_conninfo, autocommit=True) as second,
+    ):
+        # The first attempt holds its transaction open: the second must wait for it, then skip.
+        with first.transaction():
+            results["first"] = import_chunk(first, run_id, whole(file), rows(5))
+
+            def retry() -> None:
+                results["second"] = import_chunk(second, run_id, whole(file), rows(5))
+
+            thread = threading.Thread(target=retry)
+            thread.start()
+            wait_until_blocked(admin, second.info.backend_pid, thread)
+        thread.join()
+
+    assert (results["first"].skipped, results["second"].skipped) == (False, True)
+    assert len(staged(conn, run_id)) == 5
+
+
+def test_a_null_in_a_not_null_column_of_the_target_is_rejected_naming_the_column(
+    conn: psycopg.Connection, admin: psycopg.Connection, start: StartRun
+) -> None:
+    admin.execute(
+        "CREATE TABLE landing.certificates (id integer, name text NOT NULL, amount numeric, issued date);"
+        f"ALTER TABLE landing.certificates OWNER TO {IMPORTER_ROLE}"
+    )
+    file = source("a.csv")
+    run_id = start("run-1", [file])
+
+    result = import_chunk(conn, run_id, whole(file), [*rows(2), Row(4, ("3", None, "1", None))])
+
+    assert (result.rows, result.refused) == (2, 1)
+    line, column, reason, detail = stored_rejects(conn, run_id)[0]
+    assert (line, column, reason) == (4, "name", "type_mismatch")
+    assert "not-null constraint" in detail
