@@ -371,8 +371,7 @@ def test_a_task_process_killed_mid_load_is_retried_by_airflow_and_the_day_ends_e
         wait_until_blocked(airflow.warehouse, RUN_TIMEOUT_S, application_name=f"{DAG_ID}.load")
         [load] = [ti for ti in airflow.api.task_instances(DAG_ID, run_id) if ti["task_id"] == "load"]
         assert (load["state"], load["try_number"]) == ("running", 1)
-        # The task instance's pid is the task's own process, the supervisor's child.
-        os.kill(load["pid"], signal.SIGKILL)
+        os.kill(task_process(airflow, load), signal.SIGKILL)
     run = airflow.finished(run_id)
     outcome = Outcome.compare(expected, airflow.state(KILLED_DAY))
     alerts = airflow.alerts(run.run_id)
@@ -386,8 +385,8 @@ def test_a_task_process_killed_mid_load_is_retried_by_airflow_and_the_day_ends_e
         run,
         outcome,
         fault="worker killed mid-task (SIGKILL)",
-        injection="load's task process (the task instance's pid) killed with SIGKILL while its "
-        "transaction waited on a lock of attempts",
+        injection="load's task process (the task instance's pid, child of its LocalExecutor worker) "
+        "killed with SIGKILL while its transaction waited on a lock of attempts",
         alerts=len(alerts),
     )
     assert_exact(outcome)
@@ -473,6 +472,22 @@ def test_a_failed_quality_gate_still_sends_the_report_and_the_watcher_fails_the_
 
 
 # --- helpers ------------------------------------------------------------------------------------
+
+
+def task_process(airflow: Executor, task_instance: dict[str, Any]) -> int:
+    """The pid of the task instance's own process, checked to be that before anyone kills it.
+
+    Under the LocalExecutor a worker (forked by the scheduler, in its process group) supervises
+    the task in a child process titled ``airflow worker -- <task instance id>``; that child's
+    pid is the one Airflow records for the task instance. Killing it is what the kernel's OOM
+    killer does to a task; the supervisor survives and reports the failure.
+    """
+    pid = task_instance["pid"]
+    title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    parent = int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1])
+    assert task_instance["id"] in title, f"pid {pid} is not the task's process: {title!r}"
+    assert os.getpgid(parent) == airflow.airflow.component_pids()["scheduler"], "not this deployment's"
+    return pid
 
 
 def wait_for(condition: Callable[[], T | None], *, timeout_s: float, what: str) -> T:
