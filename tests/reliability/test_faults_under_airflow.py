@@ -114,7 +114,7 @@ class AirflowRun:
 class Executor:
     """The module's Airflow, with the warehouse its tasks write and the outbox its mail reaches."""
 
-    airflow: LocalAirflow
+    components: LocalAirflow
     api: AirflowApi
     warehouse: str  # conninfo
     outbox: Path
@@ -197,7 +197,7 @@ def executor(
             base_env=env,
         )
         with airflow:
-            deployment = Executor(
+            executor = Executor(
                 airflow,
                 airflow.wait_until_ready([DAG_ID]),
                 warehouse,
@@ -215,8 +215,8 @@ def executor(
                 ),
                 report_settings={"recipients": ["analysts@airflow-faults.test"], "local_dir": str(state)},
             )
-            deployment.restore_configuration()
-            yield deployment
+            executor.restore_configuration()
+            yield executor
     for name in (WAREHOUSE, METADATA):
         cluster.drop_database(name)
 
@@ -277,13 +277,14 @@ def record(
     fault: str,
     injection: str,
     alerts: int,
+    detail: str = "",
     **extra: Any,
 ) -> None:
     fault_table.append(
         {
             "fault": fault,
             "injection": injection,
-            "behaviour": run.behaviour(),
+            "behaviour": detail + run.behaviour(),
             "ran_under": "airflow",
             "executor": EXECUTOR,
             "airflow": run.as_row(),
@@ -317,9 +318,10 @@ def test_the_schedulers_own_run_of_yesterday_rides_out_a_5xx_burst(
     assert run.day in yesterday
     assert run.run_id == f"scheduled__{run.day.isoformat()}"
     assert scheduled_run.faults_left == [0], "the fault was not injected"
-    assert run.state == "success", f"see the logs in {airflow.airflow.home}"
+    assert run.state == "success", f"see the logs in {airflow.components.home}"
     assert all(run.state_of(task) == "success" for task in DAG_TASKS)
     assert run.tries("extract") == 1, "three 503s are retried within the try"
+    assert scheduled_run.requests == 24 + 3, "one request per hourly window, and the 3 answered 503"
     assert run.state_of(WATCHER) == "skipped"
     assert alerts == []
     record(
@@ -329,6 +331,7 @@ def test_the_schedulers_own_run_of_yesterday_rides_out_a_5xx_burst(
         fault="API: 5xx burst",
         injection="simulator fault rule: 3 answers 503 in a row, armed before the DAG was unpaused",
         alerts=len(alerts),
+        detail=f"retried within extract's try ({scheduled_run.requests} requests for 24 hourly windows); ",
     )
     assert_exact(outcome)
 
@@ -339,13 +342,16 @@ def test_an_api_outage_longer_than_a_try_is_retried_by_airflow_and_the_day_ends_
 ) -> None:
     expected = reference(deployment, OUTAGE_DAY)
     simulator.configure(faults=[{"kind": "error", "status": 503, "times": API_ATTEMPTS}])
+    requests_before = simulator.stats()["requests"]["total"]
     run = airflow.finished(airflow.trigger(OUTAGE_DAY))
+    requests_made = simulator.stats()["requests"]["total"] - requests_before
     outcome = Outcome.compare(expected, airflow.state(OUTAGE_DAY))
     alerts = airflow.alerts(run.run_id)
 
     assert [fault["times_left"] for fault in simulator.stats()["faults"]] == [0]
-    assert run.state == "success", f"see the logs in {airflow.airflow.home}"
+    assert run.state == "success", f"see the logs in {airflow.components.home}"
     assert run.tries("extract") == 2, "the first try used up its attempts, Airflow's retry healed"
+    assert requests_made == API_ATTEMPTS + 24, "the first window's attempts, then the whole day"
     assert all(run.state_of(task) == "success" for task in DAG_TASKS)
     assert alerts == [], "a try that will be retried sends no alert"
     record(
@@ -356,6 +362,8 @@ def test_an_api_outage_longer_than_a_try_is_retried_by_airflow_and_the_day_ends_
         injection=f"simulator fault rule: {API_ATTEMPTS} answers 503 in a row "
         f"(a window's {API_ATTEMPTS} attempts)",
         alerts=len(alerts),
+        detail=f"extract's first try used up a window's attempts, Airflow's retry fetched the day "
+        f"({requests_made} requests for 24 hourly windows); ",
     )
     assert_exact(outcome)
 
@@ -376,7 +384,7 @@ def test_a_task_process_killed_mid_load_is_retried_by_airflow_and_the_day_ends_e
     outcome = Outcome.compare(expected, airflow.state(KILLED_DAY))
     alerts = airflow.alerts(run.run_id)
 
-    assert run.state == "success", f"see the logs in {airflow.airflow.home}"
+    assert run.state == "success", f"see the logs in {airflow.components.home}"
     assert run.tries("load") == 2
     assert all(run.state_of(task) == "success" for task in DAG_TASKS)
     assert alerts == []
@@ -418,7 +426,7 @@ def test_refused_credentials_fail_at_once_with_one_alert_and_clearing_from_extra
     assert (nothing.attempts, nothing.quarantine, nothing.stats, nothing.emails) == ({}, {}, None, 0)
     [alert] = alerts
     assert alert["Subject"].startswith(f"{ALERT_SUBJECT} {DAG_ID}.extract failed")
-    assert cleared.state == "success", f"see the logs in {airflow.airflow.home}"
+    assert cleared.state == "success", f"see the logs in {airflow.components.home}"
     assert cleared.tries("extract") == 2
     assert cleared.state_of(WATCHER) == "skipped"
     assert len(airflow.alerts(failed.run_id)) == 1, "the cleared run sent no further alert"
@@ -486,7 +494,7 @@ def task_process(airflow: Executor, task_instance: dict[str, Any]) -> int:
     title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     parent = int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1])
     assert task_instance["id"] in title, f"pid {pid} is not the task's process: {title!r}"
-    assert os.getpgid(parent) == airflow.airflow.component_pids()["scheduler"], "not this deployment's"
+    assert os.getpgid(parent) == airflow.components.component_pids()["scheduler"], "not this deployment's"
     return pid
 
 
