@@ -79,6 +79,8 @@ class LocalAirflow:
     ``base_env`` is the environment of every component (connections, variables, pipeline
     settings); ``celery`` switches from the LocalExecutor to Celery workers. ``parallelism``
     stays low: each LocalExecutor slot is a pre-forked process, and the machine has 2 cores.
+    ``dags_paused_at_creation`` keeps new DAGs paused, as production does: nothing runs until
+    someone unpauses a DAG (a test that must see the scheduler's first run do so on cue).
     """
 
     home: Path
@@ -89,6 +91,7 @@ class LocalAirflow:
     parallelism: int = 4
     worker_log_server_port: int = 8793
     triggerer_log_server_port: int = 8794
+    dags_paused_at_creation: bool = False
     base_env: Mapping[str, str] | None = field(default=None, repr=False)
     _processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict, init=False, repr=False)
 
@@ -107,7 +110,7 @@ class LocalAirflow:
                 "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor" if self.celery else "LocalExecutor",
                 "AIRFLOW__CORE__PARALLELISM": str(self.parallelism),
                 # Local deployments run what they are given; production keeps the default (paused).
-                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": str(self.dags_paused_at_creation),
                 # A DAG file added while Airflow runs shows up within seconds, not 5 minutes.
                 "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
@@ -290,6 +293,35 @@ class AirflowApi:
         """Trigger ``dag_id`` with ``conf``; the new run's id."""
         body = {"logical_date": logical_date, "conf": dict(conf)}
         return self._request("POST", f"/dags/{dag_id}/dagRuns", json=body)["dag_run_id"]
+
+    def set_paused(self, dag_id: str, *, paused: bool) -> None:
+        self._request("PATCH", f"/dags/{dag_id}", json={"is_paused": paused})
+
+    def put_variable(self, key: str, value: str) -> None:
+        """Create or replace the Variable ``key`` in the metadata database."""
+        body = {"key": key, "value": value}
+        if self._request("PATCH", f"/variables/{key}", json=body, allow_missing=True) is None:
+            self._request("POST", "/variables", json=body)
+
+    def put_connection(self, conn_id: str, fields: Mapping[str, Any]) -> None:
+        """Create or replace the connection ``conn_id``; ``fields`` as in an ``AIRFLOW_CONN_*`` JSON."""
+        body = {"connection_id": conn_id, **fields}
+        if isinstance(body.get("extra"), Mapping):
+            body["extra"] = json.dumps(body["extra"])
+        if self._request("PATCH", f"/connections/{conn_id}", json=body, allow_missing=True) is None:
+            self._request("POST", "/connections", json=body)
+
+    def clear_from(self, dag_id: str, run_id: str, task_id: str) -> None:
+        """Clear ``task_id`` and everything downstream of it in the run, as the UI's Clear does."""
+        body = {
+            "dry_run": False,
+            "dag_run_id": run_id,
+            "task_ids": [task_id],
+            "include_downstream": True,
+            "only_failed": False,
+            "reset_dag_runs": True,
+        }
+        self._request("POST", f"/dags/{dag_id}/clearTaskInstances", json=body)
 
     def dag_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
         return self._request("GET", f"/dags/{dag_id}/dagRuns/{run_id}")

@@ -17,6 +17,8 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from email import policy
+from email.parser import BytesHeaderParser
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +42,8 @@ BODIES: dict[str, Callable[[RunSpec], Any]] = {
 }
 # Their trigger rule (all_done_min_one_success) runs them after a failed gate or publish.
 RUN_AFTER_FAILURE = {"check_quality", "publish_report"}
+# How failure alerts' subjects start (include/common/alerts.py).
+ALERT_SUBJECT = "[Airflow alert]"
 # Tasks the DAG never retries (retries=0): the email must not wait for publishing's retries.
 NOT_RETRIED = {"publish_report"}
 
@@ -127,7 +131,7 @@ class DayRun:
 
 @dataclass(frozen=True)
 class DayState:
-    """What the warehouse, the sheet and the outbox hold for one day."""
+    """What the warehouse, the sheet and the outbox (report emails) hold for one day."""
 
     attempts: Counter[tuple]
     quarantine: Counter[tuple]
@@ -157,7 +161,12 @@ class DayState:
                 "FROM learning_platform.daily_stats WHERE stats_date = %s",
                 (day,),
             ).fetchone()
-        emails = sum(1 for path in outbox.glob("*.eml") if day.isoformat() in _subject(path))
+        # Report emails only: a failure alert names the day too (in its run id), and is counted apart.
+        emails = sum(
+            1
+            for path in outbox.glob("*.eml")
+            if day.isoformat() in _subject(path) and not _subject(path).startswith(ALERT_SUBJECT)
+        )
         return cls(
             Counter(map(_hashable, attempts)), Counter(map(_hashable, quarantine)), stats, sheet_rows, emails
         )
@@ -186,7 +195,6 @@ def _hashable(row: tuple) -> tuple:
 
 
 def _subject(path: Path) -> str:
-    for line in path.read_text(errors="replace").splitlines():
-        if line.lower().startswith("subject:"):
-            return line
-    return ""
+    # Parsed, not grepped: a long subject (an alert's) is folded over several header lines.
+    headers = BytesHeaderParser(policy=policy.default).parsebytes(path.read_bytes())
+    return str(headers["Subject"] or "")

@@ -12,6 +12,7 @@ import json
 import os
 import platform
 import sys
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,27 @@ from devservices.environment import PROJECT_ROOT
 from tests.reliability.conftest import TABLE_FILE
 
 OUTPUT = PROJECT_ROOT / "docs" / "RELIABILITY.md"
-COLUMNS = ("Fault", "How it was injected", "What the pipeline did", "Rows lost", "Rows doubled", "Emails")
+COLUMNS = (
+    "Fault",
+    "Ran under",
+    "How it was injected",
+    "What the pipeline did",
+    "Rows lost",
+    "Rows doubled",
+    "Emails",
+)
+AIRFLOW_COLUMNS = (
+    "Fault",
+    "Run",
+    "How it was injected",
+    "What Airflow recorded",
+    "Task tries",
+    "Rows lost",
+    "Rows doubled",
+    "Emails",
+    "Alerts",
+)
+HARNESS, AIRFLOW, BOTH = "harness", "Airflow", "both"
 
 INTRO = """\
 # Reliability: the fault table of `learning_platform_etl`
@@ -42,6 +63,24 @@ day from the same source data, in a database of its own:
 - **emails**: report emails for the day in the outbox (one per successful run of the day).
 
 A test fails on any row lost or doubled, so a green suite means every row below reads 0 / 0.
+
+**Ran under** says where a row ran: the harness above, the real executor ("Airflow", see
+[Under the real executor](#under-the-real-executor)), or both, each in a test of its own.
+"""
+
+AIRFLOW_INTRO = """## Under the real executor
+
+The harness models Airflow. These rows (`test_faults_under_airflow.py`) ran under Airflow
+itself: one deployment for the module (api-server, scheduler, dag-processor, triggerer, the
+{executor}, PostgreSQL metadata), the DAG as deployed, with its 3 retries (1 s apart here,
+exponential, through `[pipelines] retry_delay_seconds`), its trigger rules and its watcher
+`mark_run_failed`. The first row is a run the scheduler created itself for yesterday's data
+interval when the DAG was unpaused (run type `scheduled`); the others were triggered through
+the REST API. Faults went in through real means: the simulator's fault rules and defects, a
+connection changed through the REST API, a task process killed with SIGKILL. Each row compares
+the warehouse Airflow's run wrote with the harness's run of the same day from the same source
+data. **Task tries** are the try numbers Airflow recorded (tasks not listed: 1 try, or never
+run); **alerts** are the failure alerts the SMTP server received for the run.
 """
 
 RERUN = """\
@@ -51,28 +90,105 @@ RERUN = """\
 make reliability   # runs tests/reliability, then rewrites this file from their output
 ```
 
-The same tests run in `make test`; the table they write lands in
+The harness's rows and the executor's scheduled, SIGKILL and quality-gate rows also run in
+`make test`; the executor's other rows only here. The table the tests write lands in
 `.local/test-artifacts/reliability/faults.json`.
 """
 
 
 def render(rows: list[dict[str, Any]], *, generated: str) -> str:
+    harness = [row for row in rows if row.get("ran_under", HARNESS) == HARNESS]
+    airflow = [row for row in rows if row.get("ran_under") == "airflow"]
+    where = ran_under(harness, airflow)
+    # Each fault once: the harness's row where there is one, else the executor's.
+    table = harness + [row for row in airflow if where[row["fault"]] == AIRFLOW]
     lines = [INTRO, f"Generated {generated} from {len(rows)} rows recorded by the tests.\n"]
-    lines.append("| " + " | ".join(COLUMNS) + " |")
-    lines.append("|" + "---|" * len(COLUMNS))
-    for row in rows:
-        cells = (
-            row["fault"],
-            row["injection"],
-            row["behaviour"],
-            str(row["rows_lost"]),
-            str(row["rows_doubled"]),
-            str(row["emails"]),
+    lines += _table(
+        COLUMNS,
+        (
+            (
+                row["fault"],
+                where[row["fault"]],
+                row["injection"],
+                row["behaviour"],
+                row["rows_lost"],
+                row["rows_doubled"],
+                row["emails"],
+            )
+            for row in table
+        ),
+    )
+    if airflow:
+        executors = sorted({row["executor"] for row in airflow})
+        lines.append(AIRFLOW_INTRO.format(executor=" / ".join(executors)))
+        lines += _table(
+            AIRFLOW_COLUMNS,
+            (
+                (
+                    row["fault"] + (" (also under the harness)" if where[row["fault"]] == BOTH else ""),
+                    f"{row['airflow']['run_type']}: `{row['airflow']['run_id']}`",
+                    row["injection"],
+                    _recorded(row),
+                    _tries(row["airflow"]) + _after_clearing(row),
+                    row["rows_lost"],
+                    row["rows_doubled"],
+                    row["emails"],
+                    row["alerts"],
+                )
+                for row in airflow
+            ),
         )
-        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
-    lines.append("")
     lines.append(RERUN)
     return "\n".join(lines)
+
+
+def ran_under(harness: list[dict[str, Any]], airflow: list[dict[str, Any]]) -> dict[str, str]:
+    """Per fault: ``harness``, ``Airflow`` or ``both``, matched by the fault's name."""
+    in_harness = {row["fault"] for row in harness}
+    in_airflow = {row["fault"] for row in airflow}
+    return {
+        fault: BOTH
+        if fault in in_harness and fault in in_airflow
+        else HARNESS
+        if fault in in_harness
+        else AIRFLOW
+        for fault in in_harness | in_airflow
+    }
+
+
+def _recorded(row: dict[str, Any]) -> str:
+    """The run's state, and which tasks ended how (success left out), in the DAG's order."""
+    run = row["airflow"]
+    by_state: dict[str, list[str]] = {}
+    for task, task_run in run["tasks"].items():
+        if task_run["state"] != "success":
+            by_state.setdefault(task_run["state"], []).append(task)
+    ended = [f"{', '.join(tasks)} {state}" for state, tasks in by_state.items()]
+    text = "; ".join([f"run {run['state']}", *ended])
+    if "after_clearing" in row:
+        text += f"; cleared from extract: run {row['after_clearing']['state']}"
+    return text
+
+
+def _tries(run: dict[str, Any]) -> str:
+    tries = [
+        f"{task} {task_run['tries']}" for task, task_run in run["tasks"].items() if task_run["tries"] > 1
+    ]
+    return ", ".join(tries) or "1 each"
+
+
+def _after_clearing(row: dict[str, Any]) -> str:
+    if "after_clearing" not in row:
+        return ""
+    return "; after clearing: " + _tries(row["after_clearing"])
+
+
+def _table(columns: tuple[str, ...], rows: Iterable[tuple[Any, ...]]) -> list[str]:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for cells in rows:
+        lines.append("| " + " | ".join(str(cell).replace("|", "\\|") for cell in cells) + " |")
+    lines.append("")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from datetime import date
@@ -26,7 +25,6 @@ import psycopg
 import pytest
 import responses
 from aiosmtpd.smtp import SMTP, Envelope, Session
-from psycopg import sql
 
 from devservices.environment import PROJECT_ROOT
 from devservices.simulator import SimulatorServer
@@ -35,7 +33,7 @@ from include.learning_platform.sheets_report import serial_day
 from tests.fakes.google_sheets import FakeGoogleSheets
 from tests.include.learning_platform.stages import DAG_TASKS
 from tests.include.learning_platform.test_report_tasks import SPREADSHEET, connect_google
-from tests.reliability.conftest import Deployment, smtp
+from tests.reliability.conftest import API_ATTEMPTS, Deployment, holding_lock, smtp, wait_until_blocked
 from tests.reliability.harness import DayRun, DayState, Outcome
 from tests.test_end_to_end import received
 
@@ -96,6 +94,10 @@ def assert_clean(outcome: Outcome, *, emails: int = 1) -> None:
 
 API_FAULTS = {
     "5xx burst": ({"kind": "error", "status": 503, "times": 3}, "3 answers 503 in a row"),
+    "5xx outage longer than a try": (
+        {"kind": "error", "status": 503, "times": API_ATTEMPTS},
+        f"{API_ATTEMPTS} answers 503 in a row (a window's {API_ATTEMPTS} attempts)",
+    ),
     "429 with Retry-After": (
         {"kind": "rate_limit", "retry_after": 1, "times": 2},
         "2 answers 429, Retry-After: 1",
@@ -132,7 +134,12 @@ def test_api_faults_are_retried_and_the_day_ends_as_a_clean_run(
         fault_table,
         fault=f"API: {fault}",
         injection=f"simulator fault rule: {injection}",
-        behaviour=f"retried within extract's try ({requests_made} requests for 24 hourly windows); "
+        behaviour=(
+            f"retried within extract's try ({requests_made} requests for 24 hourly windows); "
+            if run.tries["extract"] == 1
+            else f"extract's first try used up a window's attempts, its retry fetched the day "
+            f"({requests_made} requests for 24 hourly windows); "
+        )
         + run.behaviour(),
         outcome=outcome,
     )
@@ -542,46 +549,6 @@ def test_two_dates_at_once_and_the_same_date_twice(deployment: Deployment, clean
 
 
 # --- helpers ------------------------------------------------------------------------------------
-
-
-class holding_lock:
-    """Hold an ACCESS EXCLUSIVE lock on a warehouse table until the block ends."""
-
-    def __init__(self, conninfo: str, table: str) -> None:
-        self._conn = psycopg.connect(conninfo)
-        self._table = table
-
-    def acquire(self) -> holding_lock:
-        statement = sql.SQL("LOCK TABLE learning_platform.{} IN ACCESS EXCLUSIVE MODE")
-        self._conn.execute(statement.format(sql.Identifier(self._table)))
-        return self
-
-    def __enter__(self) -> holding_lock:
-        if not self._conn.info.transaction_status:  # not acquired yet
-            self.acquire()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        try:
-            self._conn.rollback()
-            self._conn.close()
-        except psycopg.OperationalError:
-            pass  # the server was stopped under us: the lock went with it
-
-
-def wait_until_blocked(conninfo: str, timeout_s: float = 60) -> None:
-    """Wait until some session of the database waits for a lock: the task is mid-transaction."""
-    deadline = time.monotonic() + timeout_s
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        while time.monotonic() < deadline:
-            waiting = conn.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND wait_event_type = 'Lock'"
-            ).fetchone()[0]
-            if waiting:
-                return
-            time.sleep(0.05)
-    raise TimeoutError("the task never reached the locked table")
 
 
 @pytest.fixture
