@@ -33,7 +33,7 @@ test: setup lint ## run the whole test suite (starts and stops its own services)
 	$(VENV_PYTHON) -m pytest
 
 reliability: setup ## run the fault-injection tests and rewrite docs/RELIABILITY.md from their output
-	PIPELINES_RELIABILITY_FULL=1 $(VENV_PYTHON) -m pytest tests/reliability -q
+	$(VENV_PYTHON) -m pytest tests/reliability -q
 	$(VENV_PYTHON) -m tests.reliability.report
 
 simulator: setup ## serve the API simulator on 127.0.0.1:8765 in the foreground (Ctrl-C stops it)

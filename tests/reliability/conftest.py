@@ -34,23 +34,7 @@ RECORDS_PER_DAY = 2000
 # Attempts per API request within one try (the connection's retry_attempts): the outage rows
 # are sized against it.
 API_ATTEMPTS = 4
-# `make reliability` sets it: rows marked reliability_only then run too (see below).
-FULL_RUN_VARIABLE = "PIPELINES_RELIABILITY_FULL"
 DB_PASSWORD = "reliability-password"
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Skip the rows marked ``reliability_only`` unless ``make reliability`` runs them.
-
-    They repeat under the real executor what a faster row already shows there, and would push
-    ``make test`` past its budget.
-    """
-    if os.environ.get(FULL_RUN_VARIABLE):
-        return
-    skip = pytest.mark.skip(reason=f"runs in `make reliability` only ({FULL_RUN_VARIABLE}=1)")
-    for item in items:
-        if item.get_closest_marker("reliability_only"):
-            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")

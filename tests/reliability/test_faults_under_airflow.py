@@ -336,7 +336,6 @@ def test_the_schedulers_own_run_of_yesterday_rides_out_a_5xx_burst(
     assert_exact(outcome)
 
 
-@pytest.mark.reliability_only
 def test_an_api_outage_longer_than_a_try_is_retried_by_airflow_and_the_day_ends_exact(
     airflow: Executor, simulator: SimulatorServer, deployment: Deployment, fault_table
 ) -> None:
@@ -400,7 +399,6 @@ def test_a_task_process_killed_mid_load_is_retried_by_airflow_and_the_day_ends_e
     assert_exact(outcome)
 
 
-@pytest.mark.reliability_only
 def test_refused_credentials_fail_at_once_with_one_alert_and_clearing_from_extract_is_exact(
     airflow: Executor, simulator: SimulatorServer, deployment: Deployment, fault_table
 ) -> None:
