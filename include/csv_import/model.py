@@ -62,6 +62,9 @@ class Dialect:
     quotechar: str = '"'
     encoding: str = "utf-8"
     header: bool = True
+    # Backslash-style escaping instead of doubled quotes; never detected, only set by the user. A
+    # file with an escape character cannot be split by counting quotes, so it is read as one chunk.
+    escapechar: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +93,19 @@ class Chunk:
     first_line: int
 
 
+@dataclass(frozen=True, slots=True)
+class FileSchema:
+    """How one file of the drop is read: its dialect and the destination column of each field.
+
+    ``columns`` has one entry per field of the file's records, in the file's order (a subset of
+    the table's columns: a column the file lacks is NULL for its rows). ``Row.values`` follow it.
+    """
+
+    file: SourceFile
+    dialect: Dialect
+    columns: tuple[Column, ...]
+
+
 class RejectReason(StrEnum):
     """Why a line (or a whole file) was not imported; stored verbatim in the reject table."""
 
@@ -99,6 +115,8 @@ class RejectReason(StrEnum):
     UNTERMINATED_QUOTE = "unterminated_quote"
     EMPTY_FILE = "empty_file"
     HEADER_MISMATCH = "header_mismatch"
+    # A line longer than the reader holds in memory: almost always a quote opened and never closed.
+    LINE_TOO_LONG = "line_too_long"
     UNREADABLE_FILE = "unreadable_file"
 
 
@@ -127,3 +145,5 @@ class Reject:
     raw: str
     # A sentence for the person reading the reject table: what was expected, what was found.
     detail: str
+    # The last physical line of a record that spans several (a quoted newline); None: ``line``.
+    last_line: int | None = None
