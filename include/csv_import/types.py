@@ -79,17 +79,15 @@ _TRUE = frozenset({"true", "t", "yes", "y"})
 _FALSE = frozenset({"false", "f", "no", "n"})
 _BOOLEAN_MAX_LEN = 5
 _NUMERIC = re.compile(r"[+-]?(?:0|[1-9][0-9]*)(?:\.[0-9]*)?(?:[eE][+-]?([0-9]+))?|[+-]?\.[0-9]+")
+_PLAIN_DECIMAL = re.compile(r"-?(?:0|[1-9][0-9]{0,30})(?:\.[0-9]{1,30})?").fullmatch
 _DATE_LEN = 10
+_PLAIN_TIMESTAMP_LEN = 19  # YYYY-MM-DD HH:MM:SS, which PostgreSQL reads as is (also with T)
 _MIN_TIMESTAMP_LEN = 16  # YYYY-MM-DDTHH:MM
 _MAX_TIMESTAMP_LEN = 35  # ...:SS.ffffff+HH:MM:SS
 
 
 class NotOfType(ValueError):
     """A value does not fit a column type; the message says what was expected."""
-
-
-def _text(value: str) -> str | None:
-    return value or None
 
 
 def _boolean(value: str) -> str | None:
@@ -107,8 +105,12 @@ def _boolean(value: str) -> str | None:
 
 def _integer_in(low: int, high: int, name: str) -> Converter:
     message = f"expected {name} between {low} and {high}, without leading zeros"
+    # Most values: unsigned, short enough to be in range whatever their digits; one C call.
+    plain = re.compile(f"[1-9][0-9]{{0,{len(str(high)) - 2}}}|0").fullmatch
 
     def convert(value: str) -> str | None:
+        if plain(value):
+            return value
         value = value.strip()
         if not value:
             return None
@@ -125,6 +127,8 @@ def _integer_in(low: int, high: int, name: str) -> Converter:
 
 
 def _numeric(value: str) -> str | None:
+    if _PLAIN_DECIMAL(value):
+        return value
     value = value.strip()
     if not value:
         return None
@@ -139,7 +143,8 @@ def _numeric(value: str) -> str | None:
 
 
 def _date(value: str) -> str | None:
-    value = value.strip()
+    if len(value) != _DATE_LEN:
+        value = value.strip()
     if not value:
         return None
     # fromisoformat alone also takes 20240131 and 2024-W05-3, which nobody means as a date here.
@@ -168,6 +173,13 @@ def _parse_timestamp(value: str) -> datetime:
 
 
 def _timestamp(value: str) -> str | None:
+    if len(value) == _PLAIN_TIMESTAMP_LEN and value[10] in "T " and value[13] == ":" and value[16] == ":":
+        try:
+            datetime.fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            return value
     value = value.strip()
     if not value:
         return None
@@ -203,13 +215,20 @@ CONVERTERS: dict[ColumnType, Converter] = {
     ColumnType.DATE: _date,
     ColumnType.TIMESTAMP: _timestamp,
     ColumnType.TIMESTAMPTZ: _timestamptz,
-    ColumnType.TEXT: _text,
+    # str() of a str is the str itself, and a C call: the reader turns empty text into NULL for
+    # the whole row at once, instead of calling a Python function per text field.
+    ColumnType.TEXT: str,
 }
 
 
 def converter(column_type: ColumnType) -> Converter:
     """The function that checks a value against ``column_type`` and writes it for PostgreSQL."""
     return CONVERTERS[column_type]
+
+
+def convert(column_type: ColumnType, value: str) -> str | None:
+    """``value`` as PostgreSQL is given it in a ``column_type`` column (None: NULL); raises NotOfType."""
+    return CONVERTERS[column_type](value) or None
 
 
 def fits(column_type: ColumnType, value: str) -> bool:
