@@ -19,9 +19,10 @@ Delimiter, quote, header
 The delimiter is the one of ``,``, ``;``, tab and ``|`` that splits the sample's records into the
 same number (more than one) of fields most consistently, read by :mod:`csv` itself so quoted
 delimiters do not count. The quote is ``"`` unless fields open with ``'`` and never with ``"``.
-The first record is a header unless it looks like data: it is data when every column whose
-other values have a type (number, date, boolean) has a first value of that type too; a file of
-text only is taken to have a header, as nearly every export does.
+The first record is a header unless it looks like data: it is data when all its values are
+numbers, dates or booleans, or when every column whose other values have such a type has a
+first value of that type too. A file of text only (or of one record of text) is taken to have a
+header, as nearly every export does; inference then lets the drop's majority decide.
 """
 
 from __future__ import annotations
@@ -179,12 +180,18 @@ def detect_quotechar(text: str, delimiter: str) -> str:
 
 def detect_header(text: str, dialect: Dialect) -> bool:
     """Whether the first record names the columns (see the module's docstring)."""
+    evidence = header_evidence(text, dialect)
+    return True if evidence is None else evidence
+
+
+def header_evidence(text: str, dialect: Dialect) -> bool | None:
+    """What the sample says of a header: None when nothing does (no typed column, one record)."""
     records = _records(text, dialect.delimiter, dialect.quotechar)
     if not records:
-        return True
+        return None
     first, rest = records[0], [record for record in records[1:] if len(record) == len(records[0])]
-    if not rest:
-        return True
+    if all(narrowest(value) not in (None, ColumnType.TEXT) for value in first):
+        return False  # nobody names every column with a number or a date
     typed_columns = data_like = 0
     for index, value in enumerate(first):
         column_type: ColumnType | None = None
@@ -196,7 +203,9 @@ def detect_header(text: str, dialect: Dialect) -> bool:
             continue
         typed_columns += 1
         data_like += fits(column_type, value)
-    return typed_columns == 0 or data_like < typed_columns
+    if typed_columns == 0:
+        return None
+    return data_like < typed_columns
 
 
 def read_sample(stream: BinaryIO, size: int = SAMPLE_BYTES) -> bytes:
