@@ -38,6 +38,7 @@ from include.csv_import.reader import text_encoding
 from include.csv_import.sources import READ_BLOCK, open_chunk
 
 DEFAULT_CHUNK_BYTES = 256 * 1024 * 1024
+_LINE_BREAK = re.compile(rb"\r\n|\r|\n")
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,8 +97,14 @@ def whole(file: SourceFile, reason: str) -> Plan:
     return Plan(file, (Chunk(file, 0, 0, None, 1),), reason)
 
 
-def plan_stream(file: SourceFile, dialect: Dialect, stream: BinaryIO, *, chunk_bytes: int) -> Plan:
-    """Split the file that ``stream`` reads from its start (see the module's docstring)."""
+def plan_stream(
+    file: SourceFile, dialect: Dialect, stream: BinaryIO, *, chunk_bytes: int, block_bytes: int = READ_BLOCK
+) -> Plan:
+    """Split the file that ``stream`` reads from its start (see the module's docstring).
+
+    ``block_bytes`` is how much is read at a time: tests make it tiny, so that every boundary
+    case falls on a block's edge somewhere.
+    """
     if chunk_bytes < 1:
         raise ValueError(f"chunk_bytes must be positive, not {chunk_bytes}")
     # Not the dialect's codec itself: "utf-8-sig" encodes a BOM before every string.
@@ -112,11 +119,16 @@ def plan_stream(file: SourceFile, dialect: Dialect, stream: BinaryIO, *, chunk_b
     after_cr = False
     tail = b""
     next_mark = 0
-    while block := stream.read(READ_BLOCK):
+    while block := _read_block(stream, block_bytes):
         if position == 0 and not need_header:
             bom = codecs.BOM_UTF8 if block.startswith(codecs.BOM_UTF8) else b""
             starts.append((len(bom), 1))
             next_mark = len(bom) + chunk_bytes
+        if need_header and after_cr and quotes % 2 == 0 and not block.startswith(b"\n"):
+            # The header ended in a lone \r that was the previous block's last byte.
+            starts.append((position, breaks + 1))
+            need_header = False
+            next_mark = position + chunk_bytes
         found = stray.search(tail + block)
         if found is not None:
             byte = position - len(tail) + found.start() + 1
@@ -127,13 +139,21 @@ def plan_stream(file: SourceFile, dialect: Dialect, stream: BinaryIO, *, chunk_b
             )
         cursor = 0
         while True:
-            target = 0 if need_header else next_mark - position
+            # A chunk ends at or after its mark, so none is smaller than chunk_bytes.
+            target = 0 if need_header else next_mark - position - 1
             if target >= len(block):
                 break
-            line_feed = block.find(b"\n", max(cursor, target))
-            if line_feed == -1:
-                break
-            end = line_feed + 1
+            if need_header:
+                # The header may end in a lone \r (a data split never does: it waits for a \n).
+                found = _LINE_BREAK.search(block, cursor)
+                if found is None or (found.end() == len(block) and block.endswith(b"\r")):
+                    break
+                end = found.end()
+            else:
+                line_feed = block.find(b"\n", max(cursor, target))
+                if line_feed == -1:
+                    break
+                end = line_feed + 1
             quotes += block.count(quote, cursor, end)
             breaks += _line_breaks(block, cursor, end, after_cr)
             after_cr = False
@@ -157,6 +177,16 @@ def plan_stream(file: SourceFile, dialect: Dialect, stream: BinaryIO, *, chunk_b
         for number, ((byte, line), end) in enumerate(zip(starts, ends, strict=True))
     )
     return Plan(file, chunks, f"split into {len(chunks)} chunks at record boundaries")
+
+
+def _read_block(stream: BinaryIO, size: int) -> bytes:
+    # At least 4 bytes: a BOM is recognised in the first block.
+    size = max(size, 4)
+    parts, remaining = [], size
+    while remaining > 0 and (part := stream.read(remaining)):
+        parts.append(part)
+        remaining -= len(part)
+    return b"".join(parts)
 
 
 def _line_breaks(block: bytes, start: int, end: int, after_cr: bool) -> int:
