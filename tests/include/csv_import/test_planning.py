@@ -119,10 +119,10 @@ def test_ascii_compatible_encodings_are_the_ones_whose_bytes_can_be_counted() ->
     assert not ascii_compatible("shift_jis")
 
 
-@pytest.mark.parametrize("block_bytes", [1, 2, 3, 4, 5, 7, 64])
+@pytest.mark.parametrize("block_bytes", [4, 5, 6, 7, 9, 64])
 def test_where_blocks_end_changes_nothing(block_bytes: int) -> None:
     # A header ending in a lone \r, a \r\n and quotes: each falls on a block edge for some size.
-    data = b'id\r1,"a\r\nb"\r\n2,c\r\n3,d\r\n'
+    data = b'name\r1,"a\r\nb"\r\n2,c\r\n3,d\r\n'
 
     plan = plan_stream(source(data), Dialect(), io.BytesIO(data), chunk_bytes=1, block_bytes=block_bytes)
 
