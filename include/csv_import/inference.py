@@ -32,6 +32,7 @@ import csv
 import io
 import logging
 import zipfile
+import zlib
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -141,7 +142,15 @@ def sample_file(
             head = read_sample(stream, HEAD_BYTES)
         complete = len(head) >= file.size
         blocks = [] if complete or file.member is not None else _spread_blocks(file, conn_id)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, RuntimeError) as error:
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        zlib.error,
+        EOFError,
+        NotImplementedError,
+        RuntimeError,
+    ) as error:
+        # A damaged, truncated, encrypted or oddly compressed zip member.
         return _file_reject(RejectReason.UNREADABLE_FILE, f"cannot be read: {error}")
     if not head.strip(b" \t\r\n\xef\xbb\xbf\xff\xfe\x00"):
         return _file_reject(RejectReason.EMPTY_FILE, "the file is empty (no header, no records)")
