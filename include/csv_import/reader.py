@@ -36,30 +36,29 @@ import csv
 import io
 import operator
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from itertools import repeat
 from typing import BinaryIO
 
 from include.csv_import.model import (
     RAW_TEXT_LIMIT,
     Chunk,
-    ColumnType,
     FileSchema,
     Reject,
     RejectReason,
     Row,
 )
-from include.csv_import.types import NotOfType, converter
+from include.csv_import.types import NotOfType, already_canonical, converter
 
+# Records converted together: enough to pay for the per-column checks, small enough to keep
+# memory flat (a few MB at most) and rows flowing to COPY.
+BATCH_RECORDS = 1024
 # The longest line (and field) read; past it a line is rejected, not held.
 MAX_LINE_CHARS = 4 * 1024 * 1024
-# Lines of a record kept for its raw text: enough for RAW_TEXT_LIMIT characters in practice.
-_PENDING_LINES = 16
 _SURROGATE = re.compile("[\udc80-\udcff]")
 _LINE_ENDS = ("\n", "\r")
 
 # What the line source tells the loop about the record being read (rare, so a list is checked).
-_BAD_BYTES = "bad bytes"
-_NUL = "nul"
 _TOO_LONG = "too long"
 _EOF = "eof"
 
@@ -75,7 +74,8 @@ def read_chunk(stream: BinaryIO, chunk: Chunk, schema: FileSchema) -> Iterator[R
     """The rows and rejects of ``chunk``, read from ``stream`` (its bytes, as ``open_chunk`` gives them).
 
     A chunk that starts at byte 0 of a file with a header begins with that header (a file read
-    in one piece) and it is skipped; any other chunk begins with a record.
+    in one piece) and it is skipped; any other chunk begins with a record. Results come in the
+    order of their lines.
     """
     if csv.field_size_limit() < MAX_LINE_CHARS:
         # Process-wide, and only ever raised: 128 KiB by default is less than a real free-text field.
@@ -84,111 +84,217 @@ def read_chunk(stream: BinaryIO, chunk: Chunk, schema: FileSchema) -> Iterator[R
     text = io.TextIOWrapper(
         stream, encoding=text_encoding(dialect.encoding, chunk.start), errors="surrogateescape", newline=""
     )
-    pending: list[str] = []
-    trouble: list[str] = []
+    lines = _Lines(chunk.first_line)
     records = csv.reader(
-        _lines(text, pending, trouble),
+        lines.read(text),
         delimiter=dialect.delimiter,
         quotechar=dialect.quotechar,
         escapechar=dialect.escapechar,
         doublequote=True,
         strict=False,
     )
-    columns = schema.columns
-    converters = [converter(column.type) for column in columns]
-    width = len(columns)
-    base = chunk.first_line - 1
+    batch = _Batch(schema, lines)
+    keep, ends = batch.records.append, batch.ends.append
+    width = len(schema.columns)
+    trouble = lines.trouble
     skip_header = chunk.start == 0 and dialect.header
-    last_line = 0
-    call = operator.call
-    has_text = any(column.type == ColumnType.TEXT for column in columns)
-    # Row's own __new__ is Python code; the tuple's is C, and a Row is a named tuple.
-    new_row = tuple.__new__
     while True:
         try:
-            fields = next(records)
-        except StopIteration:
-            return
+            # The loop every record of a 100 GB drop goes through: keep it this short.
+            for fields in records:
+                if len(fields) == width and not trouble and not skip_header:
+                    keep(fields)
+                    ends(records.line_num)
+                    if len(batch.records) >= BATCH_RECORDS:
+                        yield from batch.flush()
+                    continue
+                yield from batch.flush()
+                reject = _odd_record(fields, records.line_num, lines, width, chunk, skip_header)
+                skip_header = skip_header and not fields
+                if reject is not None:
+                    yield reject
+            break
         except csv.Error as error:
-            line, last_line = last_line + 1, records.line_num
-            yield _reject(line + base, last_line + base, RejectReason.LINE_TOO_LONG, pending, str(error))
-            pending.clear()
+            yield from batch.flush()
+            first, last = lines.done + 1, records.line_num + lines.base
+            yield _reject(first, last, RejectReason.LINE_TOO_LONG, lines.raw(first, last), str(error))
+            lines.consumed(last)
             trouble.clear()
-            continue
-        line, last_line = last_line + 1, records.line_num
-        if trouble:
-            if skip_header and fields and _EOF not in trouble:
-                # A damaged header is inference's business (it named the columns), not a data line.
-                skip_header = False
-                reject = None
-            else:
-                reject = _troubled(fields, line + base, last_line + base, trouble, pending, chunk)
-            trouble.clear()
-            pending.clear()
-            if reject is not None:
-                yield reject
-            continue
-        if len(fields) == width:
-            if skip_header:
-                skip_header = False
-            else:
-                try:
-                    values = tuple(map(call, converters, fields))
-                    if has_text and "" in values:
-                        values = tuple([value or None for value in values])
-                    yield new_row(Row, (line + base, values))
-                except NotOfType:
-                    yield _type_mismatch(line + base, last_line + base, fields, schema, pending)
-        elif fields:
-            if skip_header:
-                skip_header = False
-            else:
-                yield _reject(
-                    line + base,
-                    last_line + base,
-                    RejectReason.WRONG_FIELD_COUNT,
-                    pending,
-                    f"expected {width} fields, found {len(fields)}",
-                )
-        pending.clear()
+    yield from batch.flush()
 
 
-def _lines(text: io.TextIOWrapper, pending: list[str], trouble: list[str]) -> Iterator[str]:
-    """The physical lines of ``text`` (``\\n``, ``\\r\\n`` or ``\\r``), noting what is wrong with them.
+class _Lines:
+    """The physical lines read, kept from the first one not yet accounted for.
 
-    After the last line comes one extra empty line: when the input ends inside a quoted field,
-    :mod:`csv` takes it into the field instead of reading it as a blank line, which is how an
-    unterminated quote is told from a complete last record.
+    Line numbers here are the file's (``first_line`` is the chunk's first). ``done`` is the last
+    line that a row, reject or skip has accounted for; :meth:`raw` gives a record's text for its
+    reject, and :meth:`consumed` lets go of lines once accounted for (memory: one batch).
     """
-    readline = text.readline
-    while line := readline(MAX_LINE_CHARS):
-        if len(pending) < _PENDING_LINES:
-            pending.append(line)
-        if "\x00" in line:
-            trouble.append(_NUL)
-        if not line.isascii() and _SURROGATE.search(line):
-            trouble.append(_BAD_BYTES)
-        if len(line) == MAX_LINE_CHARS and not line.endswith(_LINE_ENDS):
-            trouble.append(_TOO_LONG)
-            # The rest of the line is dropped unread: the record is rejected anyway.
-            while (rest := readline(MAX_LINE_CHARS)) and not rest.endswith(_LINE_ENDS):
-                pass
-            line = line[:RAW_TEXT_LIMIT] + "\n"
-        yield line
-    trouble.append(_EOF)
-    yield "\n"
+
+    def __init__(self, first_line: int) -> None:
+        self.base = first_line - 1
+        self.done = self.base
+        self.kept: list[str] = []
+        self.trouble: list[str] = []
+
+    def read(self, text: io.TextIOWrapper) -> Iterator[str]:
+        r"""The lines of ``text`` (ending in ``\n``, ``\r\n`` or ``\r``), then one empty line.
+
+        The extra line tells an unterminated quote: when the input ends inside a quoted field,
+        :mod:`csv` takes it into the field instead of reading it as a blank line.
+        """
+        readline, keep = text.readline, self.kept.append
+        while line := readline(MAX_LINE_CHARS):
+            if len(line) == MAX_LINE_CHARS and not line.endswith(_LINE_ENDS):
+                self.trouble.append(_TOO_LONG)
+                # The rest of the line is dropped unread: its record is rejected anyway.
+                while (rest := readline(MAX_LINE_CHARS)) and not rest.endswith(_LINE_ENDS):
+                    pass
+                line = line[:RAW_TEXT_LIMIT] + "\n"
+            keep(line)
+            yield line
+        self.trouble.append(_EOF)
+        yield "\n"
+
+    def raw(self, first: int, last: int) -> str:
+        """The text of lines ``first`` to ``last``."""
+        start = first - self.done - 1
+        return "".join(self.kept[start : start + last - first + 1])
+
+    def consumed(self, last: int) -> None:
+        """Lines up to ``last`` are accounted for."""
+        del self.kept[: last - self.done]
+        self.done = last
+
+
+def _odd_record(
+    fields: list[str], line_num: int, lines: _Lines, width: int, chunk: Chunk, skip_header: bool
+) -> Reject | None:
+    """What a record that is not a plain one of the right width comes to; accounts for its lines."""
+    first, last = lines.done + 1, line_num + lines.base
+    trouble = lines.trouble
+    raw = lines.raw(first, last)
+    lines.consumed(last)
+    if trouble:
+        reject = (
+            None
+            if skip_header and fields and _EOF not in trouble
+            else _troubled(fields, first, last, raw, trouble, chunk)
+        )
+        trouble.clear()
+        return reject
+    if not fields or skip_header:
+        return None  # a blank line, or the header
+    bad_text = _text_problem(raw)
+    if bad_text is not None:
+        return bad_text(first, last, raw)
+    return _reject(
+        first, last, RejectReason.WRONG_FIELD_COUNT, raw, f"expected {width} fields, found {len(fields)}"
+    )
+
+
+class _Batch:
+    """Records of the right width, converted column by column when :data:`BATCH_RECORDS` are in.
+
+    Each column of the batch is checked at once (:func:`~include.csv_import.types.already_canonical`);
+    only a column that fails the check is converted value by value, and only a record with a
+    value that does not fit becomes a reject. The batch's text is checked for undecodable bytes
+    and NUL at once too. Rows are then made by C ``map`` and ``zip``.
+    """
+
+    def __init__(self, schema: FileSchema, lines: _Lines) -> None:
+        self.schema = schema
+        self.lines = lines
+        self.types = [column.type for column in schema.columns]
+        self.converters = [converter(column_type) for column_type in self.types]
+        self.records: list[list[str]] = []
+        # Each record's last line as csv counts them (from 1 at the chunk's start).
+        self.ends: list[int] = []
+
+    def flush(self) -> Iterator[Row | Reject]:
+        records, ends = self.records, self.ends
+        if not records:
+            return
+        lines = self.lines
+        base = lines.base
+        first_lines = list(map(operator.add, [lines.done - base, *ends[:-1]], repeat(base + 1)))
+        last_lines = list(map(operator.add, ends, repeat(base)))
+        rejects: dict[int, Reject] = {}
+        if _text_problem(lines.raw(first_lines[0], last_lines[-1])) is not None:
+            for position, (first, last) in enumerate(zip(first_lines, last_lines, strict=True)):
+                raw = lines.raw(first, last)
+                if (problem := _text_problem(raw)) is not None:
+                    rejects[position] = problem(first, last, raw)
+        columns: list[Sequence[str | None]] = list(zip(*records, strict=True))
+        for index, column_type in enumerate(self.types):
+            column = columns[index]
+            if not already_canonical(column_type, column):  # type: ignore[arg-type]
+                column = columns[index] = self._convert(index, column, rejects, first_lines, last_lines)  # type: ignore[arg-type]
+            if "" in column:
+                columns[index] = [value or None for value in column]
+        if not rejects:
+            yield from map(
+                tuple.__new__, repeat(Row), zip(first_lines, zip(*columns, strict=True), strict=True)
+            )
+        else:
+            for position, values in enumerate(zip(*columns, strict=True)):
+                yield rejects[position] if position in rejects else Row(first_lines[position], values)
+        lines.consumed(last_lines[-1])
+        records.clear()
+        ends.clear()
+
+    def _convert(
+        self,
+        index: int,
+        column: Sequence[str],
+        rejects: dict[int, Reject],
+        first_lines: list[int],
+        last_lines: list[int],
+    ) -> list[str | None]:
+        convert = self.converters[index]
+        converted: list[str | None] = []
+        for position, value in enumerate(column):
+            try:
+                converted.append(convert(value))
+            except NotOfType:
+                converted.append(None)
+                if position not in rejects:
+                    first, last = first_lines[position], last_lines[position]
+                    raw = self.lines.raw(first, last)
+                    rejects[position] = _type_mismatch(first, last, self.records[position], self.schema, raw)
+        return converted
+
+
+def _text_problem(raw: str) -> Callable[[int, int, str], Reject] | None:
+    """How to reject text with undecodable bytes or a NUL character; None if it has neither."""
+    if "\x00" in raw:
+        return lambda first, last, raw: _reject(
+            first,
+            last,
+            RejectReason.INVALID_ENCODING,
+            raw,
+            "a NUL character, which PostgreSQL text cannot hold",
+        )
+    if not raw.isascii() and _SURROGATE.search(raw):
+        return lambda first, last, raw: _reject(
+            first,
+            last,
+            RejectReason.INVALID_ENCODING,
+            raw,
+            "bytes that are not valid in the file's encoding (shown as \\xNN): fix the file, or "
+            "set the encoding if the whole file is in another one",
+        )
+    return None
 
 
 def _troubled(
-    fields: list[str], line: int, last_line: int, trouble: list[str], pending: list[str], chunk: Chunk
+    fields: list[str], line: int, last_line: int, raw: str, trouble: list[str], chunk: Chunk
 ) -> Reject | None:
     """The reject for a record whose lines had a problem; None for the end-of-input marker itself."""
     if _EOF in trouble:
         if not fields and line == last_line and len(trouble) == 1:
             return None
         # The record took the end-of-input marker in: it was still open when the input ended.
-        if pending and pending[-1] == "\n":
-            pending.pop()
         last_line -= 1
         if _TOO_LONG not in trouble:
             where = (
@@ -201,7 +307,7 @@ def _troubled(
                 line,
                 last_line,
                 RejectReason.UNTERMINATED_QUOTE,
-                pending,
+                raw,
                 f"a quoted field is never closed: the input ends inside it {where}",
             )
     if _TOO_LONG in trouble:
@@ -209,32 +315,14 @@ def _troubled(
             line,
             last_line,
             RejectReason.LINE_TOO_LONG,
-            pending,
+            raw,
             f"a line longer than {MAX_LINE_CHARS} characters (an opening quote never closed?)",
         )
-    if _BAD_BYTES in trouble:
-        return _reject(
-            line,
-            last_line,
-            RejectReason.INVALID_ENCODING,
-            pending,
-            "bytes that are not valid in the file's encoding (shown as \\xNN): fix the file, or "
-            "set the encoding if the whole file is in another one",
-        )
-    if _NUL in trouble:
-        return _reject(
-            line,
-            last_line,
-            RejectReason.INVALID_ENCODING,
-            pending,
-            "a NUL character, which PostgreSQL text cannot hold",
-        )
-    return None
+    problem = _text_problem(raw)
+    return problem(line, last_line, raw) if problem is not None else None
 
 
-def _type_mismatch(
-    line: int, last_line: int, fields: list[str], schema: FileSchema, pending: list[str]
-) -> Reject:
+def _type_mismatch(line: int, last_line: int, fields: list[str], schema: FileSchema, raw: str) -> Reject:
     failures = []
     for column, value in zip(schema.columns, fields, strict=True):
         try:
@@ -247,7 +335,7 @@ def _type_mismatch(
         line,
         last_line,
         RejectReason.TYPE_MISMATCH,
-        pending,
+        raw,
         f"column {column.name} ({column.type}): {value[:100]!r} does not fit, {error}{others}",
         column=column.name,
     )
@@ -257,7 +345,7 @@ def _reject(
     line: int,
     last_line: int,
     reason: RejectReason,
-    pending: list[str],
+    raw: str,
     detail: str,
     column: str | None = None,
 ) -> Reject:
@@ -265,7 +353,7 @@ def _reject(
         line=line,
         reason=reason,
         column=column,
-        raw=raw_text("".join(pending)),
+        raw=raw_text(raw),
         detail=detail,
         last_line=last_line if last_line > line else None,
     )
