@@ -36,7 +36,7 @@ import csv
 import io
 import operator
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import repeat
 from typing import BinaryIO
 
@@ -211,10 +211,11 @@ class _Batch:
         # Each record's last line as csv counts them (from 1 at the chunk's start).
         self.ends: list[int] = []
 
-    def flush(self) -> Iterator[Row | Reject]:
+    def flush(self) -> Iterable[Row | Reject]:
+        """The batch's rows and rejects, in line order; the batch is empty afterwards."""
         records, ends = self.records, self.ends
         if not records:
-            return
+            return ()
         lines = self.lines
         base = lines.base
         first_lines = list(map(operator.add, [lines.done - base, *ends[:-1]], repeat(base + 1)))
