@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from include.csv_import.model import ColumnType as T
-from include.csv_import.types import NotOfType, convert, fits, narrowest, widen
+from include.csv_import.types import NotOfType, already_canonical, convert, fits, narrowest, widen
 
 
 @pytest.mark.parametrize(
@@ -130,3 +130,52 @@ def test_whatever_fits_a_type_fits_every_wider_type(first: str, second: str) -> 
     wider = widen(a, b)
     assert fits(wider, first)
     assert fits(wider, second)
+
+
+def columns_of(strategy: st.SearchStrategy[str]) -> st.SearchStrategy[list[str]]:
+    return st.lists(st.one_of(strategy, st.just("")), min_size=1, max_size=20)
+
+
+columns = st.one_of(
+    columns_of(st.integers(-(2**70), 2**70).map(str)),
+    columns_of(st.decimals(allow_nan=False, allow_infinity=False).map(str)),
+    columns_of(st.dates().map(str)),
+    columns_of(
+        st.tuples(st.datetimes(), st.sampled_from(" T"), st.sampled_from(["seconds", "auto"])).map(
+            lambda parts: parts[0].isoformat(sep=parts[1], timespec=parts[2])
+        )
+    ),
+    columns_of(st.sampled_from(["true", "false", "t", "no"])),
+    columns_of(values),
+)
+
+
+@given(st.sampled_from(list(T)), columns)
+def test_a_column_passed_as_canonical_is_exactly_what_the_converter_would_write(
+    column_type: T, column: list[str]
+) -> None:
+    # The reader's fast path must never accept what the converter refuses, nor write it otherwise.
+    if already_canonical(column_type, column):
+        assert [convert(column_type, value) for value in column] == [value or None for value in column]
+
+
+@pytest.mark.parametrize(
+    ("column_type", "column", "canonical"),
+    [
+        (T.INTEGER, ["1", "-20", "", "0"], True),
+        (T.INTEGER, ["1", "007"], False),
+        (T.INTEGER, ["1\n2"], False),
+        (T.INTEGER, ["2147483648"], False),
+        (T.NUMERIC, ["1.50", "-0.5", ""], True),
+        (T.DATE, ["2024-02-29", ""], True),
+        (T.DATE, ["2023-02-29"], False),
+        (T.TIMESTAMP, ["2024-02-29 10:00:00", "2024-02-29T10:00:00"], True),
+        (T.BOOLEAN, ["true", "false", ""], True),
+        (T.BOOLEAN, ["yes"], False),
+        (T.TIMESTAMPTZ, ["2024-02-29 10:00:00+00:00"], False),
+    ],
+)
+def test_only_values_already_written_canonically_take_the_fast_path(
+    column_type: T, column: list[str], canonical: bool
+) -> None:
+    assert already_canonical(column_type, column) is canonical
