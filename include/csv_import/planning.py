@@ -111,7 +111,11 @@ def plan_stream(
     codec = text_encoding(dialect.encoding, 1)
     quote = dialect.quotechar.encode(codec)
     edges = re.escape(dialect.delimiter.encode(codec) + b"\r\n" + quote)
-    stray = re.compile(b"[^" + edges + b"]" + re.escape(quote) + b"[^" + edges + b"]")
+    # The quote first, its neighbours looked at around it: the regex engine then skips to each
+    # quote at memchr speed (some 20 times faster than a pattern that starts with a class).
+    stray = re.compile(
+        re.escape(quote) + b"(?<=[^" + edges + b"]" + re.escape(quote) + b")(?=[^" + edges + b"])"
+    )
     # Record starts as (byte, line); the first is after the BOM and, if any, the header.
     starts: list[tuple[int, int]] = []
     need_header = dialect.header
@@ -131,7 +135,7 @@ def plan_stream(
             next_mark = position + chunk_bytes
         found = stray.search(tail + block)
         if found is not None:
-            byte = position - len(tail) + found.start() + 1
+            byte = position - len(tail) + found.start()
             return whole(
                 file,
                 f"one chunk: a quote inside an unquoted field near byte {byte} (not standard CSV "
@@ -191,7 +195,9 @@ def _read_block(stream: BinaryIO, size: int) -> bytes:
 
 def _line_breaks(block: bytes, start: int, end: int, after_cr: bool) -> int:
     r"""Line breaks in ``block[start:end]`` as Python's text reader counts them: ``\n``, ``\r\n``, ``\r``."""
-    count = block.count(b"\n", start, end) + block.count(b"\r", start, end) - block.count(b"\r\n", start, end)
+    count = block.count(b"\n", start, end)
+    if block.find(b"\r", start, end) != -1:  # not in most files: two passes saved
+        count += block.count(b"\r", start, end) - block.count(b"\r\n", start, end)
     if after_cr and block.startswith(b"\n", start):
         count -= 1  # a \r\n split between two blocks
     return count
