@@ -85,6 +85,9 @@ class Chunk:
     ``end`` where the last one ends (exclusive; None: the end of the file). ``first_line`` is the
     physical line number (1-based, counting the header) of the chunk's first record, so that
     every row and reject names the line a person finds in an editor.
+
+    A file read in one piece (a zip member, a small file, one that cannot be split) is one chunk
+    from byte 0, line 1: it begins with the header, if the file has one, and the reader skips it.
     """
 
     file: SourceFile
