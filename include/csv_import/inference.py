@@ -138,7 +138,9 @@ def sample_file(
 ) -> FileSample | Reject:
     """The sample of one file, or the reject of a file that is empty or cannot be read."""
     try:
-        with open_chunk(file, 0, None, conn_id=conn_id) as stream:
+        # Only the head's range, so that S3 is asked for no more than is sampled.
+        head_end = None if file.member is not None or file.size <= HEAD_BYTES else HEAD_BYTES
+        with open_chunk(file, 0, head_end, conn_id=conn_id) as stream:
             head = read_sample(stream, HEAD_BYTES)
         complete = len(head) >= file.size
         blocks = [] if complete or file.member is not None else _spread_blocks(file, conn_id)

@@ -87,6 +87,8 @@ def discover(source: str, pattern: str, *, conn_id: str | None) -> list[SourceFi
                 f"{where} does not exist: check the path or bucket and prefix"
                 + (", and that the connection may list it" if conn_id else "")
             )
+        # A worker process keeps its filesystem object, and s3fs its listings: list afresh.
+        root.fs.invalidate_cache(root.path)
         listing: dict[str, dict[str, Any]] = root.fs.find(root.path, detail=True)
     except (OSError, PermissionError) as error:
         raise SourceError(f"cannot list {where}: {error}; check the connection's credentials") from error
@@ -214,7 +216,10 @@ def open_chunk(file: SourceFile, start: int, end: int | None, *, conn_id: str | 
     fs, location = path.fs, path.path
     before = _version(path, location)
     _expect_discovered(file, before)
-    handle = fs.open(location, "rb", block_size=READ_BLOCK)
+    expected = (end if end is not None else file.size) - start
+    # On S3 a block is one ranged GET: a small range (a sample) must not fetch 8 MiB.
+    block = READ_BLOCK if file.member is not None else max(min(READ_BLOCK, expected), 64 * 1024)
+    handle = fs.open(location, "rb", block_size=block)
     try:
         if file.member is not None:
             if start != 0 or end not in (None, file.size):
@@ -230,7 +235,6 @@ def open_chunk(file: SourceFile, start: int, end: int | None, *, conn_id: str | 
     except BaseException:
         handle.close()
         raise
-    expected = (end if end is not None else file.size) - start
     raw = _RangeReader(stream, expected, closers, lambda: _check_unchanged(file, path, location, before))
     return io.BufferedReader(raw, buffer_size=1024 * 1024)  # type: ignore[return-value]
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from devservices.s3_server import LocalS3, create_bucket, s3_hook, upload_folder
+from include.csv_import.inference import infer
 from include.csv_import.model import Column, ColumnType, Dialect, FileSchema, Row, SourceFile
 from include.csv_import.planning import plan_file
 from include.csv_import.reader import read_chunk
@@ -217,3 +218,11 @@ def test_an_s3_object_replaced_after_discovery_is_refused(s3_drop: str) -> None:
 
     with pytest.raises(SourceChanged, match="new ETag"):
         open_chunk(file, 0, None, conn_id=S3_CONN_ID)
+
+
+def test_a_drop_on_s3_is_inferred_through_the_connection(s3_drop: str) -> None:
+    result = infer(discover(s3_drop, "**/*.csv", conn_id=S3_CONN_ID), conn_id=S3_CONN_ID)
+
+    assert result.columns == (Column("id", "id", ColumnType.INTEGER), Column("name", "name", ColumnType.TEXT))
+    assert len(result.files) == 4
+    assert result.rejected == ()
