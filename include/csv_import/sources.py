@@ -90,7 +90,7 @@ def discover(source: str, pattern: str, *, conn_id: str | None) -> list[SourceFi
         # A worker process keeps its filesystem object, and s3fs its listings: list afresh.
         root.fs.invalidate_cache(root.path)
         listing: dict[str, dict[str, Any]] = root.fs.find(root.path, detail=True)
-    except (OSError, PermissionError) as error:
+    except OSError as error:  # s3fs raises PermissionError, FileNotFoundError... for S3's answers
         raise SourceError(f"cannot list {where}: {error}; check the connection's credentials") from error
 
     base = root.path.rstrip("/") + "/"
@@ -101,7 +101,14 @@ def discover(source: str, pattern: str, *, conn_id: str | None) -> list[SourceFi
         relative = name[len(base) :] if name.startswith(base) else name
         url = f"{root.protocol}://{name}"
         if relative.lower().endswith(_ZIP):
-            files.extend(_members(root, name, url, relative, info, matches))
+            try:
+                files.extend(_members(root, name, url, relative, info, matches))
+            except zipfile.BadZipFile as error:
+                # Its members cannot even be listed, so no reject can name them: stop, loudly.
+                raise SourceError(
+                    f"{url} in {where} is not a readable zip archive ({error}): replace it, "
+                    "or leave it out with the pattern"
+                ) from error
         elif matches(relative):
             files.append(SourceFile(url, None, int(info["size"]), _fingerprint(root, name, info)))
     if not files:

@@ -91,6 +91,13 @@ def test_an_empty_drop_is_an_error_naming_source_and_pattern(drop: Path) -> None
         discover(str(drop), "**/*.tsv", conn_id=None)
 
 
+def test_an_archive_that_is_not_a_zip_stops_discovery_naming_it(drop: Path) -> None:
+    (drop / "2024" / "broken.zip").write_bytes(b"PK not really")
+
+    with pytest.raises(SourceError, match=r"broken\.zip in source .* is not a readable zip archive"):
+        discover(str(drop), "**/*.csv", conn_id=None)
+
+
 def test_new_content_of_the_same_size_and_time_changes_the_fingerprint(tmp_path: Path) -> None:
     path = tmp_path / "a.csv"
     path.write_bytes(b"id\n1\n")
