@@ -33,6 +33,8 @@ chunk's transaction rolls back.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import io
 import logging
@@ -226,24 +228,25 @@ def open_chunk(file: SourceFile, start: int, end: int | None, *, conn_id: str | 
     expected = (end if end is not None else file.size) - start
     # On S3 a block is one ranged GET: a small range (a sample) must not fetch 8 MiB.
     block = READ_BLOCK if file.member is not None else max(min(READ_BLOCK, expected), 64 * 1024)
-    handle = fs.open(location, "rb", block_size=block)
-    try:
+    with contextlib.ExitStack() as opened:
+        handle = opened.enter_context(fs.open(location, "rb", block_size=block))
         if file.member is not None:
             if start != 0 or end not in (None, file.size):
                 raise ValueError(f"{file.name}: a zip member is read whole, not from byte {start}")
-            archive = zipfile.ZipFile(handle)
-            stream: BinaryIO = archive.open(file.member)
-            closers = [stream.close, archive.close, handle.close]
-            if archive.getinfo(file.member).file_size != file.size:
-                raise SourceChanged(f"{file.name} has changed since discovery: read the drop again (rerun)")
+            archive = opened.enter_context(zipfile.ZipFile(handle))
+            member = archive.getinfo(file.member)
+            if (member.file_size, f"{member.CRC:08x}") != (file.size, file.fingerprint.rsplit(":", 1)[1]):
+                raise SourceChanged(
+                    f"{file.name} is not the member discovered (size or CRC differ): the archive was "
+                    "replaced; rerun the import so that the new version is discovered and imported"
+                )
+            stream: BinaryIO = opened.enter_context(archive.open(member))  # type: ignore[assignment]
         else:
             handle.seek(start)
-            stream, closers = handle, [handle.close]
-    except BaseException:
-        handle.close()
-        raise
-    raw = _RangeReader(stream, expected, closers, lambda: _check_unchanged(file, path, location, before))
-    return io.BufferedReader(raw, buffer_size=1024 * 1024)  # type: ignore[return-value]
+            stream = handle
+        closing = opened.pop_all()
+    check = functools.partial(_check_unchanged, file, path, location, before)
+    return io.BufferedReader(_RangeReader(stream, expected, closing, check), buffer_size=1024 * 1024)  # type: ignore[return-value]
 
 
 def _expect_discovered(file: SourceFile, now: _Version) -> None:
@@ -252,7 +255,8 @@ def _expect_discovered(file: SourceFile, now: _Version) -> None:
             f"{file.name} is {now.size} bytes, not the {file.size} discovered: it changed since "
             "discovery; rerun the import so that the new version is discovered and imported"
         )
-    if now.etag is not None and not file.fingerprint.startswith(f"etag:{now.etag}"):
+    discovered = file.fingerprint if file.member is None else file.fingerprint.rsplit(":", 1)[0]
+    if now.etag is not None and discovered != f"etag:{now.etag}":
         raise SourceChanged(
             f"{file.name} has a new ETag since discovery: it was replaced; rerun the import so "
             "that the new version is discovered and imported"
@@ -272,11 +276,11 @@ class _RangeReader(io.RawIOBase):
     """Exactly ``length`` bytes of ``stream``; checks the file once they have all been read."""
 
     def __init__(
-        self, stream: BinaryIO, length: int, closers: list[Callable[[], None]], check: Callable[[], None]
+        self, stream: BinaryIO, length: int, closing: contextlib.ExitStack, check: Callable[[], None]
     ) -> None:
         self._stream = stream
         self._remaining = length
-        self._closers = closers
+        self._closing = closing
         self._check: Callable[[], None] | None = check
 
     def readable(self) -> bool:
@@ -302,6 +306,5 @@ class _RangeReader(io.RawIOBase):
 
     def close(self) -> None:
         if not self.closed:
-            for close in self._closers:
-                close()
+            self._closing.close()
         super().close()

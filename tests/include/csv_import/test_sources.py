@@ -149,6 +149,15 @@ def test_a_file_that_changed_since_discovery_is_refused(tmp_path: Path) -> None:
         open_chunk(file, 0, None, conn_id=None)
 
 
+def test_a_zip_member_whose_content_changed_since_discovery_is_refused(drop: Path) -> None:
+    member = discover(str(drop), "**/m2.csv", conn_id=None)[0]
+
+    write_zip(drop / "2024" / "archive.zip", {"m2.csv": (CSV * 2).replace(b"a", b"z")})
+
+    with pytest.raises(SourceChanged, match="not the member discovered"):
+        open_chunk(member, 0, None, conn_id=None)
+
+
 def test_a_file_that_changes_while_it_is_read_fails_at_the_end_of_its_range(tmp_path: Path) -> None:
     path = tmp_path / "a.csv"
     path.write_bytes(CSV)
