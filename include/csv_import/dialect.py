@@ -1,8 +1,9 @@
 """How a CSV file is written: encoding, delimiter, quote character, header, from a sample of it.
 
 Each field the user sets (the DAG's params) wins over detection, field by field: a known
-encoding with a detected delimiter is fine. Detection reads the first :data:`SAMPLE_BYTES` of
-the file and, for the encoding, a few blocks spread over it (bounded: some 1 MiB per file).
+encoding with a detected delimiter is fine. Detection reads a sample from the start of the file
+(its first 200 records decide) and, for the encoding, a few blocks spread over it; inference
+hands it both, some 1.5 MiB a file at most.
 
 Encoding
 --------

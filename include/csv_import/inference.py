@@ -242,10 +242,9 @@ def unite(samples: Sequence[FileSample], column_types: Mapping[str, str]) -> Inf
             sample.header, sample.dialect = None, replace(sample.dialect, header=False)
     widths = Counter(sample.width for sample in samples if sample.header is None)
     usual_width = widths.most_common(1)[0][0] if widths else 0
-    names_of: dict[int, list[str]] = {}
     types: dict[str, ColumnType | None] = {}
     headers: dict[str, str] = {}
-    accepted: list[FileSample] = []
+    accepted: list[tuple[FileSample, list[str]]] = []
     for sample in samples:
         if (sample.header is not None) != headed:
             has, others = ("has no header line", "have one") if headed else ("has a header line", "have none")
@@ -270,18 +269,19 @@ def unite(samples: Sequence[FileSample], column_types: Mapping[str, str]) -> Inf
         else:
             names = [f"column_{position}" for position in range(1, sample.width + 1)]
             originals = [f"column {position}" for position in range(1, sample.width + 1)]
-        names_of[id(sample)] = names
-        accepted.append(sample)
+        accepted.append((sample, names))
         for name, original, found in zip(names, originals, sample.types, strict=True):
             headers.setdefault(name, original)
             previous = types.get(name)
-            types[name] = found if previous is None else previous if found is None else widen(previous, found)
+            if previous is not None and found is not None:
+                found = widen(previous, found)
+            types[name] = found or previous
     final = {name: column_type or ColumnType.TEXT for name, column_type in types.items()}
     final.update(_overrides(column_types, headers))
     columns = {name: Column(name, headers[name], column_type) for name, column_type in final.items()}
     files = tuple(
-        FileSchema(sample.file, sample.dialect, tuple(columns[name] for name in names_of[id(sample)]))
-        for sample in accepted
+        FileSchema(sample.file, sample.dialect, tuple(columns[name] for name in names))
+        for sample, names in accepted
     )
     return Inference(tuple(columns.values()), files, tuple(rejected))
 
