@@ -43,7 +43,7 @@ import operator
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import repeat
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from include.csv_import.model import (
     RAW_TEXT_LIMIT,
@@ -54,6 +54,9 @@ from include.csv_import.model import (
     Row,
 )
 from include.csv_import.types import NotOfType, already_canonical, converter
+
+if TYPE_CHECKING:
+    from _csv import _reader
 
 # Records converted together: enough to pay for the per-column checks, few enough to keep memory
 # flat (some 100 KB of text for usual lines) and rows flowing to COPY without a pause.
@@ -98,11 +101,19 @@ def read_chunk(stream: BinaryIO, chunk: Chunk, schema: FileSchema) -> Iterator[R
         doublequote=True,
         strict=False,
     )
+    try:
+        yield from _read(records, lines, chunk, schema)
+    finally:
+        # The stream is the caller's to close, not the text wrapper's when it is collected.
+        text.detach()
+
+
+def _read(records: _reader, lines: _Lines, chunk: Chunk, schema: FileSchema) -> Iterator[Row | Reject]:
     batch = _Batch(schema, lines)
     keep, ends = batch.records.append, batch.ends.append
     width = len(schema.columns)
     trouble = lines.trouble
-    skip_header = chunk.start == 0 and dialect.header
+    skip_header = chunk.start == 0 and schema.dialect.header
     while True:
         try:
             # The loop every record of a 100 GB drop goes through: keep it this short.

@@ -11,7 +11,7 @@ import pytest
 
 from devservices.s3_server import LocalS3, create_bucket, s3_hook, upload_folder
 from include.csv_import.inference import infer
-from include.csv_import.model import Column, ColumnType, Dialect, FileSchema, Row, SourceFile
+from include.csv_import.model import Chunk, Column, ColumnType, Dialect, FileSchema, Row, SourceFile
 from include.csv_import.planning import plan_file
 from include.csv_import.reader import read_chunk
 from include.csv_import.sources import SourceChanged, SourceError, discover, glob_matcher, open_chunk
@@ -247,3 +247,18 @@ def test_a_drop_on_s3_is_inferred_through_the_connection(s3_drop: str) -> None:
     assert result.rejected == ()
     without_m2 = infer([file for file in files if file.member != "m2.csv"], conn_id=S3_CONN_ID)
     assert without_m2.columns[0] == Column("id", "id", ColumnType.INTEGER)
+
+
+def test_a_change_found_at_the_end_of_a_chunk_stops_its_reading(tmp_path: Path) -> None:
+    path = tmp_path / "a.csv"
+    path.write_bytes(CSV)
+    (file,) = discover(str(tmp_path), "*.csv", conn_id=None)
+    schema = FileSchema(
+        file, Dialect(), (Column("id", "id", ColumnType.INTEGER), Column("name", "name", ColumnType.TEXT))
+    )
+
+    with open_chunk(file, 0, None, conn_id=None) as stream:
+        os.utime(path, ns=(1, 1))
+        with pytest.raises(SourceChanged):
+            list(read_chunk(stream, Chunk(file, 0, 0, None, 1), schema))
+        assert not stream.closed
