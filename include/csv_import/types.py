@@ -83,6 +83,9 @@ _NUMERIC = re.compile(r"[+-]?(?:0|[1-9][0-9]*)(?:\.[0-9]*)?(?:[eE][+-]?([0-9]+))
 _PLAIN_DECIMAL = re.compile(r"-?(?:0|[1-9][0-9]{0,30})(?:\.[0-9]{1,30})?").fullmatch
 _DATE_LEN = 10
 _PLAIN_TIMESTAMP_LEN = 19  # YYYY-MM-DD HH:MM:SS, which PostgreSQL reads as is (also with T)
+# The same with an explicit zone, which PostgreSQL reads as is whatever the session's zone.
+_ZONED = "[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:Z|[+-][0-9]{2}:[0-9]{2})"
+_PLAIN_TIMESTAMPTZ = re.compile(_ZONED).fullmatch
 _MIN_TIMESTAMP_LEN = 16  # YYYY-MM-DDTHH:MM
 _MAX_TIMESTAMP_LEN = 35  # ...:SS.ffffff+HH:MM:SS
 
@@ -194,6 +197,13 @@ def _timestamp(value: str) -> str | None:
 
 
 def _timestamptz(value: str) -> str | None:
+    if _PLAIN_TIMESTAMPTZ(value):
+        try:
+            datetime.fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            return value
     value = value.strip()
     if not value:
         return None
@@ -311,6 +321,7 @@ _COLUMN_CHECKS: dict[ColumnType, ColumnCheck] = {
     ColumnType.TIMESTAMP: _all_parse(
         _joined(_ISO_DATE + "[T ][0-9]{2}:[0-9]{2}:[0-9]{2}"), datetime.fromisoformat
     ),
+    ColumnType.TIMESTAMPTZ: _all_parse(_joined(_ZONED), datetime.fromisoformat),
     ColumnType.BOOLEAN: lambda values: _CANONICAL_BOOLEANS.issuperset(values),
     ColumnType.TEXT: lambda values: True,
 }

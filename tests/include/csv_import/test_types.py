@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, timedelta, timezone
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -65,6 +67,7 @@ def test_empty_text_is_null_in_every_type_and_has_no_type_of_its_own() -> None:
         (T.TIMESTAMP, "2024-01-31T10:00", "2024-01-31 10:00:00"),
         (T.TIMESTAMPTZ, "2024-01-31 10:00", "2024-01-31 10:00:00+00:00"),
         (T.TIMESTAMPTZ, "2024-01-31T10:00:00.5+02:00", "2024-01-31 10:00:00.500000+02:00"),
+        (T.TIMESTAMPTZ, "2024-01-31T10:00:00Z", "2024-01-31T10:00:00Z"),
         (T.TEXT, " kept as is ", " kept as is "),
     ],
 )
@@ -145,6 +148,11 @@ columns = st.one_of(
             lambda parts: parts[0].isoformat(sep=parts[1], timespec=parts[2])
         )
     ),
+    columns_of(
+        st.datetimes(timezones=st.sampled_from([UTC, timezone(timedelta(hours=-5, minutes=-30))])).map(
+            lambda moment: moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+        )
+    ),
     columns_of(st.sampled_from(["true", "false", "t", "no"])),
     columns_of(values),
 )
@@ -172,7 +180,8 @@ def test_a_column_passed_as_canonical_is_exactly_what_the_converter_would_write(
         (T.TIMESTAMP, ["2024-02-29 10:00:00", "2024-02-29T10:00:00"], True),
         (T.BOOLEAN, ["true", "false", ""], True),
         (T.BOOLEAN, ["yes"], False),
-        (T.TIMESTAMPTZ, ["2024-02-29 10:00:00+00:00"], False),
+        (T.TIMESTAMPTZ, ["2024-02-29 10:00:00+00:00", "2024-02-29T10:00:00Z"], True),
+        (T.TIMESTAMPTZ, ["2024-02-29 10:00:00"], False),
     ],
 )
 def test_only_values_already_written_canonically_take_the_fast_path(
