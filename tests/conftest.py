@@ -18,6 +18,7 @@ import psycopg
 import pytest
 
 from devservices.postgres import LocalPostgres, free_port
+from devservices.s3_server import LocalS3
 from devservices.simulator import SimulatorConfig, SimulatorServer
 from include.common.google_sheets import client_from_service_account_info
 from include.common.http import RetryPolicy
@@ -31,6 +32,8 @@ CLIENT_KEY = "test-key-Secret-42"
 # as a DBA would set it up (README, "The database role").
 PIPELINE_ROLE = "learning_platform_etl"
 PIPELINE_PASSWORD = "etl-password"
+# The Airflow connection id that the s3_server fixture defines for the session.
+S3_CONN_ID = "test_s3"
 
 AIRFLOW_HOME = pytest.StashKey[Path]()
 
@@ -145,3 +148,15 @@ def google() -> Iterator[FakeGoogleSheets]:
 def gspread_client(google: FakeGoogleSheets) -> gspread.Client:
     """A real gspread client of a generated service account, talking to the fake."""
     return client_from_service_account_info(service_account_info())
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[LocalS3]:
+    """A real S3 endpoint (moto's server) for the session; the connection S3_CONN_ID points at it.
+
+    Tests keep to their own buckets (named after the test), so they need no reset between them.
+    """
+    with LocalS3() as server, pytest.MonkeyPatch.context() as patch:
+        for name, value in server.environment(S3_CONN_ID).items():
+            patch.setenv(name, value)
+        yield server

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 # A rejected line keeps at most this many characters of its text: enough to find and read it,
 # bounded so that a garbage file cannot fill the reject table.
@@ -62,6 +63,9 @@ class Dialect:
     quotechar: str = '"'
     encoding: str = "utf-8"
     header: bool = True
+    # Backslash-style escaping instead of doubled quotes; never detected, only set by the user. A
+    # file with an escape character cannot be split by counting quotes, so it is read as one chunk.
+    escapechar: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +85,9 @@ class Chunk:
     ``end`` where the last one ends (exclusive; None: the end of the file). ``first_line`` is the
     physical line number (1-based, counting the header) of the chunk's first record, so that
     every row and reject names the line a person finds in an editor.
+
+    A file read in one piece (a zip member, a small file, one that cannot be split) is one chunk
+    from byte 0, line 1: it begins with the header, if the file has one, and the reader skips it.
     """
 
     file: SourceFile
@@ -88,6 +95,19 @@ class Chunk:
     start: int
     end: int | None
     first_line: int
+
+
+@dataclass(frozen=True, slots=True)
+class FileSchema:
+    """How one file of the drop is read: its dialect and the destination column of each field.
+
+    ``columns`` has one entry per field of the file's records, in the file's order (a subset of
+    the table's columns: a column the file lacks is NULL for its rows). ``Row.values`` follow it.
+    """
+
+    file: SourceFile
+    dialect: Dialect
+    columns: tuple[Column, ...]
 
 
 class RejectReason(StrEnum):
@@ -99,16 +119,20 @@ class RejectReason(StrEnum):
     UNTERMINATED_QUOTE = "unterminated_quote"
     EMPTY_FILE = "empty_file"
     HEADER_MISMATCH = "header_mismatch"
+    # A line longer than the reader holds in memory: almost always a quote opened and never closed.
+    LINE_TOO_LONG = "line_too_long"
     UNREADABLE_FILE = "unreadable_file"
 
 
-@dataclass(frozen=True, slots=True)
-class Row:
+class Row(NamedTuple):
     """One record to import: its physical line and a value per destination column of its file.
 
     ``values`` are in the order of the file's columns (see the plan), each already checked to fit
     its column's type and written the way PostgreSQL's input for that type reads it without
     depending on the session's settings (ISO dates, ``true``/``false``); None is SQL NULL.
+
+    A named tuple, not a frozen dataclass like its neighbours: one is made per line of a 100 GB
+    drop, and a frozen dataclass's ``__init__`` cost more than converting the line's values.
     """
 
     line: int
@@ -127,3 +151,5 @@ class Reject:
     raw: str
     # A sentence for the person reading the reject table: what was expected, what was found.
     detail: str
+    # The last physical line of a record that spans several (a quoted newline); None: ``line``.
+    last_line: int | None = None
