@@ -12,6 +12,9 @@ block could start inside such a field and read garbage as records. Reads stay bo
 A sample is not the file: a value later on that does not fit the inferred type is rejected on
 import as ``type_mismatch``, counted, and the run fails if that is more than
 ``max_rejected_share``; the ``column_types`` override then fixes the type without guessing.
+Within a file's sample, a column's type is the narrowest that all its values fit but at most
+that same share of them (:func:`_settle`): one ``2024-02-30`` among thousands of dates is a
+rejected line, not a date column silently turned into text.
 
 Union of the files
 ------------------
@@ -50,7 +53,7 @@ from include.csv_import.model import (
 )
 from include.csv_import.reader import text_encoding
 from include.csv_import.sources import open_chunk
-from include.csv_import.types import fits, narrowest, widen
+from include.csv_import.types import NARROWEST_FIRST, fits, narrowest, widen
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +103,8 @@ class FileSample:
     header: list[str] | None
     width: int
     types: list[ColumnType | None] = field(default_factory=list)
+    # The sampled non-empty values of each column, until _settle types them and lets them go.
+    values: list[list[str]] = field(default_factory=list)
     # False when nothing in the sample told a header from data (text only, or a single record):
     # then the drop's majority decides.
     header_known: bool = True
@@ -111,12 +116,17 @@ def infer(
     conn_id: str | None,
     dialect: DialectOverrides | None = None,
     column_types: Mapping[str, str] | None = None,
+    max_rejected_share: float = 0.0,
 ) -> Inference:
-    """Sample every file and unite them into one schema (see the module's docstring)."""
+    """Sample every file and unite them into one schema (see the module's docstring).
+
+    A column's type may leave out up to ``max_rejected_share`` of a file's sampled values (see
+    :func:`_settle`): those lines become rejects, within the share the run accepts anyway.
+    """
     samples: list[FileSample] = []
     rejected: list[RejectedFile] = []
     for file in files:
-        sample = sample_file(file, conn_id=conn_id, overrides=dialect)
+        sample = sample_file(file, conn_id=conn_id, overrides=dialect, tolerance=max_rejected_share)
         if isinstance(sample, Reject):
             rejected.append(RejectedFile(file, sample))
         else:
@@ -134,7 +144,11 @@ def infer(
 
 
 def sample_file(
-    file: SourceFile, *, conn_id: str | None, overrides: DialectOverrides | None = None
+    file: SourceFile,
+    *,
+    conn_id: str | None,
+    overrides: DialectOverrides | None = None,
+    tolerance: float = 0.0,
 ) -> FileSample | Reject:
     """The sample of one file, or the reject of a file that is empty or cannot be read."""
     try:
@@ -169,11 +183,20 @@ def sample_file(
     else:
         header = None
         width, data = Counter(len(record) for record in records).most_common(1)[0][0], records
-    sample = FileSample(file, dialect, header, width, [None] * width, header_known)
+    sample = FileSample(
+        file,
+        dialect,
+        header,
+        width,
+        types=[None] * width,
+        values=[[] for _ in range(width)],
+        header_known=header_known,
+    )
     _observe(sample, data)
     if blocks and not any("\n" in value or "\r" in value for record in data for value in record):
         for block in blocks:
             _observe(sample, _records(block, dialect, complete=False, ragged_start=True))
+    _settle(sample, tolerance)
     return sample
 
 
@@ -218,14 +241,43 @@ def _decoded(data: bytes, dialect: Dialect, *, ragged_start: bool = False) -> st
 
 
 def _observe(sample: FileSample, records: list[list[str]]) -> None:
-    types = sample.types
+    """Keep the sampled values of each column, for :func:`_settle` to type once the sample is read."""
+    columns = sample.values
     for record in records:
         if len(record) != sample.width:
             continue
         for index, value in enumerate(record):
-            current = types[index]
-            if current is None or not fits(current, value):
-                types[index] = narrowest(value, current) or current
+            if value.strip():
+                columns[index].append(value)
+
+
+def _settle(sample: FileSample, tolerance: float) -> None:
+    """Type each column of ``sample``: the narrowest type that all but ``tolerance`` of its values fit.
+
+    With a tolerance of 0 this is the widening of every value's own type. With the run's
+    ``max_rejected_share`` it keeps a date column a date column when one sampled value in a
+    thousand is ``2024-02-30``: that line is rejected as ``type_mismatch`` on import, counted,
+    instead of the whole column silently becoming text. A type is tried with an early exit once
+    its misfits pass the tolerance, so a text column costs a few hundred failed conversions.
+    """
+    sample.types = [_column_type(values, tolerance) for values in sample.values]
+    sample.values = [[] for _ in sample.values]
+
+
+def _column_type(values: list[str], tolerance: float) -> ColumnType | None:
+    if not values:
+        return None
+    allowed = int(len(values) * tolerance)
+    for candidate in NARROWEST_FIRST:
+        misfits = 0
+        for value in values:
+            if not fits(candidate, value):
+                misfits += 1
+                if misfits > allowed:
+                    break
+        else:
+            return candidate
+    return ColumnType.TEXT
 
 
 def unite(samples: Sequence[FileSample], column_types: Mapping[str, str]) -> Inference:
@@ -238,7 +290,10 @@ def unite(samples: Sequence[FileSample], column_types: Mapping[str, str]) -> Inf
     for sample in samples:
         if not sample.header_known and sample.header is not None and not headed:
             # Its first record was taken for a header for want of evidence; the drop says data.
-            _observe(sample, [sample.header])
+            for index, value in enumerate(sample.header):
+                typed = sample.types[index]
+                if value.strip() and (typed is None or not fits(typed, value)):
+                    sample.types[index] = narrowest(value, typed) or typed
             sample.header, sample.dialect = None, replace(sample.dialect, header=False)
     widths = Counter(sample.width for sample in samples if sample.header is None)
     usual_width = widths.most_common(1)[0][0] if widths else 0

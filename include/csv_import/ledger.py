@@ -23,7 +23,16 @@ from enum import StrEnum
 import psycopg
 
 from include.common.migrations import migrate
-from include.csv_import.model import Chunk, Column, ColumnType, Dialect, SourceFile
+from include.csv_import.model import (
+    Chunk,
+    Column,
+    ColumnType,
+    Dialect,
+    FileSchema,
+    Reject,
+    RejectReason,
+    SourceFile,
+)
 from include.csv_import.table import TableName
 from include.csv_import.warehouse import SCHEMA, SQL_DIR, sql
 
@@ -60,9 +69,12 @@ class RunFile:
 
     id: int
     file: SourceFile
-    dialect: Dialect
+    # None until inference read the file, and for a file it rejected whole.
+    dialect: Dialect | None
     # Destination column names of the file's fields, in the file's order (Row.values' order).
     columns: tuple[str, ...]
+    # Why inference rejected the whole file (its one reject), or None.
+    rejected: Reject | None
     whole_file_reason: str | None
     # What publish decided: 'imported', 'replaced' (a changed file) or 'skipped'; None before.
     outcome: str | None
@@ -122,20 +134,19 @@ def read_columns(conn: psycopg.Connection, run_id: int) -> list[Column]:
     return [Column(name, header, ColumnType(type_)) for name, header, type_ in rows]
 
 
-def record_files(
-    conn: psycopg.Connection,
-    run_id: int,
-    files: Iterable[tuple[SourceFile, Dialect, Sequence[str]]],
+def record_discovered(
+    conn: psycopg.Connection, run_id: int, files: Iterable[SourceFile]
 ) -> dict[SourceFile, int]:
-    """Store the run's files with their dialect and columns; returns each file's ledger id.
+    """Pin the run's files as discovery found them; returns each file's ledger id.
 
     The id is the file's for this target across runs (a file seen again keeps it), so that a
     changed file's new rows replace exactly the old rows carrying the same ``_source_file_id``.
+    How to read each file is recorded by :func:`record_inference`, once inference has read it.
     """
     run = read_run(conn, run_id)
     ids: dict[SourceFile, int] = {}
     with conn.transaction(), conn.cursor() as cursor:
-        for file, dialect, columns in files:
+        for file in files:
             (file_id,) = cursor.execute(
                 sql("upsert_file"),
                 {
@@ -146,20 +157,79 @@ def record_files(
                 },
             ).fetchone()
             cursor.execute(
-                sql("upsert_run_file"),
-                {
-                    "run_id": run_id,
-                    "file_id": file_id,
-                    "size": file.size,
-                    "fingerprint": file.fingerprint,
-                    "delimiter": dialect.delimiter,
-                    "quotechar": dialect.quotechar,
-                    "encoding": dialect.encoding,
-                    "header": dialect.header,
-                    "columns": list(columns),
-                },
+                sql("register_run_file"),
+                {"run_id": run_id, "file_id": file_id, "size": file.size, "fingerprint": file.fingerprint},
             )
             ids[file] = file_id
+    return ids
+
+
+def record_inference(
+    conn: psycopg.Connection,
+    run_id: int,
+    columns: Sequence[Column] | None,
+    schemas: Iterable[FileSchema],
+    rejected: Iterable[tuple[SourceFile, Reject]] = (),
+) -> None:
+    """Store the run's columns, how each file is read, and the files rejected whole, at once.
+
+    ``columns`` None leaves the run's columns as recorded.
+    """
+    ids = {f.file: f.id for f in read_files(conn, run_id)}
+    with conn.transaction(), conn.cursor() as cursor:
+        if columns is not None:
+            record_columns(conn, run_id, columns)
+        for schema in schemas:
+            dialect = schema.dialect
+            cursor.execute(
+                sql("update_run_file_schema"),
+                {
+                    "run_id": run_id,
+                    "file_id": _file_id(ids, schema.file, run_id),
+                    "delimiter": dialect.delimiter,
+                    "quotechar": dialect.quotechar,
+                    "escapechar": dialect.escapechar,
+                    "encoding": dialect.encoding,
+                    "header": dialect.header,
+                    "columns": [column.name for column in schema.columns],
+                    "rejected_reason": None,
+                    "rejected_detail": None,
+                },
+            )
+        for file, reject in rejected:
+            cursor.execute(
+                sql("update_run_file_schema"),
+                {
+                    "run_id": run_id,
+                    "file_id": _file_id(ids, file, run_id),
+                    "delimiter": None,
+                    "quotechar": None,
+                    "escapechar": None,
+                    "encoding": None,
+                    "header": None,
+                    "columns": [],
+                    "rejected_reason": reject.reason.value,
+                    "rejected_detail": reject.detail,
+                },
+            )
+
+
+def record_files(
+    conn: psycopg.Connection,
+    run_id: int,
+    files: Iterable[tuple[SourceFile, Dialect, Sequence[str]]],
+) -> dict[SourceFile, int]:
+    """Discovery and inference of files whose dialect and columns are known: tests' shortcut."""
+    files = list(files)
+    ids = record_discovered(conn, run_id, [file for file, _, _ in files])
+    known = {column.name: column for column in read_columns(conn, run_id)}
+    schemas = [
+        FileSchema(
+            file, dialect, tuple(known.get(name, Column(name, name, ColumnType.TEXT)) for name in names)
+        )
+        for file, dialect, names in files
+    ]
+    record_inference(conn, run_id, None, schemas)
     return ids
 
 
@@ -170,8 +240,11 @@ def read_files(conn: psycopg.Connection, run_id: int) -> list[RunFile]:
         RunFile(
             id=file_id,
             file=SourceFile(url, member, size, fingerprint),
-            dialect=Dialect(delimiter, quotechar, encoding, header),
-            columns=tuple(columns),
+            dialect=None if encoding is None else Dialect(delimiter, quotechar, encoding, header, escapechar),
+            columns=tuple(columns or ()),
+            rejected=None
+            if rejected_reason is None
+            else Reject(None, RejectReason(rejected_reason), None, "", rejected_detail),
             whole_file_reason=whole_file_reason,
             outcome=outcome,
             outcome_detail=detail,
@@ -184,9 +257,12 @@ def read_files(conn: psycopg.Connection, run_id: int) -> list[RunFile]:
             fingerprint,
             delimiter,
             quotechar,
+            escapechar,
             encoding,
             header,
             columns,
+            rejected_reason,
+            rejected_detail,
             whole_file_reason,
             outcome,
             detail,

@@ -15,12 +15,14 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from include.common.failures import ConfigurationError, no_retry_on_permanent_failure
+from include.csv_import.dialect import DialectOverrides
+from include.csv_import.ledger import Mode
 from include.csv_import.model import ColumnType
+from include.csv_import.table import TableName, parse_table_name
 
 if TYPE_CHECKING:
     from airflow.sdk.types import DagRunProtocol
@@ -31,38 +33,7 @@ DEFAULT_PATTERN = "**/*.csv"
 DEFAULT_MAX_REJECTED_SHARE = 0.01
 DEFAULT_CHUNK_MB = 256
 
-# A destination is "schema.table" with each part a plain PostgreSQL identifier. Quoted names with
-# spaces or capitals would work through psycopg.sql too, but a name someone must quote in every
-# query afterwards is a trap; the form says so.
-_IDENTIFIER = r"[a-z_][a-z0-9_]{0,62}"
-_TABLE = re.compile(rf"({_IDENTIFIER})\.({_IDENTIFIER})")
 _SINGLE_CHARACTER = re.compile(r"^.$|^\\t$")
-
-
-class ImportMode(StrEnum):
-    """``append``: import the files not imported yet; ``replace``: the table becomes this drop."""
-
-    APPEND = "append"
-    REPLACE = "replace"
-
-
-@dataclass(frozen=True, slots=True)
-class TableName:
-    schema: str
-    name: str
-
-    def __str__(self) -> str:
-        return f"{self.schema}.{self.name}"
-
-
-@dataclass(frozen=True, slots=True)
-class DialectOverrides:
-    """What the person triggering the run said about the files' CSV dialect; None: detect it."""
-
-    delimiter: str | None = None
-    quotechar: str | None = None
-    encoding: str | None = None
-    header: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +49,7 @@ class ImportSpec:
     # The connection object storage reads the source with (S3: an AWS connection); None: the
     # storage's default (local folders need none).
     storage_conn_id: str | None
-    mode: ImportMode
+    mode: Mode
     dialect: DialectOverrides
     column_types: Mapping[str, ColumnType]
     max_rejected_share: float
@@ -115,10 +86,10 @@ class ImportSpec:
         return cls(
             source=source_url(_required(params, "source")),
             pattern=_pattern(params.get("pattern") or DEFAULT_PATTERN),
-            table=table_name(_required(params, "table")),
+            table=parse_table_name(_required(params, "table")),
             conn_id=params.get("connection") or DEFAULT_DB_CONN_ID,
             storage_conn_id=params.get("storage_connection") or None,
-            mode=_mode(params.get("mode") or ImportMode.APPEND),
+            mode=_mode(params.get("mode") or Mode.APPEND),
             dialect=DialectOverrides(
                 delimiter=_single_character(params, "delimiter"),
                 quotechar=_single_character(params, "quotechar"),
@@ -144,16 +115,6 @@ def source_url(source: str) -> str:
             "absolute path: a relative path would depend on the worker's working directory"
         )
     return f"file://{source.rstrip('/') or '/'}"
-
-
-def table_name(value: str) -> TableName:
-    match = _TABLE.fullmatch(value.strip())
-    if match is None:
-        raise ConfigurationError(
-            f"table {value!r} must be schema-qualified, schema.table, each part lowercase letters, "
-            "digits and underscores (at most 63), not starting with a digit"
-        )
-    return TableName(*match.groups())
 
 
 def _settings(value: str | None) -> dict[str, Any]:
@@ -187,9 +148,9 @@ def _pattern(pattern: str) -> str:
     return pattern
 
 
-def _mode(value: str) -> ImportMode:
+def _mode(value: str) -> Mode:
     try:
-        return ImportMode(value)
+        return Mode(value)
     except ValueError:
         raise ConfigurationError(f"mode must be 'append' or 'replace', not {value!r}") from None
 

@@ -153,3 +153,26 @@ def test_a_column_with_no_values_anywhere_is_text(tmp_path: Path) -> None:
     folder = drop(tmp_path, {"a.csv": b"id,unused\n1,\n2,\n"})
 
     assert inferred(folder).columns[1] == Column("unused", "unused", T.TEXT)
+
+
+def test_a_rare_misfit_within_the_rejected_share_keeps_the_column_typed(tmp_path: Path) -> None:
+    # 1 impossible date in 400: within a 1 % share the column stays a date (that line will be a
+    # type_mismatch reject); with no share allowed, it must widen to text.
+    lines = [f"{n},2024-01-{n % 28 + 1:02d}" for n in range(399)] + ["399,2024-02-30"]
+    folder = drop(tmp_path, {"a.csv": ("id,lodged\n" + "\n".join(lines) + "\n").encode()})
+
+    tolerant = inferred(folder, max_rejected_share=0.01)
+    strict = inferred(folder)
+
+    assert [column.type for column in tolerant.columns] == [T.INTEGER, T.DATE]
+    assert [column.type for column in strict.columns] == [T.INTEGER, T.TEXT]
+
+
+def test_a_misfit_share_above_the_rejected_share_widens_the_column(tmp_path: Path) -> None:
+    lines = [f"{n},{'n/a' if n % 10 == 0 else n}" for n in range(400)]
+    folder = drop(tmp_path, {"a.csv": ("id,amount\n" + "\n".join(lines) + "\n").encode()})
+
+    assert [column.type for column in inferred(folder, max_rejected_share=0.01).columns] == [
+        T.INTEGER,
+        T.TEXT,
+    ]

@@ -56,14 +56,20 @@ CREATE TABLE files (
 CREATE TABLE run_files (
     run_id bigint NOT NULL REFERENCES runs ON DELETE CASCADE,
     file_id bigint NOT NULL REFERENCES files,
+    -- As discovery saw the file: the run imports exactly this content or fails.
     size bigint NOT NULL,
     fingerprint text NOT NULL,
-    delimiter text NOT NULL,
-    quotechar text NOT NULL,
-    encoding text NOT NULL,
-    header boolean NOT NULL,
+    -- How to read the file, from inference; null until then, and for a file rejected whole.
+    delimiter text,
+    quotechar text,
+    escapechar text,
+    encoding text,
+    header boolean,
     -- The destination columns of the file's fields, in the file's order (Row.values' order).
-    columns text[] NOT NULL,
+    columns text[],
+    -- A file inference rejected whole (empty, unreadable, header mismatch): why.
+    rejected_reason text,
+    rejected_detail text,
     -- Why the file is imported as one chunk, when the planner could not split it.
     whole_file_reason text,
     outcome text CHECK (outcome IN ('imported', 'replaced', 'skipped')),
