@@ -265,6 +265,11 @@ def _create(cursor: psycopg.Cursor, table: TableName, columns: Sequence[Column])
     definitions += [(name, _LINEAGE_TYPE) for name in LINEAGE_COLUMNS]
     try:
         with cursor.connection.transaction():
+            # Look first: CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the
+            # schema exists (see include/common/migrations.py), which a DBA may rightly withhold.
+            if cursor.execute(query("select_schema_exists"), {"schema": table.schema}).fetchone() is None:
+                cursor.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(table.schema)))
+                log.info("created schema %s", sql.Identifier(table.schema).as_string(cursor))
             cursor.execute(
                 sql.SQL("CREATE TABLE {} ({})").format(
                     sql.Identifier(table.schema, table.name),

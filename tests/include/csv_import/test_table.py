@@ -149,3 +149,20 @@ def test_a_header_named_like_a_lineage_column_is_refused(conn: psycopg.Connectio
     columns = (*COLUMNS, Column("_source_line", "_source_line", ColumnType.INTEGER))
     with pytest.raises(IncompatibleTarget, match="_source_line"):
         prepare_target(conn, TARGET, columns)
+
+
+def test_a_missing_schema_is_created_when_the_role_may_and_named_with_the_grant_when_not(
+    conn: psycopg.Connection, admin: psycopg.Connection
+) -> None:
+    with pytest.raises(IncompatibleTarget, match="GRANT USAGE, CREATE ON SCHEMA"):
+        prepare_target(conn, TableName("energy", "certificates"), COLUMNS)
+
+    admin.execute(
+        sql.SQL("GRANT CREATE ON DATABASE {} TO {}").format(
+            sql.Identifier(admin.info.dbname), sql.Identifier(IMPORTER_ROLE)
+        )
+    )
+    assert prepare_target(conn, TableName("energy", "certificates"), COLUMNS).created
+    assert conn.execute(
+        "SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = 'energy'"
+    ).fetchone() == (IMPORTER_ROLE,)
