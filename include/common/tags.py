@@ -6,4 +6,6 @@ A DAG file spells its tags out (they read as part of its header); the integrity 
 
 from __future__ import annotations
 
-DAG_TAGS = frozenset({"learning_platform", "etl", "daily", "quarterly", "maintenance", "imports", "streaming"})
+DAG_TAGS = frozenset(
+    {"learning_platform", "etl", "daily", "quarterly", "maintenance", "imports", "streaming"}
+)

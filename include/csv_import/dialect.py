@@ -7,8 +7,13 @@ hands it both, some 1.5 MiB a file at most.
 
 Encoding
 --------
-A BOM decides (UTF-8, UTF-16, UTF-32). Otherwise the file is UTF-8 if every sampled block
-decodes as UTF-8, and ``cp1252`` if one does not. Not charset-normalizer's guess: among
+A BOM decides (UTF-8, UTF-16, UTF-32). Otherwise the file is UTF-8 unless more than the run's
+``max_rejected_share`` of the sampled lines are not valid UTF-8, and ``cp1252`` then. A UTF-8
+export with a few corrupt bytes is thus read as UTF-8, its corrupt lines rejected as
+``invalid_encoding`` (instead of the whole file read as cp1252, every accented letter garbled),
+while a cp1252 export, whose accented letters are invalid UTF-8 on every line that has one, is
+read as cp1252 unless they are rarer than that share: then they are rejected, counted, and the
+operator sets the encoding. Not charset-normalizer's guess: among
 single-byte code pages its answer on a sample turns on a handful of bytes (cp1250 or cp1252 or
 latin-1 for the same export), so two files of one drop could be read differently; cp1252 is what
 Western exports that are not UTF-8 nearly always are, it decodes all but five bytes (so a wrong
@@ -87,41 +92,52 @@ def bom_encoding(head: bytes) -> str | None:
     return None
 
 
-def detect_encoding(head: bytes, blocks: list[bytes]) -> str:
+def detect_encoding(head: bytes, blocks: list[bytes], tolerance: float = 0.0) -> str:
     """UTF-8 (with or without BOM), UTF-16/32 by BOM, else cp1252; see the module's docstring."""
     announced = bom_encoding(head)
     if announced is not None:
         return announced
+    lines = invalid = 0
     for index, block in enumerate([head, *blocks]):
-        # A spread block starts and ends anywhere: up to 3 bytes of a character at either edge.
-        if not _decodes_as_utf8(block, ragged_start=index > 0):
-            return FALLBACK_ENCODING
-    return "utf-8"
+        block_lines, block_invalid = _utf8_lines(block, ragged=index > 0)
+        lines, invalid = lines + block_lines, invalid + block_invalid
+    return "utf-8" if invalid <= lines * tolerance else FALLBACK_ENCODING
 
 
-def _decodes_as_utf8(block: bytes, *, ragged_start: bool) -> bool:
-    if ragged_start:
-        skip = 0
-        while skip < min(3, len(block)) and 0x80 <= block[skip] < 0xC0:
-            skip += 1
-        block = block[skip:]
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    try:
-        decoder.decode(block, final=False)
-    except UnicodeDecodeError:
-        return False
-    return True
+def _utf8_lines(block: bytes, *, ragged: bool) -> tuple[int, int]:
+    """The lines of ``block`` and how many of them are not valid UTF-8.
+
+    A spread block (``ragged``) starts and ends anywhere: its first and last lines are partial
+    and not counted. The head's last line may be cut too, so it is judged as incomplete text.
+    """
+    parts = block.split(b"\n")
+    if ragged:
+        parts = parts[1:-1]
+    invalid = 0
+    for position, part in enumerate(parts):
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        try:
+            decoder.decode(part, final=ragged or position < len(parts) - 1)
+        except UnicodeDecodeError:
+            invalid += 1
+    return len(parts), invalid
 
 
 def detect(
-    head: bytes, blocks: list[bytes], overrides: DialectOverrides | None = None, *, complete: bool = False
+    head: bytes,
+    blocks: list[bytes],
+    overrides: DialectOverrides | None = None,
+    *,
+    complete: bool = False,
+    tolerance: float = 0.0,
 ) -> Dialect:
     """The dialect of a file whose first bytes are ``head`` (``complete``: that is all of it).
 
-    ``blocks`` are samples from further in (for the encoding only); may be empty.
+    ``blocks`` are samples from further in (for the encoding only); may be empty. ``tolerance``
+    is the share of sampled lines that may be invalid UTF-8 in a file still read as UTF-8.
     """
     overrides = overrides or DialectOverrides()
-    encoding = overrides.encoding or detect_encoding(head, blocks)
+    encoding = overrides.encoding or detect_encoding(head, blocks, tolerance)
     text = _decode_sample(head, encoding, complete=complete)
     delimiter = overrides.delimiter or detect_delimiter(text, overrides.quotechar or '"')
     quotechar = overrides.quotechar or detect_quotechar(text, delimiter)

@@ -170,7 +170,7 @@ def sample_file(
         return _file_reject(RejectReason.UNREADABLE_FILE, f"cannot be read: {error}")
     if not head.strip(b" \t\r\n\xef\xbb\xbf\xff\xfe\x00"):
         return _file_reject(RejectReason.EMPTY_FILE, "the file is empty (no header, no records)")
-    dialect = detect(head, blocks, overrides, complete=complete)
+    dialect = detect(head, blocks, overrides, complete=complete, tolerance=tolerance)
     records = _records(head, dialect, complete=complete)
     header_known = (overrides is not None and overrides.header is not None) or (
         header_evidence(_decoded(head, dialect), dialect) is not None

@@ -85,3 +85,22 @@ def test_an_impossible_override_says_what_is_wrong() -> None:
         DialectOverrides(delimiter=";;")
     with pytest.raises(DialectError, match="unknown encoding 'klingon'"):
         DialectOverrides(encoding="klingon")
+
+
+def test_a_utf8_file_with_a_rare_corrupt_byte_stays_utf8_within_the_rejected_share() -> None:
+    lines = [f"{n},Crème brûlée {n}".encode() for n in range(400)]
+    lines[200] = b"200,Cr\xffme"
+    head = b"id,name\n" + b"\n".join(lines) + b"\n"
+
+    assert detect(head, [], None, complete=True, tolerance=0.01).encoding == "utf-8"
+    assert detect(head, [], None, complete=True).encoding == "cp1252"
+
+
+def test_a_cp1252_file_whose_accents_are_common_is_read_as_cp1252() -> None:
+    head = (
+        b"id,street\n"
+        + b"\n".join(f"{n},Rue de l'\xe9glise {n}".encode("latin-1") for n in range(100))
+        + b"\n"
+    )
+
+    assert detect(head, [], None, complete=True, tolerance=0.01).encoding == "cp1252"
