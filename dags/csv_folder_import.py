@@ -156,7 +156,7 @@ def csv_folder_import() -> None:
 
         return tasks.prepare(ImportSpec.from_airflow(params, dag_run, task_id=ti.task_id))
 
-    # Returns the chunks' ids and labels (a few bytes each): the plan itself is in the ledger.
+    # Returns the chunks' keys and labels (a few bytes each): the plan itself is in the ledger.
     @task
     def plan_chunks(params: dict[str, Any], dag_run: DagRunProtocol, ti: TaskInstance) -> list[dict]:
         from include.csv_import import tasks
@@ -171,7 +171,8 @@ def csv_folder_import() -> None:
     def import_chunk(chunk: dict, params: dict[str, Any], dag_run: DagRunProtocol, ti: TaskInstance) -> dict:
         from include.csv_import import tasks
 
-        return tasks.import_chunk(ImportSpec.from_airflow(params, dag_run, task_id=ti.task_id), chunk["id"])
+        spec = ImportSpec.from_airflow(params, dag_run, task_id=ti.task_id)
+        return tasks.import_chunk(spec, chunk["file_id"], chunk["number"])
 
     @task(multiple_outputs=False, outlets=[IMPORTS])
     def publish(
