@@ -28,7 +28,8 @@ an absolute folder path. `pattern`: a glob relative to it, `**` for subfolders (
 `storage_connection`: the AWS connection for `s3://` sources. `mode`: `append` imports the
 files not imported yet, and a file whose content changed replaces exactly its own rows;
 `replace` makes the table exactly this drop. `delimiter`, `quotechar`, `encoding`, `header`:
-detected per file unless given. `column_types`: overrides, e.g. `{"postcode": "text"}`.
+detected per file unless given; `escapechar`: for files that escape quotes instead of doubling
+them (never detected). `column_types`: overrides, e.g. `{"postcode": "text"}`.
 `max_rejected_share`: the run fails, publishing nothing, when more of the lines are rejected.
 
 **Reruns are safe.** A rerun imports nothing twice: the file ledger (`csv_import.files`: path,
@@ -106,6 +107,9 @@ def _optional_text(title: str, description: str, **schema: Any) -> Param:
         ),
         "delimiter": _optional_text("Delimiter", "One character, \\t for a tab. Empty: detected per file."),
         "quotechar": _optional_text("Quote character", "Empty: detected per file."),
+        "escapechar": _optional_text(
+            "Escape character", 'For files that escape quotes (\\") instead of doubling them. Never detected.'
+        ),
         "encoding": _optional_text("Encoding", "e.g. utf-8, cp1252. Empty: detected per file."),
         "header": Param(
             None,

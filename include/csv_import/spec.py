@@ -93,6 +93,7 @@ class ImportSpec:
             dialect=DialectOverrides(
                 delimiter=_single_character(params, "delimiter"),
                 quotechar=_single_character(params, "quotechar"),
+                escapechar=_single_character(params, "escapechar"),
                 encoding=_encoding(params.get("encoding")),
                 header=params.get("header"),
             ),
