@@ -252,6 +252,11 @@ def prepare_target(conn: psycopg.Connection, table: TableName, columns: Sequence
         return PreparedTarget(table, False, tuple(c.name for c in missing), kept, unfilled)
 
 
+def table_exists(conn: psycopg.Connection, table: TableName) -> bool:
+    with conn.transaction(), conn.cursor() as cursor:
+        return bool(target_columns(cursor, table))
+
+
 def _catalog(type_: ColumnType) -> tuple[str, str]:
     return "pg_catalog", _CATALOG_TYPES[type_][0]
 

@@ -31,7 +31,7 @@ from include.csv_import.inference import infer as infer_schema
 from include.csv_import.model import Chunk, FileSchema, Reject, Row
 from include.csv_import.reader import read_chunk
 from include.csv_import.spec import ImportSpec
-from include.csv_import.table import create_staging, prepare_target
+from include.csv_import.table import create_staging, prepare_target, table_exists
 
 if TYPE_CHECKING:
     from airflow.sdk.types import OutletEventAccessorsProtocol
@@ -141,14 +141,20 @@ def prepare(spec: ImportSpec) -> dict[str, Any]:
     with destination(spec) as conn:
         run = _run(conn, spec)
         columns = ledger.read_columns(conn, run.id)
-        if not columns:
+        if columns:
+            prepared = prepare_target(conn, spec.table, columns)
+            outcome = {"created": prepared.created, "columns_added": list(prepared.added)}
+        elif table_exists(conn, spec.table):
+            # Nothing new (an append of files already in), or every file rejected whole: the
+            # table stays as it is; the run still records its rejects and publishes nothing.
+            outcome = {"created": False, "columns_added": []}
+        else:
             raise PermanentFailure(
-                f"no file of {spec.source} matching {spec.pattern} could be read (every one was rejected "
-                "whole: see csv_import.rejects once planned, or the infer_schema log): nothing to import"
+                f"no file of {spec.source} matching {spec.pattern} could be read, so {spec.table} cannot "
+                "be created: infer_schema's log says why each file was rejected whole"
             )
-        prepared = prepare_target(conn, spec.table, columns)
         create_staging(conn, run.id, spec.table)
-    return {"created": prepared.created, "columns_added": list(prepared.added)}
+    return outcome
 
 
 @no_retry_on_permanent_failure
@@ -161,22 +167,26 @@ def plan(spec: ImportSpec) -> list[dict[str, Any]]:
     with destination(spec) as conn:
         run = _run(conn, spec)
         files = ledger.read_files(conn, run.id)
-        plans, reasons = [], {}
+        plans: list[planning.Plan] = []
+        rejected: list[tuple[Chunk, Reject]] = []
         for entry in files:
             if entry.rejected is not None:
-                plans.append(planning.whole(entry.file, "rejected whole by inference"))
-                continue
-            file_plan = planning.plan_file(
-                entry.file, entry.dialect, chunk_bytes=spec.chunk_bytes, conn_id=spec.storage_conn_id
-            )
-            plans.append(file_plan)
-            if len(file_plan.chunks) == 1:
-                reasons[entry.file] = file_plan.reason
+                file_plan = planning.whole(entry.file, f"rejected whole: {entry.rejected.reason}")
+                rejected.append((file_plan.chunks[0], entry.rejected))
+            else:
+                file_plan = planning.plan_file(
+                    entry.file, entry.dialect, chunk_bytes=spec.chunk_bytes, conn_id=spec.storage_conn_id
+                )
             log.info("%s: %s", entry.file.name, file_plan.reason)
-        ledger.record_plan(conn, run.id, [chunk for p in plans for chunk in p.chunks], reasons)
-        for entry in files:
-            if entry.rejected is not None:
-                stage_chunk(conn, run.id, planning.whole(entry.file, "").chunks[0], [entry.rejected])
+            plans.append(file_plan)
+        ledger.record_plan(
+            conn,
+            run.id,
+            [chunk for file_plan in plans for chunk in file_plan.chunks],
+            {p.file: p.reason for p in plans if len(p.chunks) == 1},
+        )
+        for chunk, reject in rejected:
+            stage_chunk(conn, run.id, chunk, [reject])
         pending = [planned for planned in ledger.read_plan(conn, run.id) if not planned.done]
     counts = {p.file: len(p.chunks) for p in plans}
     return [
