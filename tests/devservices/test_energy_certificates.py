@@ -141,7 +141,10 @@ def test_every_kind_of_defect_is_present_and_named_as_the_importer_names_it(drop
     _, manifest = drop
     totals = manifest["totals"]
 
-    expected = {reason.value for reason in RejectReason} - {RejectReason.UNREADABLE_FILE.value}
+    # Not generated: a damaged zip member, and a line over the reader's 4 Mi characters (the reader's
+    # own tests make both).
+    not_generated = {RejectReason.UNREADABLE_FILE.value, RejectReason.LINE_TOO_LONG.value}
+    expected = {reason.value for reason in RejectReason} - not_generated
     assert set(totals["rejects_by_reason"]) == expected
     assert totals["records"] == totals["good_rows"] + totals["rejected_records"]
     line_rejects = sum(len(entry["rejects"]) for entry in manifest["files"])
