@@ -42,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     airflow = LocalAirflow()
     source = args.source or str(demo_drop(args.size, args.files, args.seed))
     params = {"source": source, "table": args.table, "mode": args.mode, "connection": args.connection}
+    if args.max_rejected_share is not None:
+        params["max_rejected_share"] = args.max_rejected_share
     with ExitStack() as services:
         start_local_services(services)
         airflow.migrate()
@@ -156,6 +158,11 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--mode", choices=("append", "replace"), default="append")
     parser.add_argument(
         "--connection", default=DEFAULT_CONN_ID, help="destination Postgres connection (default %(default)s)"
+    )
+    parser.add_argument(
+        "--max-rejected-share",
+        type=float,
+        help="the run fails, publishing nothing, above this share of rejected lines (default: the DAG's)",
     )
     parser.add_argument(
         "--size", default=os.environ.get("CSV_DEMO_SIZE", "50MB"), help="demo drop size (50MB)"
