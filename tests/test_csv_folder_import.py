@@ -205,9 +205,8 @@ def test_a_run_over_max_rejected_share_publishes_nothing_and_sends_one_alert(
     rejects, records = manifest_reject_totals(manifest)
     assert f"{rejects} of {records} record(s) rejected" in body
     for entry in manifest["files"]:
-        rejects = len(entry["rejects"])
-        if rejects:
-            assert f"{name_in_alert(entry)}: {rejects} of {entry['records']} rejected" in body
+        if line_rejects := len(entry["rejects"]):
+            assert f"{name_in_alert(entry)}: {line_rejects} of {entry['records']} rejected" in body
 
 
 def test_an_append_after_a_file_changed_replaces_exactly_that_file_rows(steps, drops) -> None:
