@@ -178,7 +178,9 @@ def csv_folder_import() -> None:
         spec = ImportSpec.from_airflow(params, dag_run, task_id=ti.task_id)
         return tasks.import_chunk(spec, chunk["file_id"], chunk["number"])
 
-    @task(multiple_outputs=False, outlets=[IMPORTS])
+    # none_failed: with nothing to import, import_chunk maps to no task and is skipped; publish
+    # still runs, to record the run (and to leave the table as it is).
+    @task(multiple_outputs=False, outlets=[IMPORTS], trigger_rule=TriggerRule.NONE_FAILED)
     def publish(
         params: dict[str, Any],
         dag_run: DagRunProtocol,

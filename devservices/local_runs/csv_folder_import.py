@@ -42,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     airflow = LocalAirflow()
     source = args.source or str(demo_drop(args.size, args.files, args.seed))
     params = {"source": source, "table": args.table, "mode": args.mode, "connection": args.connection}
+    if args.max_rejected_share is not None:
+        params["max_rejected_share"] = args.max_rejected_share
     with ExitStack() as services:
         start_local_services(services)
         airflow.migrate()
@@ -91,7 +93,7 @@ def _report(conn_id: str, table: str) -> str | None:
     with psycopg.connect(conninfo, connect_timeout=10) as conn:
         try:
             run = conn.execute(
-                "SELECT id, published_at, publish_method FROM csv_import.runs"
+                "SELECT id, published_at, publish_method, publish_note FROM csv_import.runs"
                 " WHERE target_schema = %s AND target_table = %s ORDER BY id DESC LIMIT 1",
                 (schema, name),
             ).fetchone()
@@ -99,7 +101,7 @@ def _report(conn_id: str, table: str) -> str | None:
             return None
         if run is None or run[1] is None:
             return None
-        run_id, _, method = run
+        run_id, _, method, note = run
         files = conn.execute(
             "SELECT coalesce(outcome, 'not published'), count(*) FROM csv_import.run_files"
             " WHERE run_id = %s GROUP BY 1 ORDER BY 1",
@@ -129,7 +131,8 @@ def _report(conn_id: str, table: str) -> str | None:
         f"files      {', '.join(f'{outcome} {count}' for outcome, count in files)}",
         f"rows       {staged:,} imported by this run; {total:,} in {table}",
         f"rejects    {rejected:,}" + "".join(f"\n  {reason:<20} {count:,}" for reason, count in reasons),
-        f"published  by {method}; rejected lines in csv_import.rejects (run_id = {run_id})",
+        f"published  by {method or 'nothing'} ({note}); rejected lines in csv_import.rejects"
+        f" (run_id = {run_id})",
         f"\n{table}: " + ", ".join(f"{column} {type_}" for column, type_ in columns),
     ]
     width = 24
@@ -156,6 +159,11 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--mode", choices=("append", "replace"), default="append")
     parser.add_argument(
         "--connection", default=DEFAULT_CONN_ID, help="destination Postgres connection (default %(default)s)"
+    )
+    parser.add_argument(
+        "--max-rejected-share",
+        type=float,
+        help="the run fails, publishing nothing, above this share of rejected lines (default: the DAG's)",
     )
     parser.add_argument(
         "--size", default=os.environ.get("CSV_DEMO_SIZE", "50MB"), help="demo drop size (50MB)"

@@ -32,6 +32,7 @@ import pytest
 from psycopg import sql
 
 from devservices.airflow_cluster import AirflowApi, CeleryWorkers, LocalAirflow
+from devservices.energy_certificates import generate, parse_size
 from devservices.environment import PROJECT_ROOT, airflow_environment
 from devservices.postgres import LocalPostgres, free_port
 from devservices.redis_server import LocalRedis
@@ -40,6 +41,7 @@ from devservices.smtp_sink import SmtpSink
 from tests.conftest import CLIENT, CLIENT_KEY
 from tests.include.learning_platform.stages import DAG_TASKS, WATCHER
 from tests.security.secret_scan import Scan, encoded_forms
+from tests.test_csv_folder_import import expected_rejects, file_key, read_import
 from tests.test_end_to_end import api_connection, received, smtp_connection, warehouse_connection
 
 pytestmark = pytest.mark.timeout(900)
@@ -54,6 +56,14 @@ WORKERS = 2
 ADMIN_PASSWORD = "celery-Admin-pw-7"
 CELERY_RECIPIENT, LOCAL_RUN_RECIPIENT = "analysts@celery.test", "analysts@local-run.test"
 CELERY_DATABASE, LOCAL_DATABASE, METADATA_DATABASE = "celery_warehouse", "local_warehouse", "celery_metadata"
+
+CSV_DAG_ID = "csv_folder_import"
+CSV_TABLE = "imports.energy_certificates"
+# One data file of about 5 MiB cut into 1 MiB chunks: five mapped import tasks, more than the two
+# slots of one worker. A Celery worker takes no more messages than it has slots (Airflow's
+# prefetch multiplier is 1 and tasks are acknowledged late), so the chunks queued together
+# cannot all go to one worker.
+CSV_DROP_SIZE, CSV_CHUNK_MB = "5.5MB", 1
 
 # The published tables, each with the column that places a row in a day.
 PUBLISHED_TABLES = {
@@ -123,6 +133,10 @@ def base_env(databases: LocalPostgres, simulator: SimulatorServer, outbox: SmtpS
             ),
             "AIRFLOW_CONN_LEARNING_PLATFORM_API": api_connection(simulator.base_url, CLIENT, CLIENT_KEY),
             "AIRFLOW_CONN_SMTP_DEFAULT": smtp_connection(outbox.port),
+            # csv_folder_import's destination: the same database, a schema of its own.
+            "AIRFLOW_CONN_WAREHOUSE_DB": warehouse_connection(
+                databases.port, CELERY_DATABASE, str(databases.password)
+            ),
             "AIRFLOW_VAR_LEARNING_PLATFORM_REPORT": json.dumps({"recipients": [CELERY_RECIPIENT]}),
             "AIRFLOW_VAR_ALERT_RECIPIENTS": "oncall@celery.test",
             "AIRFLOW__PIPELINES__TASK_RETRIES": "1",
@@ -200,7 +214,7 @@ def airflow_cluster(
         base_env=base_env,
     )
     with airflow:
-        yield airflow, airflow.wait_until_ready([DAG_ID])
+        yield airflow, airflow.wait_until_ready([DAG_ID, CSV_DAG_ID])
 
 
 @pytest.fixture(scope="module")
@@ -212,6 +226,31 @@ def celery_runs(airflow_cluster: tuple[LocalAirflow, AirflowApi]) -> dict[str, t
     return {
         date: (run_id, api.wait_for_run(DAG_ID, run_id, timeout_s=600)) for date, run_id in run_ids.items()
     }
+
+
+@pytest.fixture(scope="module")
+def csv_drop(state: Path) -> tuple[Path, dict[str, Any]]:
+    """One big data file (plus the generator's empty and header-mismatch files) and its manifest."""
+    drop = state / "csv_drop"
+    return drop, generate(drop, size=parse_size(CSV_DROP_SIZE), files=1, zipped=0, seed=21)
+
+
+@pytest.fixture(scope="module")
+def csv_run(
+    airflow_cluster: tuple[LocalAirflow, AirflowApi],
+    celery_runs: dict[str, tuple[str, str]],
+    csv_drop: tuple[Path, dict[str, Any]],
+) -> tuple[str, str]:
+    """One import of the drop, triggered once the flagship's runs are done: (run id, final state).
+
+    Alone on the workers, its chunks find every slot free; ``chunk_mb`` is no param of the form,
+    the spec reads it from the run's conf.
+    """
+    _, api = airflow_cluster
+    drop, _ = csv_drop
+    conf = {"source": str(drop), "table": CSV_TABLE, "mode": "replace", "chunk_mb": CSV_CHUNK_MB}
+    run_id = api.trigger(CSV_DAG_ID, conf=conf)
+    return run_id, api.wait_for_run(CSV_DAG_ID, run_id, timeout_s=600)
 
 
 def test_every_task_ran_through_celery_on_one_of_the_workers(
@@ -258,6 +297,35 @@ def test_every_task_ran_through_celery_on_one_of_the_workers(
     assert sorted(re.search(r"\d{4}-\d{2}-\d{2}", subject)[0] for subject in subjects) == sorted(DATES), (
         "one report email per run"
     )
+
+
+def test_one_csv_import_spreads_its_chunks_over_both_workers_and_publishes_the_manifest(
+    airflow_cluster, csv_run, csv_drop, databases
+) -> None:
+    airflow, api = airflow_cluster
+    assert airflow.celery is not None
+    _, manifest = csv_drop
+    run_id, state = csv_run
+    assert state == "success", f"see the logs in {airflow.home}"
+
+    [big_file] = [entry for entry in manifest["files"] if entry["good_rows"]]
+    chunks = [
+        ti
+        for ti in api.task_instances(CSV_DAG_ID, run_id)
+        if ti["task_id"] == "import_chunk" and big_file["path"] in (ti["rendered_map_index"] or "")
+    ]
+    expected_chunks = big_file["bytes"] // (CSV_CHUNK_MB * 1024 * 1024)
+    assert len(chunks) >= expected_chunks >= WORKERS * 2, [ti["rendered_map_index"] for ti in chunks]
+    assert all(ti["state"] == "success" for ti in chunks)
+    workers = {airflow.celery.address(index) for index in range(WORKERS)}
+    assert {ti["hostname"] for ti in chunks} == workers, "each worker imported chunks of the file"
+
+    with psycopg.connect(databases.conninfo(CELERY_DATABASE)) as conn:
+        imported = read_import(conn, CSV_TABLE)
+    assert sum(imported.rows.values()) == manifest["totals"]["good_rows"]
+    assert sum(imported.rows_of(file_key(big_file)).values()) == big_file["good_rows"]
+    assert len(imported.rows_of(file_key(big_file))) == big_file["good_rows"], "no line imported twice"
+    assert imported.latest_run_rejects == expected_rejects(manifest)
 
 
 def test_the_warehouse_holds_what_a_local_run_writes(celery_runs, local_run, databases, state) -> None:
