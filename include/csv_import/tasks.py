@@ -140,12 +140,6 @@ def prepare(spec: ImportSpec) -> dict[str, Any]:
     """Create the table or add the drop's new columns; create the run's staging table."""
     with destination(spec) as conn:
         run = _run(conn, spec)
-        if not ledger.read_files(conn, run.id):
-            # An append that found every file already imported (discovery fails on an empty drop):
-            # the table stays as it is, and publish records a run that imported nothing.
-            create_staging(conn, run.id, spec.table)
-            log.info("nothing to import: every file of the drop is already in %s", spec.table)
-            return {"created": False, "columns_added": []}
         columns = ledger.read_columns(conn, run.id)
         if columns:
             prepared = prepare_target(conn, spec.table, columns)
@@ -259,7 +253,11 @@ def publish(spec: ImportSpec, outlet_events: OutletEventAccessorsProtocol) -> di
     log.info("%s", summary.describe())
     log.info("published by %s: %s", result.method, result.note)
     extra = summary.as_asset_extra()
-    outlet_events[IMPORTS].add(
-        table_asset(spec.conn_id, database, spec.table.schema, spec.table.name), extra=extra
-    )
+    if summary.files:
+        outlet_events[IMPORTS].add(
+            table_asset(spec.conn_id, database, spec.table.schema, spec.table.name), extra=extra
+        )
+    else:
+        # Downstream DAGs run when the table changed, not for a run that found nothing new.
+        log.info("nothing was published: no asset event")
     return extra

@@ -126,6 +126,7 @@ def test_a_second_append_imports_nothing_and_a_retried_chunk_stages_nothing_twic
     assert retried["skipped"] is True
     assert second["chunks"] == []
     assert second["published"]["rows"] == 0
+    assert second["events"] == [], "a run that changed nothing must not start downstream DAGs"
     with psycopg.connect(destination) as conn:
         assert (
             conn.execute("SELECT count(*) FROM landing.certificates").fetchone()[0]
