@@ -406,3 +406,25 @@ def wait_for_publishers(conninfo: str, count: int, timeout_s: float = 60) -> Non
                 return
             time.sleep(0.05)
     raise TimeoutError(f"{count} publish(es) never waited for the target")
+
+
+def test_the_measure_sees_a_row_lost_a_row_doubled_and_a_reject_missing(drop, warehouse: Warehouse) -> None:
+    """The rows above read 0 / 0 because the import was exact, not because the measure is blind."""
+    folder, manifest = drop
+    assert ImportRun(params(folder)).run().succeeded
+    assert warehouse.outcome(folder, manifest).exact
+    schema, name = TABLE.split(".")
+    target = sql.Identifier(schema, name)
+    with psycopg.connect(warehouse.conninfo) as conn:
+        first, second = conn.execute(
+            sql.SQL("SELECT _source_file_id, _source_line FROM {} ORDER BY 1, 2 LIMIT 2").format(target)
+        ).fetchall()
+        lineage = sql.SQL("_source_file_id = %s AND _source_line = %s")
+        conn.execute(sql.SQL("DELETE FROM {} WHERE ").format(target) + lineage, first)
+        conn.execute(sql.SQL("INSERT INTO {0} SELECT * FROM {0} WHERE ").format(target) + lineage, second)
+        conn.execute("DELETE FROM csv_import.rejects WHERE id = (SELECT min(id) FROM csv_import.rejects)")
+
+    outcome = warehouse.outcome(folder, manifest)
+
+    assert (outcome.rows_lost, outcome.rows_doubled, outcome.rejects_missing) == (1, 1, 1)
+    assert not outcome.exact
