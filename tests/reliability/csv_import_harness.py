@@ -26,7 +26,6 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -192,8 +191,8 @@ class DropOutcome:
         )
 
     @classmethod
-    def measure(cls, conninfo: str, table: str, drop: Path, manifest: Mapping[str, Any]) -> DropOutcome:
-        """Compare ``table`` (schema.name) with ``manifest``, the drop in folder ``drop``.
+    def measure(cls, conninfo: str, table: str, source: str, manifest: Mapping[str, Any]) -> DropOutcome:
+        """Compare ``table`` (schema.name) with ``manifest``, of the drop at ``source`` (its URL).
 
         A file's rows are found by their lineage (``_source_file_id`` → the file ledger's url and
         member); its rejects are those of the run whose rows the target holds
@@ -216,7 +215,7 @@ class DropOutcome:
         expected_rejects: Counter[tuple] = Counter()
         good_rows: dict[tuple[str, str | None], int] = {}
         for entry in manifest["files"]:
-            key = ((drop / entry["path"]).as_uri(), entry["member"])
+            key = (f"{source}/{entry['path']}", entry["member"])
             good_rows[key] = entry["good_rows"]
             if entry["file_reject"]:
                 expected_rejects[(*key, None, entry["file_reject"]["reason"])] += 1

@@ -96,7 +96,8 @@ task bodies (`tests/reliability/csv_import_harness.py`: Airflow's retries, 3 per
 `PermanentFailure` fails its task at once; every mapped `import_chunk` runs, `publish` only after
 all succeeded) into a real PostgreSQL, in chunks of 1 MiB. Faults go in through real means: a
 worker process SIGKILLed, the server stopped with `pg_ctl`, a file rewritten on disk, two runs'
-sessions contending for the same table. To strike in the middle of a chunk, whatever the
+sessions contending for the same table, an HTTP proxy between the import and the S3 test server
+(moto) that closes the connection half-way through a body. To strike in the middle of a chunk, whatever the
 machine's speed, a row trigger the test adds to the run's staging table holds the chunk's COPY at
 a line on an advisory lock the test holds; it is dropped before the chunk is tried again. What
 the table ends with is compared with the generator's manifest, never with the importer's counts:

@@ -12,7 +12,9 @@ Where a fault must strike in the middle of a chunk's COPY, a row trigger the tes
 run's staging table makes the COPY wait, at a line of that chunk, on an advisory lock the test
 holds: PostgreSQL then shows the COPY waiting, with the chunk's earlier rows already sent, and
 the fault strikes there, whatever the machine's speed. The trigger is dropped before the chunk
-is tried again (it is the test's, not the pipeline's).
+is tried again (it is the test's, not the pipeline's). The S3 row reads the drop from the S3
+test server (moto) through a proxy that cuts one ranged GET's body half-way
+(tests/reliability/s3_proxy.py).
 """
 
 from __future__ import annotations
@@ -35,9 +37,12 @@ from psycopg import sql
 
 from devservices.energy_certificates import generate
 from devservices.postgres import LocalPostgres, free_port
+from devservices.s3_server import LocalS3, create_bucket, upload_folder
 from include.csv_import.warehouse import SCHEMA, staging_name
+from tests.conftest import S3_CONN_ID
 from tests.reliability.conftest import DB_PASSWORD
 from tests.reliability.csv_import_harness import DAG_ID, DropOutcome, ImportRun, task_key
+from tests.reliability.s3_proxy import BodyCuttingProxy
 from tests.test_end_to_end import smtp_connection
 
 pytestmark = pytest.mark.timeout(300)
@@ -72,8 +77,10 @@ class Warehouse:
     def conninfo(self) -> str:
         return self.cluster.conninfo(self.database)
 
-    def outcome(self, drop: Path, manifest: dict[str, Any]) -> DropOutcome:
-        return DropOutcome.measure(self.conninfo, TABLE, drop, manifest)
+    def outcome(self, source: str | Path, manifest: dict[str, Any]) -> DropOutcome:
+        """The table against ``manifest``, of the drop at ``source`` (a folder or a URL)."""
+        url = source.as_uri() if isinstance(source, Path) else source
+        return DropOutcome.measure(self.conninfo, TABLE, url, manifest)
 
     def target_rows(self) -> int:
         schema, name = TABLE.split(".")
@@ -116,8 +123,8 @@ def warehouse(
     cluster.drop_database(database)
 
 
-def params(drop: Path) -> dict[str, Any]:
-    return {"source": str(drop), "table": TABLE, "mode": "append", "chunk_mb": 1}
+def params(source: str | Path, **more: Any) -> dict[str, Any]:
+    return {"source": str(source), "table": TABLE, "mode": "append", "chunk_mb": 1, **more}
 
 
 def victim_chunk(run: ImportRun) -> dict[str, Any]:
@@ -301,23 +308,23 @@ def test_a_file_changed_while_it_was_read_fails_the_run_and_a_rerun_imports_the_
     assert run.run_until_planned(), run.errors
     chunk = victim_chunk(run)
 
-    def rewrite_while_held(held: CopyHeld) -> None:
-        held.wait()
-        (folder / VICTIM).write_bytes(new_version)
-        held.release()
+    first_half = task_key("import_chunk", {"label": f"{VICTIM} [1/2]"})
 
-    # The chunks are imported here; the file is rewritten in place while its COPY waits mid-chunk.
-    with hold_copy(warehouse, run, chunk) as held:
-        rewriter = threading.Thread(target=rewrite_while_held, args=(held,), daemon=True)
-        rewriter.start()
-        run.import_chunks()
-        rewriter.join(60)
+    def before_try(key: str, try_number: int) -> bool:
+        if key == task_key("import_chunk", chunk) and try_number == 1:
+            # Half of the file is staged; its second half is read from the new version.
+            assert run.states[first_half] == "success"
+            (folder / VICTIM).write_bytes(new_version)
+        return False
+
+    run.before_try = before_try
+    run.import_chunks()
     run.publish()
 
     key = task_key("import_chunk", chunk)
     assert run.states[key] == "failed"
     assert run.tries[key] == 1
-    assert "changed while it was read" in run.errors[key]
+    assert "it changed since discovery" in run.errors[key]
     assert run.states["publish"] == "upstream_failed"
     assert warehouse.target_rows() == 0
 
@@ -333,11 +340,12 @@ def test_a_file_changed_while_it_was_read_fails_the_run_and_a_rerun_imports_the_
     record(
         fault_table,
         fault="a file changed while it was read",
-        injection=f"{VICTIM} rewritten in place (another version) while its second chunk's COPY "
-        f"was {LINES_INTO_CHUNK} lines in",
-        behaviour=f'{chunk["label"]} failed at once with SourceChanged ("changed while it was '
-        'read"), publish upstream_failed, the table untouched; a rerun (new run) imported the new '
-        "version; compared with the manifest of the new version",
+        injection=f"{VICTIM} rewritten in place (another version) after its first chunk was "
+        "imported, before its second was read",
+        behaviour=f'{chunk["label"]} failed at once with SourceChanged ("it changed since '
+        'discovery"), publish upstream_failed, the table untouched (the first half stays staged, '
+        "unpublished); a rerun (new run) imported the new version; compared with the manifest of "
+        "the new version",
         outcome=outcome,
     )
     assert outcome.exact, outcome
@@ -387,6 +395,56 @@ def test_two_runs_at_once_on_the_same_drop_import_each_file_once(
         behaviour=f"each of the {len(imported)} files imported by one run and skipped by the other "
         "(the second publish waited for the first's lock, then found them imported); both runs "
         "succeeded",
+        outcome=outcome,
+    )
+    assert outcome.exact, outcome
+
+
+def test_an_s3_download_cut_mid_chunk_is_read_again_and_the_import_is_exact(
+    drop, warehouse: Warehouse, s3_server: LocalS3, monkeypatch: pytest.MonkeyPatch, fault_table
+) -> None:
+    folder, manifest = drop
+    bucket, prefix = "csv-import-faults", "drop"
+    create_bucket(S3_CONN_ID, bucket)
+    upload_folder(S3_CONN_ID, folder, bucket, prefix)
+    source = f"s3://{bucket}/{prefix}"
+    with BodyCuttingProxy(s3_server.endpoint_url) as proxy:
+        connection = s3_server.connection()
+        connection["extra"] = {**connection["extra"], "endpoint_url": proxy.endpoint_url}
+        monkeypatch.setenv("AIRFLOW_CONN_S3_BEHIND_A_FLAKY_NETWORK", json.dumps(connection))
+        run = ImportRun(params(source, storage_connection="s3_behind_a_flaky_network"))
+        assert run.run_until_planned(), run.errors
+        chunk = victim_chunk(run)
+
+        def before_try(key: str, try_number: int) -> bool:
+            if key == task_key("import_chunk", chunk) and try_number == 1:
+                proxy.arm(bucket, f"{prefix}/{VICTIM}")
+            return False
+
+        run.before_try = before_try
+        run.import_chunks()
+        run.publish()
+
+    assert run.succeeded, run.errors
+    assert len(proxy.cuts) == 1, "the fault never struck"
+    chunk_tries = run.tries[task_key("import_chunk", chunk)]
+    # The cut range was asked for again: by the client within the try, or by a retry.
+    (cut,) = proxy.cuts
+    assert proxy.gets[cut] in proxy.gets[cut + 1 :]
+    outcome = warehouse.outcome(source, manifest)
+    record(
+        fault_table,
+        fault="S3: the connection dropped mid-body",
+        injection=f"a proxy between the import and the S3 server (moto) sent half of {chunk['label']}'s "
+        "ranged GET, then closed the connection",
+        behaviour=(
+            "the S3 client (s3fs) saw the short body and asked for the range again within the try"
+            if chunk_tries == 1
+            else "the chunk's try failed on the short body, its transaction rolled back; the retry "
+            "imported the chunk whole"
+        )
+        + "; "
+        + run.behaviour(),
         outcome=outcome,
     )
     assert outcome.exact, outcome
