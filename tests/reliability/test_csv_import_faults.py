@@ -351,6 +351,38 @@ def test_a_file_changed_while_it_was_read_fails_the_run_and_a_rerun_imports_the_
     assert outcome.exact, outcome
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="known gap, reported: a local file has no ETag and discovery pins its size and content "
+    "hash only; open_chunk compares the size at open and the mtime during the read, so an edit that "
+    "keeps the size, made between discovery and a chunk's read, goes unseen and the run publishes "
+    "a file of two versions (the next append run re-imports it, its hash having changed)",
+)
+def test_a_same_size_edit_between_a_files_chunks_fails_the_chunk(
+    drop, warehouse: Warehouse, tmp_path: Path
+) -> None:
+    original, _ = drop
+    folder = tmp_path / "drop"
+    shutil.copytree(original, folder)
+    run = ImportRun(params(folder))
+    assert run.run_until_planned(), run.errors
+    chunk = victim_chunk(run)
+
+    def before_try(key: str, try_number: int) -> bool:
+        if key == task_key("import_chunk", chunk) and try_number == 1:
+            data = bytearray((folder / VICTIM).read_bytes())
+            # One digit near the end (in the second chunk) becomes another: same size, new content.
+            digit = next(i for i in range(len(data) - 5000, len(data)) if chr(data[i]).isdigit())
+            data[digit] = ord("1") if data[digit] == ord("0") else ord("0")
+            (folder / VICTIM).write_bytes(bytes(data))
+        return False
+
+    run.before_try = before_try
+    run.import_chunks()
+
+    assert run.states[task_key("import_chunk", chunk)] == "failed"
+
+
 def test_two_runs_at_once_on_the_same_drop_import_each_file_once(
     drop, warehouse: Warehouse, fault_table
 ) -> None:
