@@ -97,10 +97,11 @@ task bodies (`tests/reliability/csv_import_harness.py`: Airflow's retries, 3 per
 all succeeded) into a real PostgreSQL, in chunks of 1 MiB. Faults go in through real means: a
 worker process SIGKILLed, the server stopped with `pg_ctl`, a file rewritten on disk, two runs'
 sessions contending for the same table, an HTTP proxy between the import and the S3 test server
-(moto) that closes the connection half-way through a body. To strike in the middle of a chunk, whatever the
-machine's speed, a row trigger the test adds to the run's staging table holds the chunk's COPY at
-a line on an advisory lock the test holds; it is dropped before the chunk is tried again. What
-the table ends with is compared with the generator's manifest, never with the importer's counts:
+(moto) that closes the connection half-way through a body. To strike in the middle of a chunk,
+whatever the machine's speed, a row trigger the test adds to the run's staging table holds the
+chunk's COPY at a line on an advisory lock the test holds; it is dropped before the chunk is
+tried again. What the table ends with is compared with the generator's manifest, never with the
+importer's counts:
 
 - **rows lost**: good lines of the manifest with no row in the table (found by lineage,
   `_source_file_id` and `_source_line`);
@@ -110,6 +111,10 @@ the table ends with is compared with the generator's manifest, never with the im
   `imported_by_run`), by file, line and reason, against the manifest's.
 
 A test fails on anything but 0 / 0 and the manifest's rejects.
+
+Known gap (a strict `xfail` in the module): a local file has no ETag, so an edit that keeps its
+size, made between discovery and the read of one of its chunks, goes unseen; the run then
+publishes a file of two versions (the next append run re-imports it, its content hash changed).
 """
 
 RERUN = """\
