@@ -149,8 +149,10 @@ class CopyHeld:
     def __enter__(self) -> CopyHeld:
         with psycopg.connect(self._conninfo, autocommit=True) as conn:
             conn.execute(
-                "CREATE OR REPLACE FUNCTION public.hold_copy() RETURNS trigger LANGUAGE plpgsql AS"
-                f" $$ BEGIN PERFORM pg_advisory_xact_lock({ADVISORY_KEY}); RETURN NEW; END $$"
+                sql.SQL(
+                    "CREATE OR REPLACE FUNCTION public.hold_copy() RETURNS trigger LANGUAGE plpgsql AS"
+                    " $$ BEGIN PERFORM pg_advisory_xact_lock({}); RETURN NEW; END $$"
+                ).format(sql.Literal(ADVISORY_KEY))
             )
             conn.execute(
                 sql.SQL(
