@@ -112,9 +112,9 @@ importer's counts:
 
 A test fails on anything but 0 / 0 and the manifest's rejects.
 
-Known gap (a strict `xfail` in the module): a local file has no ETag, so an edit that keeps its
-size, made between discovery and the read of one of its chunks, goes unseen; the run then
-publishes a file of two versions (the next append run re-imports it, its content hash changed).
+A local file has no ETag: discovery pins its content digest and modification time, so an edit
+made after discovery, even one that keeps the size, fails the chunk that opens the file
+afterwards (`test_a_same_size_edit_between_a_files_chunks_fails_the_chunk`).
 """
 
 RERUN = """\

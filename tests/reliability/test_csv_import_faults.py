@@ -353,13 +353,6 @@ def test_a_file_changed_while_it_was_read_fails_the_run_and_a_rerun_imports_the_
     assert outcome.exact, outcome
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap, reported: a local file has no ETag and discovery pins its size and content "
-    "hash only; open_chunk compares the size at open and the mtime during the read, so an edit that "
-    "keeps the size, made between discovery and a chunk's read, goes unseen and the run publishes "
-    "a file of two versions (the next append run re-imports it, its hash having changed)",
-)
 def test_a_same_size_edit_between_a_files_chunks_fails_the_chunk(
     drop, warehouse: Warehouse, tmp_path: Path
 ) -> None:
