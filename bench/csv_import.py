@@ -41,11 +41,11 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import sql
@@ -57,6 +57,10 @@ from devservices.energy_certificates import generate, parse_size
 from devservices.environment import PROJECT_ROOT
 from devservices.postgres import HOST, LocalPostgres
 
+if TYPE_CHECKING:
+    from include.csv_import.model import Chunk, FileSchema
+    from include.csv_import.spec import ImportSpec
+
 log = logging.getLogger("bench")
 
 DEFAULT_STATE_DIR = PROJECT_ROOT / ".local" / "bench-csv-import"
@@ -67,6 +71,9 @@ SCHEMA = "bench_csv"
 DATABASE = "bench_csv"
 SEED = 1
 RSS_LIMIT_MB = 300
+# Chunks imported at once by the "ours" lanes: two Airflow workers' slots on this 2-core machine.
+IMPORT_WORKERS = 2
+OUR_TABLE = "ours"
 # PostgreSQL's names of the encodings the generator writes.
 PG_ENCODINGS = {"utf-8": "UTF8", "cp1252": "WIN1252"}
 # DuckDB reads Latin-1, not cp1252; the generator's accented letters are the same in both.
@@ -115,6 +122,8 @@ class Loaded:
     sample: str | None = None
     # The sample's own time, without what a whole run pays once (starting a pool, imports).
     sample_s: float | None = None
+    # Of a lane whose work processes are not its children's figures: chunks, peak RSS of each.
+    workers: dict[str, Any] | None = None
 
 
 # A lane takes the drop and a conninfo for an empty database of its own and returns what it loaded.
@@ -124,11 +133,57 @@ Lane = Callable[[Drop, str, argparse.Namespace], Loaded]
 def our_import(drop: Drop, conninfo: str, args: argparse.Namespace) -> Loaded:
     """The pipeline's own import of every file of ``drop`` into one table: the lane that matters.
 
-    Wire it to ``include.csv_import`` as the DAG runs it (discover, infer, plan, import each chunk
-    with the DAG's concurrency, publish), then count the table's rows for ``rows_out``. Until
-    then the lane is reported as not measured.
+    The task bodies of ``include.csv_import.tasks`` in the DAG's order, without Airflow's
+    scheduler: register, discover, infer, prepare, plan in this process; the planned chunks
+    imported by ``IMPORT_WORKERS`` processes at once (two Airflow workers' slots), each chunk in
+    its own connection and transaction as its mapped task would; then publish. The alerts' check
+    of ``migrate_schema`` and the asset event of ``publish`` are Airflow's and are left out.
     """
-    raise NotImplementedError("csv_folder_import's importer is not wired into the benchmark yet")
+    from include.csv_import import tasks  # deferred: the lane's process pays for its own imports
+
+    spec = _our_spec(drop)
+    tasks.register(spec, conninfo=conninfo)
+    tasks.discover(spec, conninfo=conninfo)
+    tasks.infer(spec, conninfo=conninfo)
+    tasks.prepare(spec, conninfo=conninfo)
+    chunks = tasks.plan(spec, conninfo=conninfo)
+    jobs = [(spec, chunk["file_id"], chunk["number"], conninfo) for chunk in chunks]
+    imported = _in_workers(_our_chunk, jobs)
+    tasks.publish(spec, None, conninfo=conninfo)
+    return Loaded(
+        rows_in=drop.rows,
+        rows_out=_count(conninfo, OUR_TABLE),
+        bytes=drop.bytes,
+        workers=_workers_figures(imported),
+    )
+
+
+def our_reader(drop: Drop, conninfo: str, args: argparse.Namespace) -> Loaded:
+    """The pipeline's reader alone: every chunk of the plan read, checked and typed, nothing written.
+
+    The same inference, plan and ``read_chunk`` as ``ours``, with the same two processes, but
+    the rows are counted instead of COPYed: ``ours`` minus this is what writing costs.
+    """
+    from include.csv_import import planning, sources
+    from include.csv_import.inference import infer
+
+    spec = _our_spec(drop)
+    files = sources.discover(spec.source, spec.pattern, conn_id=None)
+    inference = infer(files, conn_id=None, max_rejected_share=spec.max_rejected_share)
+    jobs = [
+        (schema, chunk)
+        for schema in inference.files
+        for chunk in planning.plan_file(
+            schema.file, schema.dialect, chunk_bytes=spec.chunk_bytes, conn_id=None
+        ).chunks
+    ]
+    read = _in_workers(_read_chunk, jobs)
+    return Loaded(
+        rows_in=drop.rows,
+        rows_out=sum(figures["rows"] for figures in read),
+        bytes=drop.bytes,
+        workers=_workers_figures(read),
+    )
 
 
 def psql_copy_one_at_a_time(drop: Drop, conninfo: str, args: argparse.Namespace) -> Loaded:
@@ -209,12 +264,13 @@ _DUCKDB_QUERY = (
 
 LANES: dict[str, Lane] = {
     "ours": our_import,
+    "ours, reader only (no write)": our_reader,
     "psql \\copy, 1 at a time": psql_copy_one_at_a_time,
     "psql \\copy, 2 at a time": psql_copy_two_at_a_time,
     "seed's way: pandas to_sql, Pool": pandas_pool,
     "DuckDB parse + type, no write": duckdb_parse,
 }
-OURS, COPY_2 = "ours", "psql \\copy, 2 at a time"
+OURS, OUR_READER, COPY_2 = "ours", "ours, reader only (no write)", "psql \\copy, 2 at a time"
 SEED_WAY = "seed's way: pandas to_sql, Pool"
 
 
@@ -396,10 +452,66 @@ def _lane_figures(name: str, drop: Drop, outcome: dict[str, Any]) -> dict[str, A
         "children_cpu_s": round(outcome["children_cpu_s"], 3),
         "peak_rss_mb": round(outcome["peak_rss_mb"], 1),
         "children_peak_rss_mb": round(outcome["children_peak_rss_mb"], 1),
+        "workers": loaded.workers,
     }
 
 
 # --- the lanes' helpers -------------------------------------------------------------------------
+
+
+def _our_spec(drop: Drop) -> ImportSpec:
+    from include.csv_import.spec import ImportSpec
+
+    return ImportSpec.from_params(
+        {"source": str(drop.folder), "table": f"{SCHEMA}.{OUR_TABLE}", "mode": "replace"},
+        run_id="bench",
+        session_name="bench.csv_import",
+    )
+
+
+def _in_workers(work: Callable[..., dict[str, Any]], jobs: list[tuple]) -> list[dict[str, Any]]:
+    """``work(*job)`` for every job, ``IMPORT_WORKERS`` fresh processes at once, in plan order.
+
+    ``spawn``ed, as Airflow's task processes start without the lane's memory; children of the
+    lane's process, so their CPU and peak RSS are its children's figures too.
+    """
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(IMPORT_WORKERS, mp_context=context) as pool:
+        return list(pool.map(work, *zip(*jobs, strict=True))) if jobs else []
+
+
+def _our_chunk(spec: ImportSpec, file_id: int, number: int, conninfo: str) -> dict[str, Any]:
+    from include.csv_import import tasks
+
+    counts = tasks.import_chunk(spec, file_id, number, conninfo=conninfo)
+    return {"rows": counts["rows"], "seconds": counts["seconds"], **_this_process()}
+
+
+def _read_chunk(schema: FileSchema, chunk: Chunk) -> dict[str, Any]:
+    from include.csv_import import sources
+    from include.csv_import.model import Row
+    from include.csv_import.reader import read_chunk
+
+    started = time.perf_counter()
+    with sources.open_chunk(chunk.file, chunk.start, chunk.end, conn_id=None) as stream:
+        rows = sum(1 for item in read_chunk(stream, chunk, schema) if isinstance(item, Row))
+    return {"rows": rows, "seconds": round(time.perf_counter() - started, 3), **_this_process()}
+
+
+def _this_process() -> dict[str, Any]:
+    return {"pid": os.getpid(), "peak_rss_mb": round(_own_peak_rss_kib() / 1024, 1)}
+
+
+def _workers_figures(chunks: list[dict[str, Any]]) -> dict[str, Any]:
+    """The chunks' count and seconds, and the peak RSS each work process reached."""
+    peaks: dict[int, float] = {}
+    for chunk in chunks:
+        peaks[chunk["pid"]] = max(peaks.get(chunk["pid"], 0.0), chunk["peak_rss_mb"])
+    return {
+        "chunks": len(chunks),
+        "chunk_s": [chunk["seconds"] for chunk in chunks],
+        "processes_peak_rss_mb": sorted(peaks.values()),
+    }
 
 
 def _column_types(drop: Drop) -> dict[str, str]:

@@ -40,17 +40,22 @@ log = logging.getLogger(__name__)
 
 
 @contextmanager
-def destination(spec: ImportSpec) -> Iterator[psycopg.Connection]:
-    """The destination database of the run, where the pipeline's ledger lives too."""
-    from airflow.sdk.exceptions import AirflowNotFoundException
+def destination(spec: ImportSpec, conninfo: str | None = None) -> Iterator[psycopg.Connection]:
+    """The destination database of the run, where the pipeline's ledger lives too.
 
-    try:
-        conninfo = conninfo_from_airflow(spec.conn_id)
-    except AirflowNotFoundException:
-        raise ConfigurationError(
-            f"the destination's Airflow connection '{spec.conn_id}' is not defined: define it (type "
-            "Postgres, schema = the database), or name another with the param 'connection'"
-        ) from None
+    ``conninfo`` None: the Airflow connection ``spec.conn_id``'s. Given, the same stages run
+    without Airflow's metadata (the benchmark imports a drop that way).
+    """
+    if conninfo is None:
+        from airflow.sdk.exceptions import AirflowNotFoundException
+
+        try:
+            conninfo = conninfo_from_airflow(spec.conn_id)
+        except AirflowNotFoundException:
+            raise ConfigurationError(
+                f"the destination's Airflow connection '{spec.conn_id}' is not defined: define it (type "
+                "Postgres, schema = the database), or name another with the param 'connection'"
+            ) from None
     with connect(conninfo, conn_id=spec.conn_id, application_name=spec.session_name) as conn:
         yield conn
 
@@ -62,10 +67,16 @@ def _run(conn: psycopg.Connection, spec: ImportSpec) -> ledger.Run:
 
 
 @no_retry_on_permanent_failure
-def migrate(spec: ImportSpec) -> dict[str, Any]:
+def migrate(spec: ImportSpec, *, conninfo: str | None = None) -> dict[str, Any]:
     """Refuse a run nobody would hear of failing; create or upgrade the ledger; register the run."""
     check_alerts_can_be_sent()
-    with destination(spec) as conn:
+    return register(spec, conninfo=conninfo)
+
+
+@no_retry_on_permanent_failure
+def register(spec: ImportSpec, *, conninfo: str | None = None) -> dict[str, Any]:
+    """Create or upgrade the ledger and register the run: ``migrate`` without the alerts' check."""
+    with destination(spec, conninfo) as conn:
         applied = ledger.migrate_schema(conn)
         run = _run(conn, spec)
     log.info("run %d imports %s into %s (%s)", run.id, spec.source, spec.table, spec.mode)
@@ -73,13 +84,13 @@ def migrate(spec: ImportSpec) -> dict[str, Any]:
 
 
 @no_retry_on_permanent_failure
-def discover(spec: ImportSpec) -> dict[str, Any]:
+def discover(spec: ImportSpec, *, conninfo: str | None = None) -> dict[str, Any]:
     """Pin the files of the drop; in append mode, leave out those already imported unchanged."""
     try:
         found = sources.discover(spec.source, spec.pattern, conn_id=spec.storage_conn_id)
     except sources.SourceError as error:
         raise PermanentFailure(str(error)) from None
-    with destination(spec) as conn:
+    with destination(spec, conninfo) as conn:
         run = _run(conn, spec)
         unchanged = (
             ledger.already_imported(conn, spec.table, found) if spec.mode is ledger.Mode.APPEND else set()
@@ -105,9 +116,9 @@ def discover(spec: ImportSpec) -> dict[str, Any]:
 
 
 @no_retry_on_permanent_failure
-def infer(spec: ImportSpec) -> dict[str, Any]:
+def infer(spec: ImportSpec, *, conninfo: str | None = None) -> dict[str, Any]:
     """Read each file's dialect and types from a bounded sample; unite them into the table's columns."""
-    with destination(spec) as conn:
+    with destination(spec, conninfo) as conn:
         run = _run(conn, spec)
         files = [entry.file for entry in ledger.read_files(conn, run.id)]
         try:
@@ -136,9 +147,9 @@ def infer(spec: ImportSpec) -> dict[str, Any]:
 
 
 @no_retry_on_permanent_failure
-def prepare(spec: ImportSpec) -> dict[str, Any]:
+def prepare(spec: ImportSpec, *, conninfo: str | None = None) -> dict[str, Any]:
     """Create the table or add the drop's new columns; create the run's staging table."""
-    with destination(spec) as conn:
+    with destination(spec, conninfo) as conn:
         run = _run(conn, spec)
         columns = ledger.read_columns(conn, run.id)
         if not columns:
@@ -152,13 +163,13 @@ def prepare(spec: ImportSpec) -> dict[str, Any]:
 
 
 @no_retry_on_permanent_failure
-def plan(spec: ImportSpec) -> list[dict[str, Any]]:
+def plan(spec: ImportSpec, *, conninfo: str | None = None) -> list[dict[str, Any]]:
     """Split the files into chunks; a file rejected whole gets its reject now, in a chunk of its own.
 
     Returns the chunks still to import, as the mapped ``import_chunk``'s arguments: the ledger's
     key of each and a label for the UI.
     """
-    with destination(spec) as conn:
+    with destination(spec, conninfo) as conn:
         run = _run(conn, spec)
         files = ledger.read_files(conn, run.id)
         plans, reasons = [], {}
@@ -195,10 +206,12 @@ def _label(chunk: Chunk, of: int) -> str:
 
 
 @no_retry_on_permanent_failure
-def import_chunk(spec: ImportSpec, file_id: int, number: int) -> dict[str, Any]:
+def import_chunk(
+    spec: ImportSpec, file_id: int, number: int, *, conninfo: str | None = None
+) -> dict[str, Any]:
     """Read one chunk as a stream and stage its rows and rejects, in one transaction."""
     started = time.perf_counter()
-    with destination(spec) as conn:
+    with destination(spec, conninfo) as conn:
         run = _run(conn, spec)
         planned = next(
             (p for p in ledger.read_plan(conn, run.id) if (p.file_id, p.chunk.number) == (file_id, number)),
@@ -232,9 +245,14 @@ def _items(chunk: Chunk, schema: FileSchema, conn_id: str | None) -> Iterator[Ro
 
 
 @no_retry_on_permanent_failure
-def publish(spec: ImportSpec, outlet_events: OutletEventAccessorsProtocol) -> dict[str, Any]:
-    """Gate on the rejected share, publish the drop in one transaction, verify, announce it."""
-    with destination(spec) as conn:
+def publish(
+    spec: ImportSpec, outlet_events: OutletEventAccessorsProtocol | None, *, conninfo: str | None = None
+) -> dict[str, Any]:
+    """Gate on the rejected share, publish the drop in one transaction, verify, announce it.
+
+    ``outlet_events`` None: no asset event (outside Airflow, where nobody would receive it).
+    """
+    with destination(spec, conninfo) as conn:
         run = _run(conn, spec)
         verify.check_rejected_share(conn, run.id, spec.max_rejected_share)
         result = publishing.publish(conn, run.id)
@@ -243,7 +261,8 @@ def publish(spec: ImportSpec, outlet_events: OutletEventAccessorsProtocol) -> di
     log.info("%s", summary.describe())
     log.info("published by %s: %s", result.method, result.note)
     extra = summary.as_asset_extra()
-    outlet_events[IMPORTS].add(
-        table_asset(spec.conn_id, database, spec.table.schema, spec.table.name), extra=extra
-    )
+    if outlet_events is not None:
+        outlet_events[IMPORTS].add(
+            table_asset(spec.conn_id, database, spec.table.schema, spec.table.name), extra=extra
+        )
     return extra
