@@ -6,6 +6,9 @@ pipeline's ledger tables in the transaction that did the work, and returns a few
 XCom. Files, columns, dialects and the chunk plan pass from task to task through those tables;
 rows pass from the source straight into PostgreSQL's COPY. A failure that retrying cannot fix (a
 ``PermanentFailure``) fails its task at once: see ``include.common.failures``.
+
+Each body reaches the destination through the Airflow connection the spec names, or through
+a ``conninfo`` given instead: the benchmark runs the very same stages that way, without Airflow.
 """
 
 from __future__ import annotations
