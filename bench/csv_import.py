@@ -802,13 +802,7 @@ def markdown(results: dict[str, Any], chart_name: str | None) -> list[str]:
         "memory is not counted. Every lane loaded as many rows as went in.",
         "",
         f"Machine: {box['nproc']} CPUs ({box['cpu']}), {box['memory_gb']} GB memory, "
-        f"PostgreSQL {box['postgres']}, Python {box['python']}."
-        + (
-            " Load average (1 min) {:.1f} at the start, {:.1f} at the end: above the CPUs' number, "
-            "other work shared them.".format(*box["load_average_1min"])
-            if "load_average_1min" in box
-            else ""
-        ),
+        f"PostgreSQL {box['postgres']}, Python {box['python']}." + _load_sentence(box),
         "",
     ]
     for point in results["sizes"]:
@@ -856,6 +850,14 @@ def _where_the_time_goes(point: dict[str, Any]) -> list[str]:
             f"{reader['mb_per_s'] / duckdb['mb_per_s']:.2f}x DuckDB's parse on all cores."
         )
     return [" ".join(lines)]
+
+
+def _load_sentence(box: dict[str, Any]) -> str:
+    if "load_average_1min" not in box:
+        return ""
+    start, end = box["load_average_1min"]
+    busy = " (above the number of CPUs: other work shared them)" if max(start, end) > box["nproc"] else ""
+    return f" Load average (1 min) {start:.1f} at the start, {end:.1f} at the end{busy}."
 
 
 def _for_scale(point: dict[str, Any]) -> list[str]:
