@@ -8,7 +8,7 @@ DAG ?= learning_platform_etl
 DATE ?= $(shell date -u -d yesterday +%F)
 RUN_ARGS_learning_platform_etl = --date $(DATE) $(if $(filter 1 true,$(TEST_MODE)),--test-mode)
 
-.PHONY: help setup run airflow airflow-cli test reliability lint format lock simulator bench
+.PHONY: help setup run airflow airflow-cli test reliability lint format lock simulator bench bench-csv
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' \
@@ -41,6 +41,9 @@ simulator: setup ## serve the API simulator on 127.0.0.1:8765 in the foreground 
 
 bench: setup ## time each stage on a simulated day of 1M attempts, vs psql copy, row-by-row, pandas (ARGS=--quick|--write-docs)
 	$(VENV_PYTHON) -m bench $(ARGS)
+
+bench-csv: setup ## csv_folder_import on 200 MB and 2 GB drops, vs psql \copy, the seed's pandas, DuckDB (ARGS=--quick|--write-docs)
+	$(VENV_PYTHON) -m bench.csv_import $(ARGS)
 
 lint: ## ruff: lint and formatting check
 	@scripts/bootstrap.sh

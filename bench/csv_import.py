@@ -8,7 +8,10 @@ lane must read the very same files. The drop keeps its variety (``;``, CRLF, a B
 extra and a missing column), which each lane is told about from the manifest. Then, side by side,
 each lane in a fresh process of its own:
 
-- **ours**: the pipeline's import (``our_import``, wired by the importer's author);
+- **ours**: the pipeline's import, its task bodies without Airflow's scheduler: the chunks
+  imported by two processes at once, as two workers' slots would (``our_import``);
+- **ours, reader only**: the same plan read, checked and typed by the same two processes,
+  nothing written: ours minus this is what writing costs;
 - **psql \\copy, 1 at a time** and **2 at a time**: one ``psql`` per file into a bare table of the
   right column types, the practical limit of loading CSV into PostgreSQL;
 - **the seed's way**: pandas ``read_csv`` + ``DataFrame.to_sql`` in a ``multiprocessing.Pool``
@@ -32,20 +35,23 @@ import argparse
 import json
 import logging
 import multiprocessing
+import multiprocessing.pool
 import os
 import resource
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import sql
@@ -57,6 +63,10 @@ from devservices.energy_certificates import generate, parse_size
 from devservices.environment import PROJECT_ROOT
 from devservices.postgres import HOST, LocalPostgres
 
+if TYPE_CHECKING:
+    from include.csv_import.model import Chunk, FileSchema
+    from include.csv_import.spec import ImportSpec
+
 log = logging.getLogger("bench")
 
 DEFAULT_STATE_DIR = PROJECT_ROOT / ".local" / "bench-csv-import"
@@ -67,6 +77,12 @@ SCHEMA = "bench_csv"
 DATABASE = "bench_csv"
 SEED = 1
 RSS_LIMIT_MB = 300
+# Chunks imported at once by the "ours" lanes: two Airflow workers' slots on this 2-core machine.
+IMPORT_WORKERS = 2
+# Importing Airflow takes a worker 5-20 s on a busy 2-core machine; a worker that died meanwhile
+# must not hang the run.
+WARM_UP_TIMEOUT_S = 300
+OUR_TABLE = "ours"
 # PostgreSQL's names of the encodings the generator writes.
 PG_ENCODINGS = {"utf-8": "UTF8", "cp1252": "WIN1252"}
 # DuckDB reads Latin-1, not cp1252; the generator's accented letters are the same in both.
@@ -115,6 +131,10 @@ class Loaded:
     sample: str | None = None
     # The sample's own time, without what a whole run pays once (starting a pool, imports).
     sample_s: float | None = None
+    # The work's own time, without starting processes and importing Airflow (see _warm_workers).
+    run_s: float | None = None
+    # Of a lane whose work is done by processes of its own: chunks, and each process's peak RSS.
+    workers: dict[str, Any] | None = None
 
 
 # A lane takes the drop and a conninfo for an empty database of its own and returns what it loaded.
@@ -124,11 +144,66 @@ Lane = Callable[[Drop, str, argparse.Namespace], Loaded]
 def our_import(drop: Drop, conninfo: str, args: argparse.Namespace) -> Loaded:
     """The pipeline's own import of every file of ``drop`` into one table: the lane that matters.
 
-    Wire it to ``include.csv_import`` as the DAG runs it (discover, infer, plan, import each chunk
-    with the DAG's concurrency, publish), then count the table's rows for ``rows_out``. Until
-    then the lane is reported as not measured.
+    The task bodies of ``include.csv_import.tasks`` in the DAG's order, without Airflow's
+    scheduler: migrate, discover, infer, prepare, plan in this process; the planned chunks
+    imported by ``IMPORT_WORKERS`` processes at once (two Airflow workers' slots), each chunk in
+    its own connection and transaction as its mapped task would; then publish. The bodies find
+    the destination as in a task, through the Airflow connection the spec names, here defined in
+    the environment (which the spawned workers inherit).
     """
-    raise NotImplementedError("csv_folder_import's importer is not wired into the benchmark yet")
+    from airflow.sdk.execution_time.context import OutletEventAccessors
+
+    from include.csv_import import tasks
+
+    spec = _our_spec(drop)
+    with _airflow_settings(spec.conn_id, conninfo), _warm_workers() as (pool, started):
+        tasks.migrate(spec)
+        tasks.discover(spec)
+        tasks.infer(spec)
+        tasks.prepare(spec)
+        chunks = tasks.plan(spec)
+        jobs = [(spec, chunk["file_id"], chunk["number"]) for chunk in chunks]
+        imported = pool.starmap(_our_chunk, jobs, chunksize=1)
+        tasks.publish(spec, OutletEventAccessors())
+        run_s = time.perf_counter() - started
+    return Loaded(
+        rows_in=drop.rows,
+        rows_out=_count(conninfo, OUR_TABLE),
+        bytes=drop.bytes,
+        run_s=run_s,
+        workers=_workers_figures(imported),
+    )
+
+
+def our_reader(drop: Drop, conninfo: str, args: argparse.Namespace) -> Loaded:
+    """The pipeline's reader alone: every chunk of the plan read, checked and typed, nothing written.
+
+    The same inference, plan and ``read_chunk`` as ``ours``, with the same two processes, but
+    the rows are counted instead of COPYed: ``ours`` minus this is what writing costs.
+    """
+    from include.csv_import import planning, sources
+    from include.csv_import.inference import infer
+
+    spec = _our_spec(drop)
+    with _warm_workers() as (pool, started):
+        files = sources.discover(spec.source, spec.pattern, conn_id=None)
+        inference = infer(files, conn_id=None, max_rejected_share=spec.max_rejected_share)
+        jobs = [
+            (schema, chunk)
+            for schema in inference.files
+            for chunk in planning.plan_file(
+                schema.file, schema.dialect, chunk_bytes=spec.chunk_bytes, conn_id=None
+            ).chunks
+        ]
+        read = pool.starmap(_read_chunk, jobs, chunksize=1)
+        run_s = time.perf_counter() - started
+    return Loaded(
+        rows_in=drop.rows,
+        rows_out=sum(figures["rows"] for figures in read),
+        bytes=drop.bytes,
+        run_s=run_s,
+        workers=_workers_figures(read),
+    )
 
 
 def psql_copy_one_at_a_time(drop: Drop, conninfo: str, args: argparse.Namespace) -> Loaded:
@@ -207,15 +282,18 @@ _DUCKDB_QUERY = (
     "quote = '\"', escape = '\"', encoding = $encoding, columns = $columns)"
 )
 
-LANES: dict[str, Lane] = {
-    "ours": our_import,
-    "psql \\copy, 1 at a time": psql_copy_one_at_a_time,
-    "psql \\copy, 2 at a time": psql_copy_two_at_a_time,
-    "seed's way: pandas to_sql, Pool": pandas_pool,
-    "DuckDB parse + type, no write": duckdb_parse,
-}
-OURS, COPY_2 = "ours", "psql \\copy, 2 at a time"
+OURS, OUR_READER = "ours", "ours, reader only (no write)"
+COPY_1, COPY_2 = "psql \\copy, 1 at a time", "psql \\copy, 2 at a time"
 SEED_WAY = "seed's way: pandas to_sql, Pool"
+DUCKDB = "DuckDB parse + type, no write"
+LANES: dict[str, Lane] = {
+    OURS: our_import,
+    OUR_READER: our_reader,
+    COPY_1: psql_copy_one_at_a_time,
+    COPY_2: psql_copy_two_at_a_time,
+    SEED_WAY: pandas_pool,
+    DUCKDB: duckdb_parse,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -225,6 +303,8 @@ def main(argv: list[str] | None = None) -> int:
     state_dir: Path = args.state_dir.resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
     points = []
+    # Other work on the machine slows every lane, ours (four busy processes) the most: say how much.
+    load_before = os.getloadavg()[0]
     with local_postgres(state_dir) as server:
         for size in args.sizes:
             points.append(_measure_size(server, state_dir, size, args))
@@ -233,7 +313,11 @@ def main(argv: list[str] | None = None) -> int:
     results = {
         "sizes": points,
         "targets": targets(points),
-        "machine": {**report.machine(), "postgres": postgres_version},
+        "machine": {
+            **report.machine(),
+            "postgres": postgres_version,
+            "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+        },
     }
     print(text_tables(results))
     (state_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
@@ -375,7 +459,7 @@ def _lane_figures(name: str, drop: Drop, outcome: dict[str, Any]) -> dict[str, A
     loaded: Loaded = outcome["loaded"]
     wall_s = outcome["wall_s"]
     extrapolated = loaded.sample is not None
-    rate_s = loaded.sample_s if extrapolated and loaded.sample_s else wall_s
+    rate_s = loaded.sample_s if extrapolated and loaded.sample_s else loaded.run_s or wall_s
     rows_per_s = loaded.rows_out / rate_s if rate_s > 0 else 0.0
     mb_per_s = loaded.bytes / 1e6 / rate_s if rate_s > 0 else 0.0
     return {
@@ -389,17 +473,133 @@ def _lane_figures(name: str, drop: Drop, outcome: dict[str, Any]) -> dict[str, A
         "wall_s": round(wall_s, 3),
         "sample_s": round(loaded.sample_s, 3) if loaded.sample_s is not None else None,
         # The whole drop's time: measured, or the sample's rate applied to every row of the drop.
-        "drop_s": round(drop.rows / rows_per_s if extrapolated else wall_s, 3),
+        "drop_s": round(drop.rows / rows_per_s if extrapolated else rate_s, 3),
+        # Starting processes and importing Airflow before the clock started (see _warm_workers).
+        "start_s": round(wall_s - loaded.run_s, 3) if loaded.run_s is not None else None,
         "mb_per_s": round(mb_per_s, 2),
         "rows_per_s": round(rows_per_s, 1),
         "cpu_s": round(outcome["cpu_s"], 3),
         "children_cpu_s": round(outcome["children_cpu_s"], 3),
         "peak_rss_mb": round(outcome["peak_rss_mb"], 1),
         "children_peak_rss_mb": round(outcome["children_peak_rss_mb"], 1),
+        "workers": loaded.workers,
     }
 
 
 # --- the lanes' helpers -------------------------------------------------------------------------
+
+
+def _our_spec(drop: Drop) -> ImportSpec:
+    from include.csv_import.spec import ImportSpec
+
+    return ImportSpec.from_params(
+        {"source": str(drop.folder), "table": f"{SCHEMA}.{OUR_TABLE}", "mode": "replace"},
+        run_id="bench",
+        session_name="bench.csv_import",
+    )
+
+
+@contextmanager
+def _airflow_settings(conn_id: str, conninfo: str) -> Iterator[None]:
+    """The destination as Airflow connection ``conn_id``, and what migrate's alerts check needs."""
+    db = psycopg.conninfo.conninfo_to_dict(conninfo)
+    settings = {
+        f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(
+            {
+                "conn_type": "postgres",
+                "host": db.get("host"),
+                "port": int(db.get("port") or 5432),
+                "schema": db.get("dbname"),
+                "login": db.get("user"),
+                "password": db.get("password"),
+            }
+        ),
+        "AIRFLOW_VAR_ALERT_RECIPIENTS": "bench@localhost",
+        "AIRFLOW_CONN_SMTP_DEFAULT": json.dumps(
+            {"conn_type": "smtp", "host": "127.0.0.1", "port": 25, "extra": {"from_email": "bench@localhost"}}
+        ),
+    }
+    saved = {key: os.environ.get(key) for key in settings}
+    os.environ.update(settings)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@contextmanager
+def _warm_workers() -> Iterator[tuple[multiprocessing.pool.Pool, float]]:
+    """``IMPORT_WORKERS`` fresh processes that have imported what a task imports, and the clock.
+
+    An Airflow worker has Airflow imported before it runs a task, and starting a task is
+    Airflow's overhead (``bench.airflow_overhead``), not the import's: the clock starts once
+    this process and every worker have imported the pipeline and Airflow's object storage.
+    ``spawn``ed, so that a worker starts without the lane's memory; the lane's children, so
+    their CPU and peak RSS are its children's figures too.
+    """
+    _import_the_pipeline()
+    context = multiprocessing.get_context("spawn")
+    ready = context.Barrier(IMPORT_WORKERS + 1)
+    pool = context.Pool(IMPORT_WORKERS, initializer=_worker_ready, initargs=(ready,))
+    try:
+        ready.wait(timeout=WARM_UP_TIMEOUT_S)
+        yield pool, time.perf_counter()
+    except BaseException:
+        pool.terminate()
+        raise
+    else:
+        pool.close()
+    finally:
+        pool.join()
+
+
+def _import_the_pipeline() -> None:
+    from airflow.sdk import ObjectStoragePath  # noqa: F401  (what sources imports on first use)
+
+    from include.csv_import import tasks  # noqa: F401
+
+
+def _worker_ready(ready: threading.Barrier) -> None:
+    _import_the_pipeline()
+    ready.wait()
+
+
+def _our_chunk(spec: ImportSpec, file_id: int, number: int) -> dict[str, Any]:
+    from include.csv_import import tasks
+
+    counts = tasks.import_chunk(spec, file_id, number)
+    return {"rows": counts["rows"], "seconds": counts["seconds"], **_this_process()}
+
+
+def _read_chunk(schema: FileSchema, chunk: Chunk) -> dict[str, Any]:
+    from include.csv_import import sources
+    from include.csv_import.model import Row
+    from include.csv_import.reader import read_chunk
+
+    started = time.perf_counter()
+    with sources.open_chunk(chunk.file, chunk.start, chunk.end, conn_id=None) as stream:
+        rows = sum(1 for item in read_chunk(stream, chunk, schema) if isinstance(item, Row))
+    return {"rows": rows, "seconds": round(time.perf_counter() - started, 3), **_this_process()}
+
+
+def _this_process() -> dict[str, Any]:
+    return {"pid": os.getpid(), "peak_rss_mb": round(_own_peak_rss_kib() / 1024, 1)}
+
+
+def _workers_figures(chunks: list[dict[str, Any]]) -> dict[str, Any]:
+    """The chunks' count and seconds, and the peak RSS each work process reached."""
+    peaks: dict[int, float] = {}
+    for chunk in chunks:
+        peaks[chunk["pid"]] = max(peaks.get(chunk["pid"], 0.0), chunk["peak_rss_mb"])
+    return {
+        "chunks": len(chunks),
+        "chunk_s": [chunk["seconds"] for chunk in chunks],
+        "processes_peak_rss_mb": sorted(peaks.values()),
+    }
 
 
 def _column_types(drop: Drop) -> dict[str, str]:
@@ -549,7 +749,7 @@ def targets(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
         )
         add("peak RSS flat: largest <= 1.2x smallest drop", f"{growth:.2f}x", growth <= 1.2)
         scale = largest["bytes"] / smallest["bytes"]
-        slope = (ours["wall_s"] / small["wall_s"]) / scale
+        slope = (ours["drop_s"] / small["drop_s"]) / scale
         add("time linear in size: (time ratio) / (size ratio) <= 1.2", f"{slope:.2f}", slope <= 1.2)
     else:
         add("peak RSS flat: largest <= 1.2x smallest drop", "not measured", None)
@@ -577,6 +777,8 @@ def _lane_rows(point: dict[str, Any]) -> list[list[str]]:
             rows.append([lane["name"], "-", "-", "-", "-", "-", f"not measured: {lane['skipped']}"])
             continue
         how = f"extrapolated from {lane['sample']}" if lane["extrapolated"] else "measured on the whole drop"
+        if lane.get("start_s") is not None:
+            how += f", after {lane['start_s']:.0f} s starting its processes and importing Airflow"
         rows.append(
             [
                 lane["name"],
@@ -624,7 +826,7 @@ def markdown(results: dict[str, Any], chart_name: str | None) -> list[str]:
         SECTION_TITLE,
         "",
         "Generated by `python -m bench.csv_import --write-docs`; do not edit by hand. "
-        "`python -m bench.csv_import --quick` runs it on 10 MB in seconds.",
+        "`python -m bench.csv_import --quick` runs it on 10 MB in about a minute.",
         "",
         "The same generated drop (`devservices.energy_certificates`, no defects, no zips, its other "
         "variety kept) loaded every way, one lane after the other, each in a fresh process after a "
@@ -635,11 +837,12 @@ def markdown(results: dict[str, Any], chart_name: str | None) -> list[str]:
         "memory is not counted. Every lane loaded as many rows as went in.",
         "",
         f"Machine: {box['nproc']} CPUs ({box['cpu']}), {box['memory_gb']} GB memory, "
-        f"PostgreSQL {box['postgres']}, Python {box['python']}.",
+        f"PostgreSQL {box['postgres']}, Python {box['python']}." + _load_sentence(box),
         "",
     ]
     for point in results["sizes"]:
         out += [f"## {_point_title(point)}", "", report._markdown_table(LANE_HEADER, _lane_rows(point)), ""]
+        out += [*_where_the_time_goes(point), ""]
     status = {True: "met", False: "NOT MET", None: "not measured"}
     rows = [[target["target"], target["measured"], status[target["met"]]] for target in results["targets"]]
     out += [
@@ -647,10 +850,65 @@ def markdown(results: dict[str, Any], chart_name: str | None) -> list[str]:
         "",
         report._markdown_table(["target (from the issue)", "measured", "status"], rows),
         "",
+        *_for_scale(results["sizes"][-1]),
     ]
     if chart_name:
         out += [f"![MB/s and peak RSS of each lane against the drop's size]({chart_name})", ""]
     return out
+
+
+def _where_the_time_goes(point: dict[str, Any]) -> list[str]:
+    """Our import's chunks and processes, and its time split between reading and writing."""
+    ours, reader, duckdb = (point["lanes"][name] for name in (OURS, OUR_READER, DUCKDB))
+    if not (ours["measured"] and reader["measured"] and ours["workers"]):
+        return []
+    workers = ours["workers"]
+    peaks = ", ".join(f"{peak:.0f}" for peak in workers["processes_peak_rss_mb"])
+    lines = [
+        f"**ours**: {workers['chunks']} chunk(s) imported by {len(workers['processes_peak_rss_mb'])} "
+        f"processes at once, whose peak RSS was {peaks} MB; a chunk took "
+        f"{min(workers['chunk_s']):.1f} to {max(workers['chunk_s']):.1f} s.",
+    ]
+    read_share = reader["drop_s"] / ours["drop_s"] if ours["drop_s"] else 0.0
+    ours_cpu = ours["cpu_s"] + ours["children_cpu_s"]
+    reader_cpu = reader["cpu_s"] + reader["children_cpu_s"]
+    lines.append(
+        f"Where its time goes: reading alone (the same inference, plan, reader and processes, "
+        f"nothing written) took {reader['drop_s']:.1f} s of its {ours['drop_s']:.1f} s "
+        f"({read_share:.0%}); writing (COPY, the ledger, publish) added "
+        f"{ours['drop_s'] - reader['drop_s']:.1f} s and {ours_cpu - reader_cpu:.1f} s of client CPU "
+        f"to the reader's {reader_cpu:.1f} s, besides the server's own work."
+    )
+    if duckdb["measured"] and duckdb["mb_per_s"]:
+        lines.append(
+            f"The reader parses and checks {reader['mb_per_s']:.1f} MB/s in {IMPORT_WORKERS} processes, "
+            f"{reader['mb_per_s'] / duckdb['mb_per_s']:.2f}x DuckDB's parse on all cores."
+        )
+    return [" ".join(lines)]
+
+
+def _load_sentence(box: dict[str, Any]) -> str:
+    if "load_average_1min" not in box:
+        return ""
+    start, end = box["load_average_1min"]
+    busy = " (above the number of CPUs: other work shared them)" if max(start, end) > box["nproc"] else ""
+    return f" Load average (1 min) {start:.1f} at the start, {end:.1f} at the end{busy}."
+
+
+def _for_scale(point: dict[str, Any]) -> list[str]:
+    """How far the targets are from what ``psql \\copy`` itself achieves on this machine."""
+    ours, copy_2, seed = (point["lanes"][name] for name in (OURS, COPY_2, SEED_WAY))
+    if not (ours["measured"] and copy_2["measured"] and seed["measured"] and seed["mb_per_s"]):
+        return []
+    psql_vs_seed = copy_2["mb_per_s"] / seed["mb_per_s"]
+    return [
+        f"For scale, at {point['bytes'] / 1e6:,.0f} MB: `psql \\copy` 2 at a time is itself "
+        f"{psql_vs_seed:.1f}x the seed's way here, so 20x the seed would take "
+        f"{20 / psql_vs_seed:.1f}x psql's own speed. Ours runs two Python processes that parse and "
+        "check every line beside the two server processes that COPY them, on two CPUs; `psql` "
+        "leaves the parsing to the server.",
+        "",
+    ]
 
 
 def write_docs(results: dict[str, Any], document: Path, chart: Path) -> None:

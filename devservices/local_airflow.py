@@ -6,7 +6,9 @@ the local PostgreSQL (or in ``AIRFLOW__DATABASE__SQL_ALCHEMY_CONN`` when that is
 Airflow's api-server, scheduler, dag-processor and triggerer with the LocalExecutor. The UI is
 at http://127.0.0.1:8080 (``LOCAL_AIRFLOW_PORT``), login ``admin`` with the password
 ``LOCAL_AIRFLOW_ADMIN_PASSWORD``. DAGs start unpaused, so the scheduler also runs the latest
-daily interval at once.
+daily interval at once. Unless ``AIRFLOW_VAR_CSV_FOLDER_IMPORT`` is set, the Variable
+``csv_folder_import`` points at the demo drop (generated once, ``CSV_DEMO_SIZE``, default 50MB,
+see ``devservices.csv_demo``), so that csv_folder_import runs from the UI with an empty form.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from devservices.airflow_cluster import ADMIN_USER, LocalAirflow
+from devservices.csv_demo import configure_demo_import
 from devservices.environment import PROJECT_ROOT, load_settings
 from devservices.local_services import OUTBOX, start_local_services
 from devservices.postgres import LocalPostgres
@@ -47,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
 
     try:
+        # Before Airflow starts: its components take the Variable from this environment.
+        csv_import_settings = configure_demo_import()
         with ExitStack() as services:
             local_postgres = start_local_services(services)
             airflow = LocalAirflow(
@@ -58,13 +63,13 @@ def main(argv: list[str] | None = None) -> int:
                 triggerer_log_server_port=args.triggerer_log_port,
             )
             services.enter_context(airflow)
-            _serve(airflow)
+            _serve(airflow, csv_import_settings)
     except KeyboardInterrupt:
         log.info("stopped Airflow and the local services")
     return 0
 
 
-def _serve(airflow: LocalAirflow) -> None:
+def _serve(airflow: LocalAirflow, csv_import_settings: str) -> None:
     dag_ids = sorted(path.stem for path in (PROJECT_ROOT / "dags").glob("*.py"))
     airflow.wait_until_ready(dag_ids)
     print(
@@ -73,6 +78,7 @@ def _serve(airflow: LocalAirflow) -> None:
         f"\n  DAGs: {', '.join(dag_ids)}"
         f"\n  component logs: {airflow.home}/*.log, task logs: {airflow.home}/logs"
         f"\n  mail sent by the DAGs: {OUTBOX}"
+        f"\n  csv_folder_import (trigger it with an empty form) reads: {csv_import_settings}"
         "\nCtrl-C stops everything.",
         flush=True,
     )

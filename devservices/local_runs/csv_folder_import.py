@@ -1,7 +1,7 @@
 """``make run DAG=csv_folder_import``: import a folder of CSV files on this machine, then report.
 
 Without ``--source``, imports the demo drop: energy certificates generated once into
-``.local/csv_drop/<size>-seed<seed>`` (``devservices.energy_certificates``: a few defective lines
+``.local/csv_drop/<size>-<files>files-seed<seed>`` (``devservices.csv_demo``: a few defective lines
 of every kind, some files zipped, a manifest of what a correct import ends with). Starts the
 local services, runs ``airflow dags test csv_folder_import`` with the chosen params, and prints
 the files, rows and rejects by reason of the run, how long it took, and the table. Run it again:
@@ -17,19 +17,18 @@ import sys
 import time
 from contextlib import ExitStack
 from datetime import UTC, datetime
-from pathlib import Path
 
 import psycopg
 from psycopg import sql
 
+from devservices.csv_demo import DEMO_TABLE, demo_drop
 from devservices.dag_test import LocalAirflow
-from devservices.energy_certificates import generate, parse_size
 from devservices.environment import connection_from_env
-from devservices.local_services import LOCAL_DIR, start_local_services
+from devservices.local_services import start_local_services
 from include.common.postgres import conninfo_from_connection
 
 DAG_ID = "csv_folder_import"
-DEFAULT_TABLE = "imports.energy_certificates"
+DEFAULT_TABLE = DEMO_TABLE
 DEFAULT_CONN_ID = "warehouse_db"
 SAMPLE_ROWS = 5
 
@@ -69,21 +68,6 @@ def main(argv: list[str] | None = None) -> int:
     print(report)
     print(f"\nAirflow log of the run: {dag_test.log}")
     return 0 if dag_test.succeeded else 1
-
-
-def demo_drop(size: str, files: int, seed: int) -> Path:
-    """The demo drop of these arguments, generated the first time it is asked for."""
-    folder = LOCAL_DIR / "csv_drop" / f"{size.lower()}-{files}files-seed{seed}"
-    if not (folder / "manifest.json").exists():
-        log.info("generating the demo drop %s (once)", folder)
-        partial = folder.with_name(folder.name + ".partial")
-        if partial.exists():
-            import shutil
-
-            shutil.rmtree(partial)
-        generate(partial, size=parse_size(size), files=files, defects=0.001, zipped=0.25, seed=seed)
-        partial.rename(folder)
-    return folder
 
 
 def _report(conn_id: str, table: str) -> str | None:

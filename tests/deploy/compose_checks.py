@@ -853,6 +853,47 @@ def pipeline_environment_problems(
     return problems
 
 
+def drop_folder_problems(document: Mapping[str, Any], root: Path, variable: str) -> list[str]:
+    """Every Celery worker mounts a host folder, read-only, at the local ``source`` that the
+    Variable ``variable`` (JSON) names: the folder its tasks read a drop from."""
+    problems = []
+    key = f"AIRFLOW_VAR_{variable.upper()}"
+    for name, service in airflow_services(document, root).items():
+        if not command_of(service).startswith("celery worker"):
+            continue
+        where = f"services.{name}"
+        try:
+            source = json.loads(environment_of(service).get(key) or "")["source"]
+        except (ValueError, KeyError, TypeError):
+            problems.append(f"{where}: {key} is not a JSON object with a source")
+            continue
+        if not str(source).startswith("/"):
+            problems.append(f"{where}: {key}'s source {source!r} is not a folder of the container")
+            continue
+        mounts = [_mount(volume) for volume in service.get("volumes") or []]
+        found = [mount for mount in mounts if mount[1] == source.rstrip("/")]
+        if not found:
+            problems.append(f"{where}: nothing is mounted at {source}, the source of {key}")
+            continue
+        kind, _, read_only = found[-1]
+        if kind != "bind":
+            problems.append(f"{where}: {source} is a {kind}, not a host folder the operator fills")
+        if not read_only:
+            problems.append(f"{where}: {source} is mounted read-write; the import must not change a drop")
+    return problems
+
+
+def _mount(volume: str | Mapping[str, Any]) -> tuple[str, str, bool]:
+    """(kind, container path, read-only) of a service's volume entry."""
+    kind, _ = _mount_source(volume)
+    if isinstance(volume, Mapping):
+        return kind, str(volume.get("target") or "").rstrip("/"), bool(volume.get("read_only"))
+    parts = volume.split(":")
+    target = parts[1] if len(parts) > 1 else parts[0]
+    options = parts[2].split(",") if len(parts) > 2 else []
+    return kind, target.rstrip("/"), "ro" in options
+
+
 def _services(document: Mapping[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
     yield from (document.get("services") or {}).items()
 

@@ -95,6 +95,8 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
             "AIRFLOW_VAR_LEARNING_PLATFORM_REPORT": json.dumps({"recipients": ["analysts@ui.test"]}),
             "AIRFLOW_VAR_ALERT_RECIPIENTS": "oncall@ui.test",
             "SIMULATOR_RECORDS_PER_DAY": "2000",
+            # make airflow generates csv_folder_import's demo drop: a small one starts sooner.
+            "CSV_DEMO_SIZE": "1MB",
             "LOCAL_AIRFLOW_ADMIN_PASSWORD": ADMIN_PASSWORD,
         }
     )

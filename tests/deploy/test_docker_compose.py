@@ -23,6 +23,9 @@ from devservices.simulator.__main__ import ENV_PREFIX as SIMULATOR_ENV_PREFIX
 from include.common.alerts import ALERT_RECIPIENTS_VARIABLE
 from include.common.dag_defaults import RETRY_DELAY_SECONDS, TASK_RETRIES
 from include.common.email import DEFAULT_SMTP_CONN_ID, parse_recipients
+from include.csv_import.spec import DEFAULT_DB_CONN_ID as CSV_DB_CONN_ID
+from include.csv_import.spec import SETTINGS_VARIABLE as CSV_VARIABLE
+from include.csv_import.spec import ImportSpec
 from include.learning_platform.api import API_CONN_ID
 from include.learning_platform.settings import REPORT_VARIABLE, parse_report_settings
 from include.learning_platform.warehouse import DB_CONN_ID, TEST_DB_CONN_ID
@@ -35,6 +38,7 @@ from tests.deploy.compose_checks import (
     connections,
     deployment_problems,
     dockerignored,
+    drop_folder_problems,
     environment_of,
     interpolate,
     load_compose,
@@ -54,8 +58,8 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yaml"
 ENV_EXAMPLE = ROOT / ".env.example"
 COMPOSE_SECTION = "# --- docker compose"
-PIPELINE_CONNECTIONS = (API_CONN_ID, DB_CONN_ID, DEFAULT_SMTP_CONN_ID, TEST_DB_CONN_ID)
-PIPELINE_VARIABLES = (REPORT_VARIABLE, ALERT_RECIPIENTS_VARIABLE)
+PIPELINE_CONNECTIONS = (API_CONN_ID, DB_CONN_ID, DEFAULT_SMTP_CONN_ID, TEST_DB_CONN_ID, CSV_DB_CONN_ID)
+PIPELINE_VARIABLES = (REPORT_VARIABLE, ALERT_RECIPIENTS_VARIABLE, CSV_VARIABLE)
 # WAL written by a day of 1M attempts, measured on PostgreSQL 15 (pg_current_wal_lsn before and
 # after each stage): extract 685 MB, validate 481 MB, load 559 MB.
 DAY_WAL_BYTES = (685 + 481 + 559) * 1000**2
@@ -191,7 +195,7 @@ def test_connections_reach_this_deployments_services(deployed: dict[str, Any]) -
     defined = connections(deployed["services"][api_server])
     simulator_port = re.search(r"--port (\d+)", " ".join(deployed["services"]["simulator"]["command"]))
     assert simulator_port
-    api, warehouse, smtp, scratch = (defined[conn_id] for conn_id in PIPELINE_CONNECTIONS)
+    api, warehouse, smtp, scratch, csv_destination = (defined[conn_id] for conn_id in PIPELINE_CONNECTIONS)
     assert (api["conn_type"], api["host"]) == ("http", f"http://simulator:{simulator_port[1]}")
     assert (warehouse["conn_type"], warehouse["host"], warehouse["port"]) == ("postgres", "warehouse", 5432)
     # Test mode's scratch warehouse: the same server, another database, which its init script makes.
@@ -205,6 +209,37 @@ def test_connections_reach_this_deployments_services(deployed: dict[str, Any]) -
     created = " ".join(path.read_text() for folder in init_scripts for path in folder.glob("*.sql"))
     assert f"CREATE DATABASE {scratch['schema']} OWNER {scratch['login']}" in created
     assert (smtp["conn_type"], smtp["host"], smtp["port"]) == ("smtp", "mailpit", 1025)
+    # csv_folder_import's destination: the warehouse's own database, as its owner.
+    fields = ("conn_type", "host", "port", "schema", "login", "password")
+    assert {key: csv_destination.get(key) for key in fields} == {key: warehouse.get(key) for key in fields}
+    assert csv_destination["login"] == deployed["services"]["warehouse"]["environment"]["POSTGRES_USER"]
+    assert csv_destination["schema"] == deployed["services"]["warehouse"]["environment"]["POSTGRES_DB"]
+
+
+def test_every_worker_reads_the_csv_drop_from_a_read_only_host_folder(deployed: dict[str, Any]) -> None:
+    assert drop_folder_problems(deployed, ROOT, CSV_VARIABLE) == []
+    workers = components(deployed, ROOT)["celery worker"]
+    assert len(workers) >= 2
+    sources = {
+        volume.split(":")[0]
+        for worker in workers
+        for volume in deployed["services"][worker]["volumes"]
+        if volume.endswith(":/opt/airflow/csv_drop:ro")
+    }
+    # One folder for all workers: a chunk may be imported by any of them.
+    assert len(sources) == 1
+    assert (ROOT / sources.pop()).is_dir()
+
+
+def test_the_csv_import_variable_is_a_spec_the_pipeline_accepts(deployed: dict[str, Any]) -> None:
+    [api_server] = components(deployed, ROOT)["api-server"]
+    settings = json.loads(
+        environment_of(deployed["services"][api_server])[f"AIRFLOW_VAR_{CSV_VARIABLE.upper()}"]
+    )
+    # Scheduled runs have empty params: the Variable alone must make a valid spec.
+    spec = ImportSpec.from_params(settings, run_id="scheduled")
+    assert spec.source == "file:///opt/airflow/csv_drop"
+    assert spec.conn_id == CSV_DB_CONN_ID
 
 
 def test_the_simulator_accepts_the_credentials_the_api_connection_sends(deployed: dict[str, Any]) -> None:
@@ -285,6 +320,20 @@ def _pipeline(document: dict[str, Any]) -> list[str]:
 
 def _warehouse(document: dict[str, Any]) -> list[str]:
     return warehouse_problems(document, DB_CONN_ID, day_wal_bytes=DAY_WAL_BYTES)
+
+
+def _drop_folder(document: dict[str, Any]) -> list[str]:
+    return drop_folder_problems(document, ROOT, CSV_VARIABLE)
+
+
+def _worker_volumes(
+    worker: str, change: Callable[[list[Any]], list[Any]]
+) -> Callable[[dict[str, Any]], None]:
+    def mutate(document: dict[str, Any]) -> None:
+        service = document["services"][worker]
+        service["volumes"] = change(list(service["volumes"]))
+
+    return mutate
 
 
 def _retries(document: dict[str, Any]) -> list[str]:
@@ -488,6 +537,44 @@ BROKEN = [
         _deployed_check(_pipeline),
         f"AIRFLOW_CONN_{API_CONN_ID.upper()} is not set",
         id="connection-missing",
+    ),
+    pytest.param(
+        _worker_volumes("airflow-worker-2", lambda volumes: [v for v in volumes if "csv_drop" not in v]),
+        _deployed_check(_drop_folder),
+        "services.airflow-worker-2: nothing is mounted at /opt/airflow/csv_drop",
+        id="drop-not-mounted-in-a-worker",
+    ),
+    pytest.param(
+        _worker_volumes(
+            "airflow-worker-1",
+            lambda volumes: [v.removesuffix(":ro") if "csv_drop" in v else v for v in volumes],
+        ),
+        _deployed_check(_drop_folder),
+        "mounted read-write",
+        id="drop-mounted-read-write",
+    ),
+    pytest.param(
+        _worker_volumes(
+            "airflow-worker-1",
+            lambda volumes: [
+                v if "csv_drop" not in v else "airflow-reports:/opt/airflow/csv_drop:ro" for v in volumes
+            ],
+        ),
+        _deployed_check(_drop_folder),
+        "is a volume, not a host folder",
+        id="drop-on-a-named-volume",
+    ),
+    pytest.param(
+        _on_all_airflow_services(f"AIRFLOW_VAR_{CSV_VARIABLE.upper()}", '{"source": "/data/drops"}'),
+        _deployed_check(_drop_folder),
+        "nothing is mounted at /data/drops",
+        id="variable-source-not-mounted",
+    ),
+    pytest.param(
+        lambda d: _set_conn(d, "airflow-worker-2", CSV_DB_CONN_ID, host="postgres"),
+        _deployed_check(connection_problems, ROOT),
+        "metadata database",
+        id="csv-destination-is-metadata-db",
     ),
     pytest.param(
         _on_all_airflow_services("AIRFLOW__PIPELINES__TASK_RETRIES", "1"),
