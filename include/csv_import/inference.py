@@ -53,26 +53,16 @@ from include.csv_import.model import (
 )
 from include.csv_import.reader import text_encoding
 from include.csv_import.sources import open_chunk
-from include.csv_import.types import NARROWEST_FIRST, fits, narrowest, widen
+from include.csv_import.types import NARROWEST_FIRST, column_type_named, fits, narrowest, widen
 
 log = logging.getLogger(__name__)
 
 HEAD_BYTES = 1024 * 1024
 SPREAD_BLOCKS = 8
 SPREAD_BLOCK_BYTES = 64 * 1024
+
+
 # Names users write for types, beyond PostgreSQL's own (ColumnType's values).
-_TYPE_ALIASES = {
-    "int": ColumnType.INTEGER,
-    "int4": ColumnType.INTEGER,
-    "int8": ColumnType.BIGINT,
-    "bool": ColumnType.BOOLEAN,
-    "decimal": ColumnType.NUMERIC,
-    "timestamp without time zone": ColumnType.TIMESTAMP,
-    "timestamp with time zone": ColumnType.TIMESTAMPTZ,
-    "varchar": ColumnType.TEXT,
-}
-
-
 class InferenceError(ValueError):
     """The user's ``column_types`` name a column or a type that does not exist."""
 
@@ -115,7 +105,7 @@ def infer(
     *,
     conn_id: str | None,
     dialect: DialectOverrides | None = None,
-    column_types: Mapping[str, str] | None = None,
+    column_types: Mapping[str, ColumnType | str] | None = None,
     max_rejected_share: float = 0.0,
 ) -> Inference:
     """Sample every file and unite them into one schema (see the module's docstring).
@@ -280,7 +270,7 @@ def _column_type(values: list[str], tolerance: float) -> ColumnType | None:
     return ColumnType.TEXT
 
 
-def unite(samples: Sequence[FileSample], column_types: Mapping[str, str]) -> Inference:
+def unite(samples: Sequence[FileSample], column_types: Mapping[str, ColumnType | str]) -> Inference:
     """The drop's columns from the files' samples; the files that cannot join, rejected."""
     rejected: list[RejectedFile] = []
     if not samples:
@@ -345,7 +335,9 @@ def _mismatch(sample: FileSample, detail: str) -> RejectedFile:
     return RejectedFile(sample.file, _file_reject(RejectReason.HEADER_MISMATCH, f"the file {detail}"))
 
 
-def _overrides(column_types: Mapping[str, str], headers: Mapping[str, str]) -> dict[str, ColumnType]:
+def _overrides(
+    column_types: Mapping[str, ColumnType | str], headers: Mapping[str, str]
+) -> dict[str, ColumnType]:
     """The user's types by column name, checked: an unknown column or type is an error."""
     by_header = {header: name for name, header in headers.items()}
     chosen: dict[str, ColumnType] = {}
@@ -356,12 +348,8 @@ def _overrides(column_types: Mapping[str, str], headers: Mapping[str, str]) -> d
                 f"column_types names {key!r}, which is no column of this drop; its columns are: "
                 + ", ".join(sorted(headers))
             )
-        wanted = str(type_name).strip().lower()
-        column_type = _TYPE_ALIASES.get(wanted) or next((t for t in ColumnType if t.value == wanted), None)
-        if column_type is None:
-            raise InferenceError(
-                f"column_types gives {key!r} the type {type_name!r}, which is not one of: "
-                + ", ".join(t.value for t in ColumnType)
-            )
-        chosen[name] = column_type
+        try:
+            chosen[name] = column_type_named(type_name)
+        except ValueError as error:
+            raise InferenceError(f"column_types gives {key!r} the type {error}") from None
     return chosen

@@ -23,6 +23,7 @@ from include.csv_import.dialect import DialectOverrides
 from include.csv_import.ledger import Mode
 from include.csv_import.model import ColumnType
 from include.csv_import.table import TableName, parse_table_name
+from include.csv_import.types import column_type_named
 
 if TYPE_CHECKING:
     from airflow.sdk.types import DagRunProtocol
@@ -189,10 +190,7 @@ def _column_types(value: Mapping[str, Any] | str) -> dict[str, ColumnType]:
     types = {}
     for column, type_name in value.items():
         try:
-            types[str(column)] = ColumnType(str(type_name).lower())
-        except ValueError:
-            allowed = ", ".join(t.value for t in ColumnType)
-            raise ConfigurationError(
-                f"column_types[{column!r}]: {type_name!r} is not one of {allowed}"
-            ) from None
+            types[str(column)] = column_type_named(type_name)
+        except ValueError as error:
+            raise ConfigurationError(f"column_types[{column!r}]: {error}") from None
     return types

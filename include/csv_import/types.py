@@ -232,6 +232,15 @@ CONVERTERS: dict[ColumnType, Converter] = {
 }
 
 
+def column_type_named(name: object) -> ColumnType:
+    """The type a user names (PostgreSQL's name, any case); ValueError listing the choices."""
+    try:
+        return ColumnType(str(name).lower())
+    except ValueError:
+        choices = ", ".join(t.value for t in ColumnType)
+        raise ValueError(f"{str(name)!r}, which is not one of: {choices}") from None
+
+
 def converter(column_type: ColumnType) -> Converter:
     """The function that checks a value against ``column_type`` and writes it for PostgreSQL."""
     return CONVERTERS[column_type]
