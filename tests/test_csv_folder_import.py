@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import zipfile
 from collections import Counter
 from collections.abc import Iterator
@@ -29,9 +28,8 @@ import pytest
 from psycopg import sql
 
 from devservices.energy_certificates import MANIFEST, generate, parse_size
-from devservices.environment import PROJECT_ROOT
 from devservices.postgres import LocalPostgres, free_port
-from tests.test_end_to_end import received, smtp_connection, warehouse_connection
+from tests.test_end_to_end import local_run, received, smtp_connection, warehouse_connection
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -124,7 +122,7 @@ def steps(run_environment, drops) -> dict[str, Step]:
     done: dict[str, Step] = {}
 
     def step(name: str, *args: str) -> None:
-        run = local_run(run_environment, "--table", TABLE, *args)
+        run = local_run(run_environment, "--dag", "csv_folder_import", "--table", TABLE, *args, timeout_s=300)
         done[name] = Step(run, read_warehouse(run_environment))
 
     step("first append", "--source", str(first), "--mode", "append")
@@ -243,18 +241,6 @@ def test_a_replace_leaves_exactly_the_smaller_drop(steps, drops) -> None:
 
 
 # --- helpers ----------------------------------------------------------------------------------
-
-
-def local_run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "devservices.local_run", "--dag", "csv_folder_import", *args],
-        env=env,
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
 
 
 def read_warehouse(env: dict[str, str]) -> Warehouse:

@@ -100,14 +100,15 @@ def run_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[s
     LocalPostgres(state_dir=state / "postgres", port=db_port).destroy()
 
 
-def local_run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+def local_run(env: dict[str, str], *args: str, timeout_s: float = 540) -> subprocess.CompletedProcess[str]:
+    """``make run``'s command (``--dag`` among ``args`` picks another DAG than the flagship)."""
     return subprocess.run(
         [sys.executable, "-m", "devservices.local_run", *args],
         env=env,
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,
-        timeout=540,
+        timeout=timeout_s,
         check=False,
     )
 

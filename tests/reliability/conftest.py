@@ -151,10 +151,12 @@ class holding_lock:
             pass  # the server was stopped under us: the lock went with it
 
 
-def wait_until_blocked(conninfo: str, timeout_s: float = 60, *, application_name: str = "%") -> None:
-    """Wait until a session of the database waits for a lock: the task is mid-transaction.
+def wait_until_blocked(
+    conninfo: str, timeout_s: float = 60, *, application_name: str = "%", count: int = 1
+) -> None:
+    """Wait until ``count`` sessions of the database wait for a lock: the tasks are mid-transaction.
 
-    ``application_name`` (a LIKE pattern) picks whose session: tasks name theirs ``dag_id.task_id``.
+    ``application_name`` (a LIKE pattern) picks whose sessions: tasks name theirs ``dag_id.task_id``.
     """
     deadline = time.monotonic() + timeout_s
     with psycopg.connect(conninfo, autocommit=True) as conn:
@@ -164,7 +166,7 @@ def wait_until_blocked(conninfo: str, timeout_s: float = 60, *, application_name
                 "AND wait_event_type = 'Lock' AND application_name LIKE %s",
                 (application_name,),
             ).fetchone()[0]
-            if waiting:
+            if waiting >= count:
                 return
             time.sleep(0.05)
-    raise TimeoutError("the task never reached the locked table")
+    raise TimeoutError(f"{count} session(s) named {application_name} never waited for a lock")

@@ -40,7 +40,7 @@ from devservices.postgres import LocalPostgres, free_port
 from devservices.s3_server import LocalS3, create_bucket, upload_folder
 from include.csv_import.warehouse import SCHEMA, staging_name
 from tests.conftest import S3_CONN_ID
-from tests.reliability.conftest import DB_PASSWORD
+from tests.reliability.conftest import DB_PASSWORD, wait_until_blocked
 from tests.reliability.csv_import_harness import DAG_ID, DropOutcome, ImportRun, task_key
 from tests.reliability.s3_proxy import BodyCuttingProxy
 from tests.test_end_to_end import smtp_connection
@@ -398,7 +398,7 @@ def test_two_runs_at_once_on_the_same_drop_import_each_file_once(
         publishers = [threading.Thread(target=run.publish) for run in (first, second)]
         for waiting, publisher in enumerate(publishers, start=1):
             publisher.start()
-            wait_for_publishers(warehouse.conninfo, waiting)
+            wait_until_blocked(warehouse.conninfo, application_name=f"{DAG_ID}.publish", count=waiting)
         holder.rollback()
     for publisher in publishers:
         publisher.join(120)
@@ -475,22 +475,6 @@ def test_an_s3_download_cut_mid_chunk_is_read_again_and_the_import_is_exact(
         outcome=outcome,
     )
     assert outcome.exact, outcome
-
-
-def wait_for_publishers(conninfo: str, count: int, timeout_s: float = 60) -> None:
-    """Wait until ``count`` publish sessions wait for a lock."""
-    deadline = time.monotonic() + timeout_s
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        while time.monotonic() < deadline:
-            waiting = conn.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                " AND wait_event_type = 'Lock' AND application_name = %s",
-                (f"{DAG_ID}.publish",),
-            ).fetchone()[0]
-            if waiting >= count:
-                return
-            time.sleep(0.05)
-    raise TimeoutError(f"{count} publish(es) never waited for the target")
 
 
 def test_the_measure_sees_a_row_lost_a_row_doubled_and_a_reject_missing(drop, warehouse: Warehouse) -> None:
