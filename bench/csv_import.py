@@ -60,7 +60,7 @@ from bench import report
 from bench.baselines import find_psql
 from bench.services import checkpoint, local_postgres
 from devservices.energy_certificates import generate, parse_size
-from devservices.environment import PROJECT_ROOT
+from devservices.environment import PROJECT_ROOT, postgres_connection_json
 from devservices.postgres import HOST, LocalPostgres
 
 if TYPE_CHECKING:
@@ -502,18 +502,8 @@ def _our_spec(drop: Drop) -> ImportSpec:
 @contextmanager
 def _airflow_settings(conn_id: str, conninfo: str) -> Iterator[None]:
     """The destination as Airflow connection ``conn_id``, and what migrate's alerts check needs."""
-    db = psycopg.conninfo.conninfo_to_dict(conninfo)
     settings = {
-        f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(
-            {
-                "conn_type": "postgres",
-                "host": db.get("host"),
-                "port": int(db.get("port") or 5432),
-                "schema": db.get("dbname"),
-                "login": db.get("user"),
-                "password": db.get("password"),
-            }
-        ),
+        f"AIRFLOW_CONN_{conn_id.upper()}": postgres_connection_json(conninfo),
         "AIRFLOW_VAR_ALERT_RECIPIENTS": "bench@localhost",
         "AIRFLOW_CONN_SMTP_DEFAULT": json.dumps(
             {"conn_type": "smtp", "host": "127.0.0.1", "port": 25, "extra": {"from_email": "bench@localhost"}}

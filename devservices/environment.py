@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from dotenv import load_dotenv
+from psycopg.conninfo import conninfo_to_dict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -82,4 +83,19 @@ def connection_from_env(conn_id: str) -> ConnectionSettings:
         login=fields.get("login"),
         password=fields.get("password"),
         extra_dejson=json.loads(extra) if isinstance(extra, str) else extra,
+    )
+
+
+def postgres_connection_json(conninfo: str) -> str:
+    """The Airflow connection, in the JSON form of ``AIRFLOW_CONN_*``, of the database at ``conninfo``."""
+    db = conninfo_to_dict(conninfo)
+    return json.dumps(
+        {
+            "conn_type": "postgres",
+            "host": db.get("host"),
+            "port": int(db.get("port") or 5432),
+            "schema": db.get("dbname"),
+            "login": db.get("user"),
+            "password": db.get("password"),
+        }
     )

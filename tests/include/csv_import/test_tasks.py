@@ -17,6 +17,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from airflow.sdk.execution_time.context import OutletEventAccessors
 
 from devservices.energy_certificates import generate
+from devservices.environment import postgres_connection_json
 from include.csv_import import tasks
 from include.csv_import.assets import IMPORTS
 from include.csv_import.spec import ImportSpec
@@ -33,16 +34,7 @@ def drop(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
 
 @pytest.fixture
 def destination(monkeypatch: pytest.MonkeyPatch, importer_conninfo: str) -> str:
-    db = psycopg.conninfo.conninfo_to_dict(importer_conninfo)
-    connection = {
-        "conn_type": "postgres",
-        "host": db["host"],
-        "port": int(db["port"]),
-        "schema": db["dbname"],
-        "login": db["user"],
-        "password": db["password"],
-    }
-    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE_DB", json.dumps(connection))
+    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE_DB", postgres_connection_json(importer_conninfo))
     monkeypatch.setenv("AIRFLOW_VAR_ALERT_RECIPIENTS", "oncall@example.org")
     monkeypatch.setenv(
         "AIRFLOW_CONN_SMTP_DEFAULT",

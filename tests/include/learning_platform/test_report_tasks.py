@@ -22,6 +22,7 @@ import psycopg
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
+from devservices.environment import postgres_connection_json
 from devservices.postgres import free_port
 from devservices.smtp_sink import SERVER_NAME, AnyPortController, SmtpSink
 from include.common.email import EmailNotSent
@@ -55,12 +56,7 @@ def outbox(tmp_path: Path) -> Iterator[SmtpSink]:
 @pytest.fixture
 def configured(airflow_home, warehouse, warehouse_conninfo, outbox, monkeypatch, tmp_path) -> Path:
     """Connections and the report Variable for a loaded day; returns the report folder."""
-    db = psycopg.conninfo.conninfo_to_dict(warehouse_conninfo)
-    fields = {"host": db["host"], "port": int(db["port"]), "schema": db["dbname"], "login": db["user"]}
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_LEARNING_PLATFORM_DB",
-        json.dumps({"conn_type": "postgres", **fields, "password": db.get("password")}),
-    )
+    monkeypatch.setenv("AIRFLOW_CONN_LEARNING_PLATFORM_DB", postgres_connection_json(warehouse_conninfo))
     smtp_extra = {"disable_ssl": True, "disable_tls": True, "from_email": "airflow@uni.test", "timeout": 5}
     monkeypatch.setenv(
         "AIRFLOW_CONN_SMTP_DEFAULT",

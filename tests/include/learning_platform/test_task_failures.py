@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 
-import psycopg
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 from airflow.sdk.execution_time.context import OutletEventAccessors
 
+from devservices.environment import postgres_connection_json
 from include.common.http import TransientSourceError
 from include.learning_platform import tasks
 from include.learning_platform.extract import extract_interval
@@ -29,12 +29,7 @@ SMTP_EXTRA = {"disable_ssl": True, "disable_tls": True, "from_email": "airflow@u
 
 @pytest.fixture
 def configured(airflow_home, warehouse, warehouse_conninfo, monkeypatch, tmp_path) -> None:
-    db = psycopg.conninfo.conninfo_to_dict(warehouse_conninfo)
-    fields = {"host": db["host"], "port": int(db["port"]), "schema": db["dbname"], "login": db["user"]}
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_LEARNING_PLATFORM_DB",
-        json.dumps({"conn_type": "postgres", **fields, "password": db.get("password")}),
-    )
+    monkeypatch.setenv("AIRFLOW_CONN_LEARNING_PLATFORM_DB", postgres_connection_json(warehouse_conninfo))
     monkeypatch.setenv(
         "AIRFLOW_CONN_SMTP_DEFAULT",
         json.dumps({"conn_type": "smtp", "host": "127.0.0.1", "extra": SMTP_EXTRA}),

@@ -4,15 +4,14 @@ and what load announces to other DAGs through Airflow's own outlet event accesso
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import psycopg
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 from airflow.sdk.execution_time.context import OutletEventAccessors
 
+from devservices.environment import postgres_connection_json
 from include.common.intervals import Interval
 from include.learning_platform import tasks
 from include.learning_platform.assets import ATTEMPTS, ATTEMPTS_LOADS
@@ -82,10 +81,7 @@ def test_a_cleared_run_carries_its_clear_number_and_a_run_never_cleared_zero() -
 
 
 def define_connection(monkeypatch: pytest.MonkeyPatch, conn_id: str, conninfo: str) -> None:
-    db = psycopg.conninfo.conninfo_to_dict(conninfo)
-    fields = {"host": db["host"], "port": int(db["port"]), "schema": db["dbname"], "login": db["user"]}
-    value = json.dumps({"conn_type": "postgres", **fields, "password": db.get("password")})
-    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", value)
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", postgres_connection_json(conninfo))
 
 
 def test_a_days_load_announces_the_attempts_asset_with_the_day_and_count(
