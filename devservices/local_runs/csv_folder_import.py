@@ -15,6 +15,7 @@ import logging
 import os
 import sys
 import time
+from collections import Counter
 from contextlib import ExitStack
 from datetime import UTC, datetime
 
@@ -26,6 +27,9 @@ from devservices.dag_test import LocalAirflow
 from devservices.environment import connection_from_env
 from devservices.local_services import start_local_services
 from include.common.postgres import conninfo_from_connection
+from include.csv_import.ledger import read_run
+from include.csv_import.table import parse_table_name, target_columns
+from include.csv_import.verify import file_counts
 
 DAG_ID = "csv_folder_import"
 DEFAULT_TABLE = DEMO_TABLE
@@ -73,51 +77,41 @@ def main(argv: list[str] | None = None) -> int:
 def _report(conn_id: str, table: str) -> str | None:
     """The latest run into ``table``: its files, rows and rejects, and the table's first rows."""
     conninfo = conninfo_from_connection(connection_from_env(conn_id))
-    schema, name = table.split(".", 1)
+    target = parse_table_name(table)
     with psycopg.connect(conninfo, connect_timeout=10) as conn:
         try:
-            run = conn.execute(
-                "SELECT id, published_at, publish_method, publish_note FROM csv_import.runs"
-                " WHERE target_schema = %s AND target_table = %s ORDER BY id DESC LIMIT 1",
-                (schema, name),
-            ).fetchone()
+            found = conn.execute(
+                "SELECT max(id) FROM csv_import.runs WHERE target_schema = %s AND target_table = %s",
+                (target.schema, target.name),
+            ).fetchone()[0]
         except psycopg.errors.UndefinedTable:
             return None
-        if run is None or run[1] is None:
+        run = None if found is None else read_run(conn, found)
+        if run is None or run.published_at is None:
             return None
-        run_id, _, method, note = run
-        files = conn.execute(
-            "SELECT coalesce(outcome, 'not published'), count(*) FROM csv_import.run_files"
-            " WHERE run_id = %s GROUP BY 1 ORDER BY 1",
-            (run_id,),
-        ).fetchall()
-        staged, rejected = conn.execute(
-            "SELECT coalesce(sum(rows), 0), coalesce(sum(rejects), 0) FROM csv_import.chunks"
-            " WHERE run_id = %s",
-            (run_id,),
-        ).fetchone()
+        counts = file_counts(conn, run.id)
         reasons = conn.execute(
             "SELECT reason, count(*) FROM csv_import.rejects WHERE run_id = %s GROUP BY 1 ORDER BY 2 DESC",
-            (run_id,),
+            (run.id,),
         ).fetchall()
-        target = sql.Identifier(schema, name)
-        (total,) = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(target)).fetchone()
-        columns = conn.execute(
-            "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute"
-            " WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
-            (target.as_string(conn),),
-        ).fetchall()
+        (total,) = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(target.identifier)).fetchone()
+        with conn.cursor() as cursor:
+            columns = target_columns(cursor, target)
         sample = conn.execute(
-            sql.SQL("SELECT * FROM {} ORDER BY _source_file_id, _source_line LIMIT %s").format(target),
+            sql.SQL("SELECT * FROM {} ORDER BY _source_file_id, _source_line LIMIT %s").format(
+                target.identifier
+            ),
             (SAMPLE_ROWS,),
         ).fetchall()
+    outcomes = Counter(count.outcome or "not published" for count in counts)
     lines = [
-        f"files      {', '.join(f'{outcome} {count}' for outcome, count in files)}",
-        f"rows       {staged:,} imported by this run; {total:,} in {table}",
-        f"rejects    {rejected:,}" + "".join(f"\n  {reason:<20} {count:,}" for reason, count in reasons),
-        f"published  by {method or 'nothing'} ({note}); rejected lines in csv_import.rejects"
-        f" (run_id = {run_id})",
-        f"\n{table}: " + ", ".join(f"{column} {type_}" for column, type_ in columns),
+        f"files      {', '.join(f'{outcome} {n}' for outcome, n in sorted(outcomes.items()))}",
+        f"rows       {sum(c.rows for c in counts):,} imported by this run; {total:,} in {table}",
+        f"rejects    {sum(c.rejects for c in counts):,}"
+        + "".join(f"\n  {reason:<20} {n:,}" for reason, n in reasons),
+        f"published  by {run.publish_method or 'nothing'} ({run.publish_note}); rejected lines in "
+        f"csv_import.rejects (run_id = {run.id})",
+        f"\n{table}: " + ", ".join(f"{column.name} {column.type}" for column in columns),
     ]
     width = 24
     for row in sample:
