@@ -58,7 +58,7 @@ from psycopg import sql
 
 from bench import report
 from bench.baselines import find_psql
-from bench.services import checkpoint, local_postgres
+from bench.services import checkpoint, in_fresh_process, local_postgres, peak_rss_kib
 from devservices.energy_certificates import generate, parse_size
 from devservices.environment import PROJECT_ROOT, postgres_connection_json
 from devservices.postgres import HOST, LocalPostgres
@@ -405,21 +405,12 @@ def _run_lane(server: LocalPostgres, name: str, drop: Drop, args: argparse.Names
     conninfo = server.conninfo(dbname)
     _bare_table(conninfo, drop)
     checkpoint(conninfo)
-    context = multiprocessing.get_context("spawn")
-    receiver, sender = context.Pipe(duplex=False)
-    process = context.Process(target=_lane_process, args=(name, drop, conninfo, args, sender))
-    process.start()
-    sender.close()
-    try:
-        outcome = receiver.recv()
-    except EOFError:
-        outcome = {"error": "its process died before reporting"}
-    process.join()
+    outcome, exitcode = in_fresh_process(_lane_process, name, drop, conninfo, args)
     server.drop_database(dbname)
     if "skipped" in outcome:
         return {"name": name, "measured": False, "skipped": outcome["skipped"]}
     if "error" in outcome:
-        raise RuntimeError(f"lane {name!r} failed (exit code {process.exitcode}): {outcome['error']}")
+        raise RuntimeError(f"lane {name!r} failed (exit code {exitcode}): {outcome['error']}")
     return _lane_figures(name, drop, outcome)
 
 
@@ -436,7 +427,7 @@ def _lane_process(name: str, drop: Drop, conninfo: str, args: argparse.Namespace
             "wall_s": wall_s,
             "cpu_s": after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime,
             "children_cpu_s": children.ru_utime + children.ru_stime,
-            "peak_rss_mb": _own_peak_rss_kib() / 1024,
+            "peak_rss_mb": peak_rss_kib() / 1024,
             # ru_maxrss of the children: the largest single child, in KiB on Linux.
             "children_peak_rss_mb": children.ru_maxrss / 1024,
         }
@@ -446,13 +437,6 @@ def _lane_process(name: str, drop: Drop, conninfo: str, args: argparse.Namespace
         outcome = {"error": f"{type(error).__name__}: {error}"}
     sender.send(outcome)
     sender.close()
-
-
-def _own_peak_rss_kib() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def _lane_figures(name: str, drop: Drop, outcome: dict[str, Any]) -> dict[str, Any]:
@@ -577,7 +561,7 @@ def _read_chunk(schema: FileSchema, chunk: Chunk) -> dict[str, Any]:
 
 
 def _this_process() -> dict[str, Any]:
-    return {"pid": os.getpid(), "peak_rss_mb": round(_own_peak_rss_kib() / 1024, 1)}
+    return {"pid": os.getpid(), "peak_rss_mb": round(peak_rss_kib() / 1024, 1)}
 
 
 def _workers_figures(chunks: list[dict[str, Any]]) -> dict[str, Any]:

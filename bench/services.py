@@ -8,10 +8,13 @@ real server, not of the tests' fast mode.
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import resource
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -62,3 +65,36 @@ def checkpoint(conninfo: str) -> None:
     """
     with psycopg.connect(conninfo, autocommit=True) as conn:
         conn.execute("CHECKPOINT")
+
+
+def in_fresh_process(
+    target: Callable[..., None], *args: Any, process_name: str | None = None
+) -> tuple[dict[str, Any], int | None]:
+    """Run ``target(*args, sender)`` in a ``spawn``ed process; its one message, and its exit code.
+
+    A fresh process measures only its own work (memory, CPU), never what the benchmark's own
+    process had loaded. ``target`` sends one dict through ``sender``; a process that dies before
+    it does reports ``{"error": ...}``.
+    """
+    context = multiprocessing.get_context("spawn")
+    receiver, sender = context.Pipe(duplex=False)
+    process = context.Process(target=target, args=(*args, sender), name=process_name)
+    process.start()
+    sender.close()
+    try:
+        outcome = receiver.recv()
+    except EOFError:
+        outcome = {"error": "its process died before reporting"}
+    process.join()
+    return outcome, process.exitcode
+
+
+def peak_rss_kib() -> int:
+    """This process's peak RSS: VmHWM, as ru_maxrss also counts the parent's peak before exec."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

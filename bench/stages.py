@@ -9,7 +9,6 @@ of it: ``bench.airflow_overhead`` measures it apart.
 
 from __future__ import annotations
 
-import multiprocessing
 import resource
 import time
 import uuid
@@ -17,13 +16,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from multiprocessing.connection import Connection
-from pathlib import Path
 from typing import Any
 
 import psycopg
 import requests
 
-from bench.services import checkpoint
+from bench.services import checkpoint, in_fresh_process, peak_rss_kib
 from include.common.intervals import Interval
 from include.learning_platform.api import CHUNK_BYTES, STATISTICS_PATH, LearningPlatformClient, api_time
 from include.learning_platform.extract import extract_interval
@@ -106,20 +104,11 @@ def new_job(conninfo: str, base_url: str, client: str, client_key: str, day: dat
 
 def run_stage(name: str, job: StageJob) -> StageRun:
     checkpoint(job.conninfo)
-    context = multiprocessing.get_context("spawn")
-    receiver, sender = context.Pipe(duplex=False)
     started = time.perf_counter()
-    process = context.Process(target=_stage_process, args=(name, job, sender), name=f"bench-{name}")
-    process.start()
-    sender.close()
-    try:
-        outcome = receiver.recv()
-    except EOFError:
-        outcome = {"error": "its process died before reporting"}
-    process.join()
+    outcome, exitcode = in_fresh_process(_stage_process, name, job, process_name=f"bench-{name}")
     process_s = time.perf_counter() - started
     if "error" in outcome:
-        raise RuntimeError(f"stage {name} failed (exit code {process.exitcode}): {outcome['error']}")
+        raise RuntimeError(f"stage {name} failed (exit code {exitcode}): {outcome['error']}")
     return StageRun(name=name, process_s=process_s, **outcome)
 
 
@@ -138,24 +127,13 @@ def _stage_process(name: str, job: StageJob, sender: Connection) -> None:
             "records": records,
             "wall_s": wall_s,
             "cpu_s": cpu_s,
-            "peak_rss_mb": _peak_rss_kib(after) / 1024,
+            "peak_rss_mb": peak_rss_kib() / 1024,
             "detail": detail,
         }
     except Exception as error:  # reported to the parent, which raises it there
         outcome = {"error": f"{type(error).__name__}: {error}"}
     sender.send(outcome)
     sender.close()
-
-
-def _peak_rss_kib(usage: resource.struct_rusage) -> int:
-    """This process's peak RSS: VmHWM, as ru_maxrss also counts the parent's peak before exec."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return usage.ru_maxrss
 
 
 def _extract(job: StageJob) -> tuple[int, dict[str, Any]]:
