@@ -253,7 +253,7 @@ def test_any_lines_any_limits_any_blocks_any_split_give_the_true_sums(
         path, data, limits=limits, start=cut, first_line=min(split, len(lines)) + 1, block_bytes=block_bytes
     )
 
-    assert totals(batches) == true_totals
+    assert dict(totals(batches)) == dict(true_totals)  # a consumer summing to 0 is there too
     assert [(bad.line_number, bad.reason) for bad in bad_lines(batches)] == true_bad
     assert sum(batch.lines for batch in batches) == line_count
     for batch in batches:
