@@ -39,7 +39,7 @@ MAX_CONSUMER = 9_223_372_036_854_775_807  # PostgreSQL bigint
 MAX_AMOUNT = 1_000_000_000_000  # more in one line is a writer's bug; keeps batch sums within int64
 
 BLOCK_BYTES = 8 << 20
-NEWLINE, CARRIAGE_RETURN, SPACE, ZERO = (ord(c) for c in "\n\r 0")
+NEWLINE, CARRIAGE_RETURN, SPACE, ZERO, NINE = (ord(c) for c in "\n\r 09")
 # Fields longer than these are never plainly good: they overflow the fast path's integers.
 CONSUMER_DIGITS, AMOUNT_DIGITS = 19, 13
 # Most ids and amounts are short: fields up to these widths are converted in a narrower matrix.
@@ -112,42 +112,47 @@ class _Lines:
 
     def __init__(self, chunk: bytes) -> None:
         buf = np.frombuffer(chunk, dtype=np.uint8)
-        breaks = np.flatnonzero(buf == NEWLINE)
-        ends = breaks + 1
+        # Bytes below '0': line breaks, spaces, CRs, signs, tabs. A plainly good line has just
+        # its space, an optional CR and its line break among them; most lines have two.
+        low = np.flatnonzero(buf < ZERO)
         if chunk[-1:] != b"\n":  # the file's last line, without a line break: a line all the same
-            breaks = np.append(breaks, len(buf))
-            ends = np.append(ends, len(buf))
+            low = np.append(low, len(buf))
+        kinds = buf[np.minimum(low, len(buf) - 1)]
+        kinds[-1] = NEWLINE  # (the break of a last line without one)
+        at_break = np.flatnonzero(kinds == NEWLINE)
+        breaks = low[at_break]
+        ends = np.minimum(breaks + 1, len(buf))  # relative to the block: just after each break
         starts = np.concatenate(([0], ends[:-1]))
-        stops = breaks - ((breaks > starts) & (buf[np.maximum(breaks - 1, 0)] == CARRIAGE_RETURN))
-        self.chunk, self.starts, self.stops = chunk, starts, stops
-        self.ends = ends  # relative to the block: just after each line's break
+        inner = np.diff(at_break, prepend=-1) - 1  # low bytes in each line, its break excluded
+        before = np.maximum(at_break - 1, 0)
+        crlf = (inner >= 1) & (kinds[before] == CARRIAGE_RETURN) & (low[before] == breaks - 1)
+        space_at = np.maximum(at_break - 1 - crlf, 0)
+        shaped = (inner - crlf == 1) & (kinds[space_at] == SPACE)
+        # Bytes above '9' (letters, non-ASCII) make a line not plainly good.
+        high = np.flatnonzero(buf > NINE)
+        shaped[np.searchsorted(breaks, high)] = False
+        stops = breaks - crlf
+        space = low[space_at]
+        self.chunk, self.ends = chunk, ends
         count = len(ends)
         self.good = np.zeros(count, dtype=bool)
         self.consumers = np.zeros(count, dtype=np.int64)
         self.amounts = np.zeros(count, dtype=np.int64)
         self.bad: dict[int, BadLine] = {}  # line index in the block → its bad line, number unset
 
-        spaces = np.flatnonzero(buf == SPACE)
-        if len(spaces):
-            first = np.searchsorted(spaces, starts)
-            one_space = np.searchsorted(spaces, stops) - first == 1
-            space = spaces[np.minimum(first, len(spaces) - 1)]
-            consumer_len, amount_len = space - starts, stops - space - 1
-            candidates = np.flatnonzero(
-                one_space
-                & (consumer_len >= 1)
-                & (consumer_len <= CONSUMER_DIGITS)
-                & (amount_len >= 1)
-                & (amount_len <= AMOUNT_DIGITS)
-            )
+        consumer_len, amount_len = space - starts, stops - space - 1
+        candidates = np.flatnonzero(
+            shaped
+            & (consumer_len >= 1)
+            & (consumer_len <= CONSUMER_DIGITS)
+            & (amount_len >= 1)
+            & (amount_len <= AMOUNT_DIGITS)
+        )
+        if len(candidates):
             padded = np.concatenate((np.zeros(CONSUMER_DIGITS, dtype=np.uint8), buf))
-            consumers, consumers_ok = _numbers(
-                padded, space[candidates], consumer_len[candidates], SHORT_CONSUMER, CONSUMER_DIGITS
-            )
-            amounts, amounts_ok = _numbers(
-                padded, stops[candidates], amount_len[candidates], SHORT_AMOUNT, AMOUNT_DIGITS
-            )
-            fine = consumers_ok & amounts_ok & (consumers <= MAX_CONSUMER) & (amounts <= MAX_AMOUNT)
+            consumers = _numbers(padded, space[candidates], consumer_len[candidates], SHORT_CONSUMER)
+            amounts = _numbers(padded, stops[candidates], amount_len[candidates], SHORT_AMOUNT)
+            fine = (consumers <= MAX_CONSUMER) & (amounts <= MAX_AMOUNT)
             plain = candidates[fine]
             self.good[plain] = True
             self.consumers[plain] = consumers[fine].astype(np.int64)
@@ -162,33 +167,61 @@ class _Lines:
             else:
                 self.good[index] = True
                 self.consumers[index], self.amounts[index] = verdict
+        self.bad_index = np.fromiter(self.bad, dtype=np.int64, count=len(self.bad))  # ascending
 
 
-def _numbers(
-    padded: np.ndarray, field_stops: np.ndarray, lengths: np.ndarray, short: int, longest: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """The fields ``[stop - length, stop)`` of the block as uint64, and whether each is all digits.
+def _numbers(padded: np.ndarray, field_stops: np.ndarray, lengths: np.ndarray, short: int) -> np.ndarray:
+    """The fields ``[stop - length, stop)`` of the block, all ASCII digits, as uint64.
 
-    ``padded`` is the block after ``CONSUMER_DIGITS`` zero bytes, so a window never starts before it.
-    Fields up to ``short`` digits (most) go through a narrow matrix, the rest through a wide one.
+    ``padded`` is the block after ``CONSUMER_DIGITS`` zero bytes, so a window never starts before
+    it. Fields up to ``short`` digits (most) go through a narrow matrix, the rest a wide one.
     """
     values = np.zeros(len(lengths), dtype=np.uint64)
-    digits_only = np.zeros(len(lengths), dtype=bool)
     narrow = lengths <= short
-    for group, width in ((np.flatnonzero(narrow), short), (np.flatnonzero(~narrow), longest)):
+    for group, width in ((np.flatnonzero(narrow), short), (np.flatnonzero(~narrow), CONSUMER_DIGITS)):
         if not len(group):
             continue
         windows = sliding_window_view(padded, width)
         # Row i: the `width` bytes ending at the field's stop (right-aligned digits).
         matrix = windows[field_stops[group] + CONSUMER_DIGITS - width] - np.uint8(ZERO)
-        inside = np.arange(width) >= (width - lengths[group])[:, None]
-        matrix[~inside] = 0
-        digits_only[group] = (matrix <= 9).all(axis=1)
+        # Bytes before the field (the space, the previous line) count as 0 digits.
+        matrix *= np.arange(width, dtype=np.uint8) >= (width - lengths[group]).astype(np.uint8)[:, None]
         number = np.zeros(len(group), dtype=np.uint64)
         for column in range(width):
             number = number * np.uint64(10) + matrix[:, column]
         values[group] = number
-    return values, digits_only
+    return values
+
+
+def _aggregate(consumers: np.ndarray, amounts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct ``consumers`` ascending and the exact int64 sum of each one's ``amounts``.
+
+    Most ids of a busy service are dense (sequential ids span a few times their count): those
+    are summed by index in O(n); the rest (and all of them when ids are sparse) are sorted.
+    """
+    if not len(consumers):
+        return consumers, amounts
+    low = int(consumers.min())
+    offsets = consumers - low  # ≥ 0: no overflow, ids are never negative
+    dense = offsets < 4 * len(consumers) + 4096
+    if dense.sum() < len(consumers) // 2:
+        return _sorted_sums(consumers, amounts)
+    sums = np.zeros(4 * len(consumers) + 4096, dtype=np.int64)
+    np.add.at(sums, offsets[dense], amounts[dense])
+    seen = np.zeros(len(sums), dtype=bool)
+    seen[offsets[dense]] = True
+    present = np.flatnonzero(seen)
+    if dense.all():
+        return present + low, sums[present]
+    rest = _sorted_sums(consumers[~dense], amounts[~dense])  # all above the dense ones
+    return np.concatenate((present + low, rest[0])), np.concatenate((sums[present], rest[1]))
+
+
+def _sorted_sums(consumers: np.ndarray, amounts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    order = np.argsort(consumers)
+    ordered = consumers[order]
+    heads = np.flatnonzero(np.diff(ordered, prepend=ordered[:1] - 1) != 0)
+    return ordered[heads], np.add.reduceat(amounts[order], heads)
 
 
 class _Batcher:
@@ -218,11 +251,19 @@ class _Batcher:
                     yield self._emit()
                     continue
                 stop = line + 1
-            stop = self._within_consumers(lines, line, stop)
-            if stop == line:  # the next line's consumer does not fit: this batch is full
-                yield self._emit()
-                continue
-            self._take(lines, line, stop, ends)
+            good = line + np.flatnonzero(lines.good[line:stop])
+            consumers, sums = _aggregate(lines.consumers[good], lines.amounts[good])
+            room = self.limits.max_consumers - len(self.keys)
+            if len(consumers) > room:
+                cut = self._cut_for_consumers(lines.consumers[good], consumers, room)
+                if cut is not None:
+                    if good[cut] == line:  # the next line's consumer does not fit: the batch is full
+                        yield self._emit()
+                        continue
+                    stop, good = int(good[cut]), good[:cut]
+                    consumers, sums = _aggregate(lines.consumers[good], lines.amounts[good])
+            self._merge(consumers, sums)
+            self._take_lines(lines, line, stop, len(good), ends)
             line = stop
             if line < count:
                 yield self._emit()
@@ -232,40 +273,26 @@ class _Batcher:
         if self.end > self.start:
             yield self._emit()
 
-    def _within_consumers(self, lines: _Lines, line: int, stop: int) -> int:
-        """The last stop ≤ ``stop`` whose lines keep the batch within ``max_consumers``."""
-        room = self.limits.max_consumers - len(self.keys)
-        good = line + np.flatnonzero(lines.good[line:stop])
-        consumers = lines.consumers[good]
-        order = np.argsort(consumers)
+    def _cut_for_consumers(self, consumers: np.ndarray, unique: np.ndarray, room: int) -> int | None:
+        """Where in ``consumers`` (a segment's, in line order) the batch would pass
+        ``max_consumers``: the first appearance of the (room+1)-th consumer it does not hold yet."""
+        new = ~np.isin(unique, self.keys, assume_unique=True)
+        if int(new.sum()) <= room:
+            return None
+        order = np.argsort(consumers, kind="stable")  # so a head is a consumer's first appearance
         ordered = consumers[order]
-        heads = np.flatnonzero(np.diff(ordered, prepend=ordered[:1] - 1) != 0) if len(ordered) else order
-        if len(heads) <= room:
-            return stop
-        unique = ordered[heads]
-        known = np.isin(unique, self.keys, assume_unique=True)
-        if int((~known).sum()) <= room:
-            return stop
-        # Where each new consumer first appears (good's index); the (room+1)-th one ends the batch.
-        first = np.minimum.reduceat(order, heads)[~known]
+        heads = np.flatnonzero(np.diff(ordered, prepend=ordered[:1] - 1) != 0)
+        first = order[heads][new]  # `unique` is sorted too: the same consumers in the same order
         first.sort()
-        return int(good[first[room]])
+        return int(first[room])
 
-    def _take(self, lines: _Lines, line: int, stop: int, ends: np.ndarray) -> None:
-        good = lines.good[line:stop]
-        consumers = lines.consumers[line:stop][good]
-        amounts = lines.amounts[line:stop][good]
-        if len(consumers):
-            order = np.argsort(consumers)
-            consumers, amounts = consumers[order], amounts[order]
-            heads = np.flatnonzero(np.diff(consumers, prepend=consumers[:1] - 1) != 0)
-            self._merge(consumers[heads], np.add.reduceat(amounts, heads))
+    def _take_lines(self, lines: _Lines, line: int, stop: int, applied: int, ends: np.ndarray) -> None:
         next_line = self.first_line + self.applied + len(self.bad)
-        for index in range(line, stop):
-            bad = lines.bad.get(index)
-            if bad is not None:
-                self.bad.append(BadLine(next_line + index - line, bad.reason, bad.raw))
-        self.applied += len(consumers)
+        low, high = np.searchsorted(lines.bad_index, (line, stop)).tolist()
+        for index in lines.bad_index[low:high].tolist():
+            bad = lines.bad[index]
+            self.bad.append(BadLine(next_line + index - line, bad.reason, bad.raw))
+        self.applied += applied
         self.end = int(ends[stop - 1])
 
     def _merge(self, consumers: np.ndarray, amounts: np.ndarray) -> None:
