@@ -42,8 +42,7 @@ BLOCK_BYTES = 8 << 20
 NEWLINE, CARRIAGE_RETURN, SPACE, ZERO, NINE = (ord(c) for c in "\n\r 09")
 # Fields longer than these are never plainly good: they overflow the fast path's integers.
 CONSUMER_DIGITS, AMOUNT_DIGITS = 19, 13
-# Most ids and amounts are short: fields up to these widths are converted in a narrower matrix.
-SHORT_CONSUMER, SHORT_AMOUNT = 10, 7
+PADDING = CONSUMER_DIGITS  # zero bytes before a block, so that a field's window never starts before it
 _INTEGER = re.compile(rb"-?[0-9]+")
 
 
@@ -149,9 +148,9 @@ class _Lines:
             & (amount_len <= AMOUNT_DIGITS)
         )
         if len(candidates):
-            padded = np.concatenate((np.zeros(CONSUMER_DIGITS, dtype=np.uint8), buf))
-            consumers = _numbers(padded, space[candidates], consumer_len[candidates], SHORT_CONSUMER)
-            amounts = _numbers(padded, stops[candidates], amount_len[candidates], SHORT_AMOUNT)
+            padded = np.concatenate((np.zeros(PADDING, dtype=np.uint8), buf))
+            consumers = _numbers(padded, space[candidates], consumer_len[candidates])
+            amounts = _numbers(padded, stops[candidates], amount_len[candidates])
             fine = (consumers <= MAX_CONSUMER) & (amounts <= MAX_AMOUNT)
             plain = candidates[fine]
             self.good[plain] = True
@@ -170,27 +169,56 @@ class _Lines:
         self.bad_index = np.fromiter(self.bad, dtype=np.int64, count=len(self.bad))  # ascending
 
 
-def _numbers(padded: np.ndarray, field_stops: np.ndarray, lengths: np.ndarray, short: int) -> np.ndarray:
+def _numbers(padded: np.ndarray, field_stops: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """The fields ``[stop - length, stop)`` of the block, all ASCII digits, as uint64.
 
-    ``padded`` is the block after ``CONSUMER_DIGITS`` zero bytes, so a window never starts before
-    it. Fields up to ``short`` digits (most) go through a narrow matrix, the rest a wide one.
+    ``padded`` is the block after ``PADDING`` zero bytes, so a window never starts before it.
+    Fields of up to 16 digits (nearly all) are read 8 bytes at a time as one uint64 and turned
+    into their value with three multiplications (SWAR: all 8 digits at once); longer ones digit
+    by digit.
     """
     values = np.zeros(len(lengths), dtype=np.uint64)
-    narrow = lengths <= short
-    for group, width in ((np.flatnonzero(narrow), short), (np.flatnonzero(~narrow), CONSUMER_DIGITS)):
+    # Every 8 bytes from every offset, as one unaligned little-endian uint64 (a view, no copy).
+    words = np.ndarray((len(padded) - 7,), dtype="<u8", buffer=padded, strides=(1,))
+    for group, count in (
+        (np.flatnonzero(lengths <= 8), 1),
+        (np.flatnonzero((lengths > 8) & (lengths <= 16)), 2),
+    ):
         if not len(group):
             continue
-        windows = sliding_window_view(padded, width)
-        # Row i: the `width` bytes ending at the field's stop (right-aligned digits).
-        matrix = windows[field_stops[group] + CONSUMER_DIGITS - width] - np.uint8(ZERO)
-        # Bytes before the field (the space, the previous line) count as 0 digits.
-        matrix *= np.arange(width, dtype=np.uint8) >= (width - lengths[group]).astype(np.uint8)[:, None]
+        stops, digits = field_stops[group] + PADDING, lengths[group]
         number = np.zeros(len(group), dtype=np.uint64)
+        for word in range(count - 1, -1, -1):  # the most significant 8 digits first
+            raw = words[stops - 8 * (word + 1)]
+            # Bytes before the field (its line's start, the space) read as leading '0's.
+            keep = _KEEP[np.clip(digits - 8 * word, 0, 8)]
+            number = number * np.uint64(100_000_000) + _eight_digits((raw & keep) | (_ZEROS & ~keep))
+        values[group] = number
+    wide = np.flatnonzero(lengths > 16)
+    if len(wide):
+        width = CONSUMER_DIGITS
+        matrix = sliding_window_view(padded, width)[field_stops[wide] + PADDING - width] - np.uint8(ZERO)
+        matrix *= np.arange(width, dtype=np.uint8) >= (width - lengths[wide]).astype(np.uint8)[:, None]
+        number = np.zeros(len(wide), dtype=np.uint64)
         for column in range(width):
             number = number * np.uint64(10) + matrix[:, column]
-        values[group] = number
+        values[wide] = number
     return values
+
+
+def _eight_digits(ascii_digits: np.ndarray) -> np.ndarray:
+    """Eight ASCII digits packed little-endian in a uint64 (first digit in the lowest byte) →
+    their value. Multiplications wrap modulo 2^64 on purpose: each step combines pairs of
+    neighbouring numbers, 1-digit into 2-digit, 2 into 4, 4 into 8 (the trick from simdjson)."""
+    v = ascii_digits & np.uint64(0x0F0F0F0F0F0F0F0F)
+    v = (v * np.uint64(2561)) >> np.uint64(8)
+    v = ((v & np.uint64(0x00FF00FF00FF00FF)) * np.uint64(6553601)) >> np.uint64(16)
+    return ((v & np.uint64(0x0000FFFF0000FFFF)) * np.uint64(42949672960001)) >> np.uint64(32)
+
+
+# _KEEP[m]: the top m bytes of a little-endian word (the last m characters of the 8 read).
+_KEEP = np.array([0] + [(~0 << (8 * (8 - m))) & (2**64 - 1) for m in range(1, 9)], dtype=np.uint64)
+_ZEROS = np.uint64(0x3030303030303030)
 
 
 def _aggregate(consumers: np.ndarray, amounts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
