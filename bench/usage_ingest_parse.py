@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import tempfile
 import time
@@ -151,7 +152,7 @@ def run(size: int, consumers: int, bad_share: float, folder: Path) -> dict[str, 
         ("plan_file", plan, (path,)),
         ("read_batches", parse_with_read_batches, (path, entry.size)),
         ("duckdb_1_thread", parse_with_duckdb, (path, 1)),
-        ("duckdb_all_threads", parse_with_duckdb, (path, 0)),
+        ("duckdb_all_threads", parse_with_duckdb, (path, os.cpu_count() or 1)),
     ]
     for name, target, args in variants:
         outcome, exit_code = in_fresh_process(target, *args, process_name=name)

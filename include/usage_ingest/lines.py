@@ -177,33 +177,36 @@ def _numbers(padded: np.ndarray, field_stops: np.ndarray, lengths: np.ndarray) -
     into their value with three multiplications (SWAR: all 8 digits at once); longer ones digit
     by digit.
     """
+    stops = field_stops + PADDING
+    if not len(lengths) or lengths.max() <= 8:  # the common case: one word each, no grouping
+        return _swar(stops, lengths, words=1, padded=padded)
     values = np.zeros(len(lengths), dtype=np.uint64)
-    # Every 8 bytes from every offset, as one unaligned little-endian uint64 (a view, no copy).
-    words = np.ndarray((len(padded) - 7,), dtype="<u8", buffer=padded, strides=(1,))
-    for group, count in (
-        (np.flatnonzero(lengths <= 8), 1),
-        (np.flatnonzero((lengths > 8) & (lengths <= 16)), 2),
-    ):
-        if not len(group):
-            continue
-        stops, digits = field_stops[group] + PADDING, lengths[group]
-        number = np.zeros(len(group), dtype=np.uint64)
-        for word in range(count - 1, -1, -1):  # the most significant 8 digits first
-            raw = words[stops - 8 * (word + 1)]
-            # Bytes before the field (its line's start, the space) read as leading '0's.
-            keep = _KEEP[np.clip(digits - 8 * word, 0, 8)]
-            number = number * np.uint64(100_000_000) + _eight_digits((raw & keep) | (_ZEROS & ~keep))
-        values[group] = number
+    for group, words in ((lengths <= 8, 1), ((lengths > 8) & (lengths <= 16), 2)):
+        values[group] = _swar(stops[group], lengths[group], words=words, padded=padded)
     wide = np.flatnonzero(lengths > 16)
     if len(wide):
         width = CONSUMER_DIGITS
-        matrix = sliding_window_view(padded, width)[field_stops[wide] + PADDING - width] - np.uint8(ZERO)
+        matrix = sliding_window_view(padded, width)[stops[wide] - width] - np.uint8(ZERO)
         matrix *= np.arange(width, dtype=np.uint8) >= (width - lengths[wide]).astype(np.uint8)[:, None]
         number = np.zeros(len(wide), dtype=np.uint64)
         for column in range(width):
             number = number * np.uint64(10) + matrix[:, column]
         values[wide] = number
     return values
+
+
+def _swar(stops: np.ndarray, lengths: np.ndarray, *, words: int, padded: np.ndarray) -> np.ndarray:
+    """Fields of 8 × ``words`` digits at most, ending at ``stops`` in ``padded``, as uint64."""
+    # Every 8 bytes from every offset, as one unaligned little-endian uint64 (a view, no copy).
+    packed = np.ndarray((len(padded) - 7,), dtype="<u8", buffer=padded, strides=(1,))
+    number = np.zeros(len(stops), dtype=np.uint64)
+    for word in range(words - 1, -1, -1):  # the most significant 8 digits first
+        raw = packed[stops - 8 * (word + 1)]
+        # Bytes before the field (its line's start, the space) are the word's low bytes: zeroed,
+        # they read as leading zeros. A field has 1 to 8 digits in each of its words.
+        unused = ((8 - np.minimum(lengths - 8 * word, 8)) * 8).astype(np.uint64)
+        number = number * np.uint64(100_000_000) + _eight_digits((raw >> unused) << unused)
+    return number
 
 
 def _eight_digits(ascii_digits: np.ndarray) -> np.ndarray:
@@ -214,11 +217,6 @@ def _eight_digits(ascii_digits: np.ndarray) -> np.ndarray:
     v = (v * np.uint64(2561)) >> np.uint64(8)
     v = ((v & np.uint64(0x00FF00FF00FF00FF)) * np.uint64(6553601)) >> np.uint64(16)
     return ((v & np.uint64(0x0000FFFF0000FFFF)) * np.uint64(42949672960001)) >> np.uint64(32)
-
-
-# _KEEP[m]: the top m bytes of a little-endian word (the last m characters of the 8 read).
-_KEEP = np.array([0] + [(~0 << (8 * (8 - m))) & (2**64 - 1) for m in range(1, 9)], dtype=np.uint64)
-_ZEROS = np.uint64(0x3030303030303030)
 
 
 def _aggregate(consumers: np.ndarray, amounts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
