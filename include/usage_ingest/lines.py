@@ -126,8 +126,11 @@ class _Lines:
         ends = np.minimum(breaks + 1, len(buf))  # relative to the block: just after each break
         starts = np.concatenate(([0], ends[:-1]))
         inner = np.diff(at_break, prepend=-1) - 1  # low bytes in each line, its break excluded
-        before = np.maximum(at_break - 1, 0)
-        crlf = (inner >= 1) & (kinds[before] == CARRIAGE_RETURN) & (low[before] == breaks - 1)
+        # A CR right before a line's break is part of the break (CRLF).
+        cr = np.flatnonzero(kinds[:-1] == CARRIAGE_RETURN)
+        cr = cr[(kinds[cr + 1] == NEWLINE) & (low[cr + 1] == low[cr] + 1)]
+        crlf = np.zeros(len(breaks), dtype=np.int64)
+        crlf[np.searchsorted(at_break, cr + 1)] = 1
         space_at = np.maximum(at_break - 1 - crlf, 0)
         shaped = (inner - crlf == 1) & (kinds[space_at] == SPACE)
         # Bytes above '9' (letters, non-ASCII) make a line not plainly good.
@@ -180,36 +183,32 @@ def _numbers(padded: np.ndarray, field_stops: np.ndarray, lengths: np.ndarray) -
     into their value with three multiplications (SWAR: all 8 digits at once); longer ones digit
     by digit.
     """
+    # Every 8 bytes from every offset, as one unaligned little-endian uint64 (a view, no copy).
+    packed = np.ndarray((len(padded) - 7,), dtype="<u8", buffer=padded, strides=(1,))
     stops = field_stops + PADDING
-    if not len(lengths) or lengths.max() <= 8:  # the common case: one word each, no grouping
-        return _swar(stops, lengths, words=1, padded=padded)
-    values = np.zeros(len(lengths), dtype=np.uint64)
-    for group, words in ((lengths <= 8, 1), ((lengths > 8) & (lengths <= 16), 2)):
-        values[group] = _swar(stops[group], lengths[group], words=words, padded=padded)
-    wide = np.flatnonzero(lengths > 16)
-    if len(wide):
-        width = CONSUMER_DIGITS
-        matrix = sliding_window_view(padded, width)[stops[wide] - width] - np.uint8(ZERO)
-        matrix *= np.arange(width, dtype=np.uint8) >= (width - lengths[wide]).astype(np.uint8)[:, None]
-        number = np.zeros(len(wide), dtype=np.uint64)
-        for column in range(width):
-            number = number * np.uint64(10) + matrix[:, column]
-        values[wide] = number
+    values = _last_eight(packed, stops, np.minimum(lengths, 8))
+    longer = np.flatnonzero(lengths > 8)  # few: leading zeros, big ids
+    if len(longer):
+        high = np.minimum(lengths[longer] - 8, 8)
+        values[longer] += _last_eight(packed, stops[longer] - 8, high) * np.uint64(100_000_000)
+        wide = longer[lengths[longer] > 16]
+        if len(wide):
+            width = CONSUMER_DIGITS
+            matrix = sliding_window_view(padded, width)[stops[wide] - width] - np.uint8(ZERO)
+            matrix *= np.arange(width, dtype=np.uint8) >= (width - lengths[wide]).astype(np.uint8)[:, None]
+            number = np.zeros(len(wide), dtype=np.uint64)
+            for column in range(width):
+                number = number * np.uint64(10) + matrix[:, column]
+            values[wide] = number
     return values
 
 
-def _swar(stops: np.ndarray, lengths: np.ndarray, *, words: int, padded: np.ndarray) -> np.ndarray:
-    """Fields of 8 × ``words`` digits at most, ending at ``stops`` in ``padded``, as uint64."""
-    # Every 8 bytes from every offset, as one unaligned little-endian uint64 (a view, no copy).
-    packed = np.ndarray((len(padded) - 7,), dtype="<u8", buffer=padded, strides=(1,))
-    number = np.zeros(len(stops), dtype=np.uint64)
-    for word in range(words - 1, -1, -1):  # the most significant 8 digits first
-        raw = packed[stops - 8 * (word + 1)]
-        # Bytes before the field (its line's start, the space) are the word's low bytes: zeroed,
-        # they read as leading zeros. A field has 1 to 8 digits in each of its words.
-        unused = ((8 - np.minimum(lengths - 8 * word, 8)) * 8).astype(np.uint64)
-        number = number * np.uint64(100_000_000) + _eight_digits((raw >> unused) << unused)
-    return number
+def _last_eight(packed: np.ndarray, stops: np.ndarray, digits: np.ndarray) -> np.ndarray:
+    """The value of the ``digits`` (1 to 8) ASCII digits just before each of ``stops``."""
+    # The word's low bytes come before the digits (the line's start, the space): shifted out,
+    # they read as leading zeros.
+    unused = ((8 - digits) * 8).astype(np.uint64)
+    return _eight_digits((packed[stops - 8] >> unused) << unused)
 
 
 def _eight_digits(ascii_digits: np.ndarray) -> np.ndarray:
