@@ -169,6 +169,8 @@ def write_files(
             part = incoming / f".{name}.part"
             with part.open("wb") as out:
                 generated.write(out.write)
+            if mtime is not None:  # before the rename: the file appears with its mtime, atomically
+                os.utime(part, (mtime.timestamp(), mtime.timestamp()))
             os.replace(part, target)
         else:
             with target.open("wb") as out:
@@ -181,9 +183,8 @@ def write_files(
                             time.sleep(in_place_delay)
 
                 generated.write(slowly)
-        if mtime is not None:
-            stamp = mtime.timestamp()
-            os.utime(target, (stamp, stamp))
+            if mtime is not None:
+                os.utime(target, (mtime.timestamp(), mtime.timestamp()))
         grand += generated.totals
         seen |= generated.seen
         used = np.flatnonzero(generated.seen)

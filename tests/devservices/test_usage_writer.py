@@ -72,9 +72,12 @@ def test_the_same_seed_writes_the_same_bytes_in_either_mode_and_leaves_no_part_f
     assert sorted(p.name for p in drop.incoming.iterdir()) == [e.name for e in drop.files]
 
 
-def test_a_given_mtime_is_set_on_every_file_and_sizes_are_close_to_asked(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["rename", "in_place"])
+def test_a_given_mtime_is_set_on_every_file_and_sizes_are_close_to_asked(tmp_path: Path, mode: str) -> None:
     arrival = datetime(2026, 3, 1, 10, 15, tzinfo=UTC)
-    manifest = write_files(tmp_path / "in", files=2, size_bytes=50_000, consumers=5, seed=1, mtime=arrival)
+    manifest = write_files(
+        tmp_path / "in", files=2, size_bytes=50_000, consumers=5, seed=1, mtime=arrival, mode=mode
+    )
     for entry in manifest.files:
         path = tmp_path / "in" / entry.name
         assert path.stat().st_mtime == arrival.timestamp()
