@@ -13,14 +13,14 @@ sequential ones) by index with ``np.add.at``, scattered ones by sorting; floats 
 amount. An amount is at most 10^12 and a batch at most ``max_bytes`` (64 MiB, under 17M lines),
 so no batch's sum overflows int64; the store's totals are bigints that raise on overflow.
 
-Measured (``python -m bench.usage_ingest_parse``, 1 GB, 78M lines, 100,000 consumers, 0.1 % bad
-lines, on the shared 2-core development machine under load): ``read_batches`` 38 MB/s, 3.0M
-lines/s, peak RSS 280 MiB; DuckDB's ``read_csv`` + ``GROUP BY`` on one thread 91 MB/s, i.e. 2.4
-times faster. DuckDB cannot replace it: it does not apply our rules (it sums ``-1 2`` and takes
-ids it should refuse: 19,655 of 100,000 totals came out wrong), gives no reason or line number
-per bad line, and no byte offsets for a checkpoint to resume from mid-file. Python one line at a
-time is about 1M lines/s. Several workers share a big file (ranges), so a core's speed bounds
-one range, not the file.
+Measured (``python -m bench.usage_ingest_parse``: 1 GB, 78M lines, 100,000 consumers, 0.1 % bad
+lines; the shared 2-core development machine, under load, two runs): ``read_batches`` 37-38 MB/s,
+2.9-3.0M lines/s, peak RSS 260-280 MiB, totals exact; DuckDB's ``read_csv`` + ``GROUP BY`` on one
+thread 74-91 MB/s, i.e. 2.0-2.4 times faster. DuckDB cannot replace it: it does not apply our
+rules (it sums ``-1 2`` and amounts beyond 10^12: 19,655 of its 100,000 totals came out wrong),
+gives no reason or line number per bad line, and no byte offsets for a checkpoint to resume
+from mid-file. Python one line at a time is about 1M lines/s. Big files are split into ranges
+that several workers parse at once, so one core's speed bounds a range, not a file.
 
 Memory is bounded whatever the file: one block plus the longest line, the per-line arrays of one
 block, and a batch's aggregate of at most ``max_consumers`` ids. The price: the code is denser
