@@ -19,6 +19,7 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from include.common.failures import ConfigurationError, no_retry_on_permanent_failure
+from include.common.settings import params_with_settings
 from include.csv_import.dialect import DialectOverrides
 from include.csv_import.ledger import Mode
 from include.csv_import.model import ColumnType
@@ -66,11 +67,8 @@ class ImportSpec:
 
         Fails its task at once (no retries) when the run cannot be imported as triggered.
         """
-        from airflow.sdk import Variable
-
-        configured = _settings(Variable.get(SETTINGS_VARIABLE, default=None))
         return cls.from_params(
-            {**configured, **{key: value for key, value in params.items() if value not in (None, "")}},
+            params_with_settings(params, SETTINGS_VARIABLE),
             run_id=dag_run.run_id,
             session_name=f"{dag_run.dag_id}.{task_id}",
         )
@@ -117,20 +115,6 @@ def source_url(source: str) -> str:
             "absolute path: a relative path would depend on the worker's working directory"
         )
     return f"file://{source.rstrip('/') or '/'}"
-
-
-def _settings(value: str | None) -> dict[str, Any]:
-    if not (value or "").strip():
-        return {}
-    try:
-        settings = json.loads(value)
-    except json.JSONDecodeError as error:
-        raise ConfigurationError(
-            f"Airflow Variable '{SETTINGS_VARIABLE}' is not valid JSON: {error}"
-        ) from None
-    if not isinstance(settings, dict):
-        raise ConfigurationError(f"Airflow Variable '{SETTINGS_VARIABLE}' must be a JSON object")
-    return settings
 
 
 def _required(params: Mapping[str, Any], key: str) -> str:
