@@ -28,8 +28,10 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from itertools import pairwise
 from pathlib import Path
 
+import numpy as np
 import psycopg
 
 from include.common.failures import PermanentFailure
@@ -41,11 +43,6 @@ log = logging.getLogger(__name__)
 
 SCHEMA = "usage_ingest"
 SQL_DIR = Path(__file__).parent / "sql"
-
-
-def _sql(name: str) -> str:
-    """The statement kept in ``sql/<name>.sql``."""
-    return read_sql(SQL_DIR, name)
 
 
 def migrate_schema(conn: psycopg.Connection) -> list[str]:
@@ -125,6 +122,10 @@ class AccountMismatch(PermanentFailure):
     """A file's committed lines do not add up to its planned lines: it is not marked done."""
 
 
+class CheckpointMismatch(PermanentFailure):
+    """A batch does not continue its range's checkpoint: the reading side and the plan disagree."""
+
+
 @dataclass(frozen=True, slots=True)
 class RunSummary:
     files: int
@@ -137,26 +138,130 @@ class RunSummary:
     top_consumers: list[tuple[int, int]]  # (consumer_id, total in the store), largest first
 
 
+# COPY's binary format (PostgreSQL docs, "COPY", "Binary Format"): a signature, flags and header
+# extension length, then per row a field count and each field as its length and big-endian bytes,
+# then -1. numpy lays out a batch's rows in that format in one pass, so no Python runs per row.
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
+_COPY_TRAILER = b"\xff\xff"
+_SUMS_ROW = np.dtype(
+    [
+        ("fields", ">i2"),
+        ("consumer_size", ">i4"),
+        ("consumer", ">i8"),
+        ("amount_size", ">i4"),
+        ("amount", ">i8"),
+    ]
+)
+
+
 def claim_file(conn: psycopg.Connection, plan: FilePlan, *, run_id: str, lease: timedelta) -> Claim:
-    """Register the planned file and its ranges for ``run_id``, or say who has it; one transaction."""
-    raise NotImplementedError
+    """Register the planned file and its ranges for ``run_id``, or say who has it; one transaction.
+
+    A known file keeps the ranges it was first planned with (its checkpoints are theirs), and its
+    arrival hour; a run that holds it again, or takes it over, records where it is now.
+    """
+    _check_plan(plan)
+    _require_no_transaction(conn, "claim_file")
+    file = plan.file
+    values = {
+        "name": file.name,
+        "sha256": plan.sha256,
+        "path": file.path,
+        "size": file.size,
+        "mtime": file.mtime,
+        "device": file.device,
+        "inode": file.inode,
+        "lines": plan.lines,
+        "run_id": run_id,
+        "lease": lease,
+    }
+    with conn.transaction(), conn.cursor() as cursor:
+        inserted = cursor.execute(read_sql(SQL_DIR, "insert_file"), values).fetchone()
+        if inserted is not None:
+            (file_id,) = inserted
+            cursor.execute(
+                read_sql(SQL_DIR, "insert_ranges"),
+                {
+                    "file_id": file_id,
+                    "range_nos": [r.number for r in plan.ranges],
+                    "starts": [r.start for r in plan.ranges],
+                    "ends": [r.end for r in plan.ranges],
+                    "first_lines": [r.first_line for r in plan.ranges],
+                    "lines": [r.lines for r in plan.ranges],
+                },
+            )
+            return Claim(ClaimOutcome.CLAIMED, file_id)
+        file_id, state, claimed_by, lease_live, disposed_to = cursor.execute(
+            read_sql(SQL_DIR, "select_file_for_update"), values
+        ).fetchone()
+        if state == "done":
+            return Claim(ClaimOutcome.DUPLICATE, file_id, disposed_to)
+        if claimed_by == run_id:
+            outcome = ClaimOutcome.OURS
+        elif lease_live:
+            return Claim(ClaimOutcome.BUSY, file_id)
+        else:
+            outcome = ClaimOutcome.TAKEN_OVER
+            log.info(
+                "%s: the lease of run %s expired; run %s takes the file over", file.name, claimed_by, run_id
+            )
+        cursor.execute(read_sql(SQL_DIR, "update_claim"), {**values, "file_id": file_id})
+        return Claim(outcome, file_id)
 
 
 def record_duplicate(
     conn: psycopg.Connection, plan: FilePlan, *, original_file_id: int, run_id: str, disposed_to: str
 ) -> None:
     """Record that ``run_id`` found an already-done file again and disposed of it; idempotent."""
-    raise NotImplementedError
+    with conn.transaction():
+        conn.execute(
+            read_sql(SQL_DIR, "upsert_duplicate_drop"),
+            {
+                "name": plan.file.name,
+                "sha256": plan.sha256,
+                "size": plan.file.size,
+                "mtime": plan.file.mtime,
+                "file_id": original_file_id,
+                "run_id": run_id,
+                "disposed_to": disposed_to,
+            },
+        )
 
 
 def claimed_ranges(conn: psycopg.Connection, run_id: str) -> list[RangeKey]:
     """The ranges not done yet of the files ``run_id`` holds, in file and range order."""
-    raise NotImplementedError
+    with conn.transaction():
+        rows = conn.execute(read_sql(SQL_DIR, "select_claimed_ranges"), {"run_id": run_id}).fetchall()
+    return [
+        RangeKey(file_id, range_no, f"{name} [{range_no + 1}/{ranges}]")
+        for file_id, range_no, name, ranges in rows
+    ]
 
 
 def range_state(conn: psycopg.Connection, file_id: int, range_no: int) -> RangeState:
     """The range's checkpoint as committed now."""
-    raise NotImplementedError
+    with conn.transaction():
+        row = conn.execute(
+            read_sql(SQL_DIR, "select_range_state"), {"file_id": file_id, "range_no": range_no}
+        ).fetchone()
+    if row is None:
+        raise LookupError(f"range {range_no} of file {file_id} is not in {SCHEMA}.ranges")
+    file_id, range_no, path, name, size, mtime, device, inode, hour, committed, end, next_line, done = row
+    return RangeState(
+        file_id,
+        range_no,
+        path,
+        name,
+        size,
+        mtime,
+        int(device),
+        int(inode),
+        hour,
+        committed,
+        end,
+        next_line,
+        done,
+    )
 
 
 def apply_batch(
@@ -173,24 +278,184 @@ def apply_batch(
     Returns False, having changed nothing, when the range's checkpoint is not at ``batch.start``
     (another process committed this part already): the caller re-reads :func:`range_state`.
     """
-    raise NotImplementedError
+    _require_no_transaction(conn, "apply_batch")
+    # Laid out before the transaction: nothing is locked while numpy works.
+    sums = _binary_copy(batch.consumers, batch.amounts)
+    key = {"file_id": file_id, "range_no": range_no}
+    with conn.transaction(), conn.cursor() as cursor:
+        row = cursor.execute(read_sql(SQL_DIR, "select_range_for_update"), key).fetchone()
+        if row is None:
+            raise LookupError(f"range {range_no} of file {file_id} is not in {SCHEMA}.ranges")
+        committed_offset, next_line, end_offset, end_line, arrival_hour, name = row
+        if committed_offset != batch.start:
+            log.info(
+                "%s range %d: batch at byte %d is stale (checkpoint at %d), not applied",
+                name,
+                range_no,
+                batch.start,
+                committed_offset,
+            )
+            return False
+        _check_continues(name, range_no, batch, next_line, end_offset, end_line)
+        if len(batch.consumers):
+            cursor.execute(read_sql(SQL_DIR, "create_batch_sums"))
+            with cursor.copy(read_sql(SQL_DIR, "copy_batch_sums")) as copy:
+                copy.write(sums)
+            cursor.execute(read_sql(SQL_DIR, "add_consumer_totals"))
+            cursor.execute(read_sql(SQL_DIR, "add_usage_hourly"), {"hour": arrival_hour})
+        counts = {
+            **key,
+            "start": batch.start,
+            "end": batch.end,
+            "first_line": batch.first_line,
+            "next_line": batch.next_line,
+            "lines_applied": batch.applied_lines,
+            "lines_quarantined": len(batch.bad_lines),
+            "consumers": len(batch.consumers),
+            "committed_by": committed_by,
+        }
+        cursor.execute(read_sql(SQL_DIR, "insert_batch"), counts)
+        if batch.bad_lines:
+            with cursor.copy(read_sql(SQL_DIR, "copy_quarantine")) as copy:
+                for bad in batch.bad_lines:
+                    copy.write_row(
+                        (file_id, bad.line_number, bad.reason.value, bad.raw, range_no, batch.start)
+                    )
+        cursor.execute(read_sql(SQL_DIR, "advance_range"), counts)
+        cursor.execute(read_sql(SQL_DIR, "renew_lease"), {"file_id": file_id, "lease": lease})
+    return True
 
 
 def files_claimed_by(conn: psycopg.Connection, run_id: str) -> list[FileAccount]:
     """The books of every file ``run_id`` holds (claimed or done), in file order."""
-    raise NotImplementedError
+    return _accounts(conn, run_id=run_id)
 
 
 def mark_done(conn: psycopg.Connection, file_id: int) -> FileAccount:
     """Mark a balanced file done; idempotent. Raises :class:`AccountMismatch` if it is not balanced."""
-    raise NotImplementedError
+    with conn.transaction(), conn.cursor() as cursor:
+        if cursor.execute(read_sql(SQL_DIR, "lock_file"), {"file_id": file_id}).fetchone() is None:
+            raise LookupError(f"file {file_id} is not in {SCHEMA}.files")
+        (account,) = _accounts(conn, file_id=file_id)
+        if account.state == "done":
+            return account
+        if not account.balanced:
+            raise AccountMismatch(
+                f"usage file {account.name} (file_id {file_id}) does not balance: planned {account.lines} "
+                f"lines, committed {account.lines_applied} applied + {account.lines_quarantined} "
+                f"quarantined, {account.ranges_done} of {account.ranges} ranges done. It stays claimed "
+                "and in place: clear the run's failed process_range tasks so they finish its ranges, "
+                "then finish_files."
+            )
+        cursor.execute(
+            read_sql(SQL_DIR, "update_file_done"),
+            {
+                "file_id": file_id,
+                "lines_applied": account.lines_applied,
+                "lines_quarantined": account.lines_quarantined,
+            },
+        )
+        (done,) = _accounts(conn, file_id=file_id)
+    log.info(
+        "%s: done, %d lines applied, %d quarantined", done.name, done.lines_applied, done.lines_quarantined
+    )
+    return done
 
 
 def record_disposal(conn: psycopg.Connection, file_id: int, disposed_to: str) -> None:
     """Record where a done file was moved to (archive path or marked name); idempotent."""
-    raise NotImplementedError
+    with conn.transaction():
+        row = conn.execute(
+            read_sql(SQL_DIR, "update_disposal"), {"file_id": file_id, "disposed_to": disposed_to}
+        ).fetchone()
+    if row is None:
+        raise LookupError(
+            f"file {file_id} is not a done file in {SCHEMA}.files: it may not be disposed of yet"
+        )
 
 
 def run_summary(conn: psycopg.Connection, run_id: str, *, top: int = 10) -> RunSummary:
-    """What ``run_id`` did, for its log line and its asset event."""
-    raise NotImplementedError
+    """What ``run_id`` did, for its log line and its asset event.
+
+    ``top_consumers`` are the largest totals in the store after the run: the store keeps sums per
+    consumer and hour, not per file, and keeping them per file would double the run's writes.
+    """
+    accounts = files_claimed_by(conn, run_id)
+    params = {"run_id": run_id, "top": top}
+    with conn.transaction(), conn.cursor() as cursor:
+        reasons = dict(cursor.execute(read_sql(SQL_DIR, "select_quarantine_reasons"), params).fetchall())
+        (duplicates,) = cursor.execute(read_sql(SQL_DIR, "select_duplicate_count"), params).fetchone()
+        (consumers,) = cursor.execute(read_sql(SQL_DIR, "select_store_consumers")).fetchone()
+        leaders = cursor.execute(read_sql(SQL_DIR, "select_top_consumers"), params).fetchall()
+    return RunSummary(
+        files=len(accounts),
+        lines=sum(a.lines for a in accounts),
+        lines_applied=sum(a.lines_applied for a in accounts),
+        lines_quarantined=sum(a.lines_quarantined for a in accounts),
+        quarantined_by_reason=reasons,
+        duplicates=duplicates,
+        consumers_in_store=consumers,
+        top_consumers=[(consumer, amount) for consumer, amount in leaders],
+    )
+
+
+def _accounts(
+    conn: psycopg.Connection, *, run_id: str | None = None, file_id: int | None = None
+) -> list[FileAccount]:
+    with conn.transaction():
+        rows = conn.execute(
+            read_sql(SQL_DIR, "select_file_accounts"), {"run_id": run_id, "file_id": file_id}
+        ).fetchall()
+    return [FileAccount(*row) for row in rows]
+
+
+def _binary_copy(consumers: np.ndarray, amounts: np.ndarray) -> bytes:
+    """The (consumer, amount) pairs as one COPY ... (FORMAT BINARY) stream."""
+    if consumers.shape != amounts.shape:
+        raise ValueError(f"a batch has {consumers.shape} consumers but {amounts.shape} amounts")
+    rows = np.empty(len(consumers), dtype=_SUMS_ROW)
+    rows["fields"] = 2
+    rows["consumer_size"] = rows["amount_size"] = 8
+    rows["consumer"] = consumers
+    rows["amount"] = amounts
+    return _COPY_HEADER + rows.tobytes() + _COPY_TRAILER
+
+
+def _check_continues(
+    name: str, range_no: int, batch: Batch, next_line: int, end_offset: int, end_line: int
+) -> None:
+    """A batch at the checkpoint must also start at its line, and end within the range's bytes and
+    lines, and at its last line when it ends the range: else the plan and the parsing disagree."""
+    ends_range = batch.end == end_offset
+    if (
+        batch.first_line != next_line
+        or not batch.start < batch.end <= end_offset
+        or batch.next_line > end_line
+        or (ends_range and batch.next_line != end_line)
+    ):
+        raise CheckpointMismatch(
+            f"usage file {name} range {range_no}: a batch of bytes [{batch.start}, {batch.end}), lines "
+            f"[{batch.first_line}, {batch.next_line}) does not continue the checkpoint at line {next_line} "
+            f"of a range that ends at byte {end_offset}, line {end_line}; nothing was applied. Planning and "
+            "parsing disagree about the file: keep it where it is and report it with the file."
+        )
+
+
+def _check_plan(plan: FilePlan) -> None:
+    """Ranges that tile the file and count its lines, or the checkpoints would be meaningless."""
+    ranges = plan.ranges
+    tiles = [r.number for r in ranges] == list(range(len(ranges))) and all(
+        a.end == b.start and b.first_line == a.first_line + a.lines for a, b in pairwise(ranges)
+    )
+    bounds = (
+        (ranges[0].start, ranges[0].first_line, ranges[-1].end) == (0, 1, plan.file.size) if ranges else True
+    )
+    if not (tiles and bounds and sum(r.lines for r in ranges) == plan.lines):
+        raise ValueError(f"the plan of {plan.file.name} does not tile the file: {plan}")
+
+
+def _require_no_transaction(conn: psycopg.Connection, what: str) -> None:
+    # Inside a caller's transaction, "one transaction" would be a savepoint: the caller's later
+    # rollback could undo sums whose checkpoint the caller believes committed.
+    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        raise RuntimeError(f"{what} commits its own transaction: call it with no transaction open")

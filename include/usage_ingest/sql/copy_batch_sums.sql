@@ -1,0 +1,1 @@
+COPY pg_temp.batch_sums (consumer_id, amount) FROM STDIN (FORMAT BINARY)

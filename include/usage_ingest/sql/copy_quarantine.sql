@@ -1,0 +1,1 @@
+COPY usage_ingest.quarantine (file_id, line_number, reason, raw, range_no, batch_start) FROM STDIN

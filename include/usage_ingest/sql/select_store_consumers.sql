@@ -1,0 +1,1 @@
+SELECT count(*) FROM usage_ingest.consumer_totals
