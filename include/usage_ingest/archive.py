@@ -4,7 +4,7 @@ Never deleted: a processed file is the evidence of what was applied. A file is d
 after the store has marked it done, so a crash in between leaves a done file in incoming, which
 the next scan finds as a duplicate of itself and disposes of (nothing is applied twice).
 
-Disposal is a rename, and a rename keeps the file's identity (device, inode): that is how a
+Disposal is a rename, and a rename keeps the file's identity (device, inode, size, mtime): that is how a
 retry finds where an earlier attempt put the file, and how a file that a writer replaced under
 the same name is left alone rather than archived unread.
 """
@@ -14,38 +14,36 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator
+from datetime import datetime
 from itertools import count
 from pathlib import Path, PurePosixPath
 
+from include.usage_ingest.finished import mtime_of
+from include.usage_ingest.model import FinishedFile
 from include.usage_ingest.settings import MARKED_SUFFIX, AfterProcessing
 
 log = logging.getLogger(__name__)
 
 
 def dispose(
-    path: str | Path,
-    *,
-    incoming: Path,
-    archive: Path,
-    how: AfterProcessing,
-    tag: int,
-    identity: tuple[int, int],
+    file: FinishedFile, *, incoming: Path, archive: Path, how: AfterProcessing, tag: int
 ) -> str | None:
-    """Move the file ``identity`` (device, inode) found at ``path`` out of the pattern's reach.
+    """Move ``file`` (as it was when planned) out of the pattern's reach.
 
     Returns where it is now: the archive path (``archive/<relative name>``, with ``.<tag>``
-    before the suffix when that name is taken) or ``<name>.done`` (``<name>.<tag>.done``, then
-    ``.<tag>.2``... when taken). Idempotent: a file already disposed of is found by its identity
-    and its place returned. None: ``path`` no longer holds the file, and it is nowhere we put it.
+    before the suffix when that name is taken, then ``.<tag>.2``...) or ``<name>.done``
+    (``<name>.<tag>.done``...). Idempotent: a file already disposed of is found by its identity
+    and its place returned. None: its path holds another file now (or none), and the file is
+    nowhere we would have put it.
     """
-    source = Path(path)
+    source = Path(file.path)
+    identity = (file.device, file.inode, file.size, file.mtime)
     relative = PurePosixPath(source.relative_to(incoming).as_posix())
     for candidate in _places(relative, incoming=incoming, archive=archive, how=how, tag=tag):
-        try:
-            found = candidate.lstat()
-        except FileNotFoundError:
+        found = _identity(candidate)
+        if found is None:
             break
-        if (found.st_dev, found.st_ino) == identity:
+        if found == identity:
             return str(candidate)
     if _identity(source) != identity:
         log.warning("%s is not the file processed (gone or replaced since): left where it is", source)
@@ -75,9 +73,10 @@ def _tag(tag: int, n: int) -> str:
     return str(tag) if n == 1 else f"{tag}.{n}"
 
 
-def _identity(path: Path) -> tuple[int, int] | None:
+def _identity(path: Path) -> tuple[int, int, int, datetime] | None:
+    # With size and mtime: an inode freed by a deleted file may be reused by the next one.
     try:
         status = path.lstat()
     except FileNotFoundError:
         return None
-    return status.st_dev, status.st_ino
+    return status.st_dev, status.st_ino, status.st_size, mtime_of(status)

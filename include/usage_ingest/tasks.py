@@ -23,6 +23,7 @@ from include.usage_ingest.archive import dispose
 from include.usage_ingest.assets import CONSUMER_TOTALS, TOTALS_UPDATES
 from include.usage_ingest.finished import find_finished
 from include.usage_ingest.ingest import process_range
+from include.usage_ingest.model import FinishedFile
 from include.usage_ingest.planning import plan_file
 from include.usage_ingest.settings import IngestSpec
 
@@ -93,12 +94,11 @@ def _dispose_duplicate(
     conn: psycopg.Connection, spec: IngestSpec, plan: FilePlan, claimed: store.Claim
 ) -> None:
     where = dispose(
-        plan.file.path,
+        plan.file,
         incoming=spec.incoming,
         archive=spec.archive,
         how=spec.after_processing,
         tag=claimed.file_id,
-        identity=(plan.file.device, plan.file.inode),
     )
     if claimed.disposed_to is None:
         # Not a new drop: the done file itself, left in incoming by a crash before its disposal.
@@ -143,14 +143,12 @@ def finish(spec: IngestSpec, outlet_events: OutletEventAccessorsProtocol) -> dic
                 continue
             # Raises AccountMismatch, naming the file and its numbers, if its lines do not add up.
             store.mark_done(conn, account.file_id)
-            planned = store.range_state(conn, account.file_id, 0)
             where = dispose(
-                account.path,
+                _as_planned(store.range_state(conn, account.file_id, 0)),
                 incoming=spec.incoming,
                 archive=spec.archive,
                 how=spec.after_processing,
                 tag=account.file_id,
-                identity=(planned.device, planned.inode),
             )
             store.record_disposal(conn, account.file_id, where or "(gone before disposal)")
             disposed += where is not None
@@ -187,3 +185,7 @@ def finish(spec: IngestSpec, outlet_events: OutletEventAccessorsProtocol) -> dic
         # Downstream DAGs run when the totals changed, not for a run that added nothing.
         log.info("no file was added: no asset event")
     return {**extra, "disposed": disposed}
+
+
+def _as_planned(state: store.RangeState) -> FinishedFile:
+    return FinishedFile(state.path, state.name, state.size, state.mtime, state.device, state.inode)
