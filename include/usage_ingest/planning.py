@@ -1,0 +1,84 @@
+"""Fingerprinting and splitting a finished usage file: one sequential read, before any parsing.
+
+The read computes the file's sha256 (half of its identity: a file is its name and its content),
+counts its lines and chooses line-aligned byte ranges of about ``range_bytes``, each a mapped task
+that another worker may take, so a file of several GB is summed by several workers at once.
+A range ends just after the first line break at or beyond ``range_bytes`` from its start, so it
+never splits a line, and its first line's number is known before anyone parses it: bad lines
+get their number in the whole file whichever worker finds them.
+
+It costs one extra read of the file (hashing and ``bytes.count`` run at well over 1 GB/s, several
+times the parser's speed, and a just-written file is usually in the page cache); the parse
+itself then reads each range once. The file must not change while it is planned: its size,
+inode and mtime are compared before and after, and a change is an error that names the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from datetime import UTC, datetime, timedelta
+
+from include.usage_ingest.model import ByteRange, FilePlan, FinishedFile
+
+PLAN_BLOCK_BYTES = 16 << 20
+# A stat's mtime and a datetime round differently; a real rewrite moves it by far more.
+_MTIME_TOLERANCE = timedelta(milliseconds=1)
+
+
+def plan_file(file: FinishedFile, *, range_bytes: int, block_bytes: int = PLAN_BLOCK_BYTES) -> FilePlan:
+    """The sha256, line count and line-aligned ranges of ``file``, from one read of it.
+
+    A file up to ``range_bytes`` is one range; an empty file is one range of 0 lines. A last
+    line without a line break counts.
+    """
+    if range_bytes < 1:
+        raise ValueError(f"range_bytes must be at least 1, not {range_bytes}")
+    digest = hashlib.sha256()
+    ranges: list[ByteRange] = []
+    range_start, range_first = 0, 1
+    breaks = offset = 0  # line breaks before `offset`, the file position of the block
+    last = b""
+    with open(file.path, "rb", buffering=0) as reader:
+        _check_unchanged(file, os.fstat(reader.fileno()))
+        while block := reader.read(block_bytes):
+            digest.update(block)
+            counted = 0  # breaks of this block before `counted` are in `breaks`
+            while True:
+                # The range ends after the first line break at or after its target end.
+                at = max(range_start + range_bytes - 1 - offset, counted)
+                found = block.find(b"\n", at) if at < len(block) else -1
+                if found < 0:
+                    break
+                breaks += block.count(b"\n", counted, found + 1)
+                counted = found + 1
+                ranges.append(
+                    ByteRange(
+                        len(ranges), range_start, offset + counted, range_first, breaks - range_first + 1
+                    )
+                )
+                range_start, range_first = offset + counted, breaks + 1
+            breaks += block.count(b"\n", counted)
+            offset += len(block)
+            last = block[-1:]
+        _check_unchanged(file, os.fstat(reader.fileno()), read=offset)
+    lines = breaks + (1 if last not in (b"", b"\n") else 0)
+    if range_start < offset or not ranges:
+        ranges.append(ByteRange(len(ranges), range_start, offset, range_first, lines - range_first + 1))
+    return FilePlan(file=file, sha256=digest.hexdigest(), lines=lines, ranges=tuple(ranges))
+
+
+def _check_unchanged(file: FinishedFile, stat: os.stat_result, read: int | None = None) -> None:
+    mtime = datetime.fromtimestamp(stat.st_mtime_ns / 1e9, UTC)
+    seen = (stat.st_size, stat.st_dev, stat.st_ino)
+    if (
+        seen != (file.size, file.device, file.inode)
+        or abs(mtime - file.mtime) > _MTIME_TOLERANCE
+        or (read is not None and read != file.size)
+    ):
+        raise ValueError(
+            f"{file.path} changed after it was found finished (size {file.size} → {stat.st_size}, "
+            f"{'read ' + str(read) + ' bytes, ' if read is not None else ''}mtime {file.mtime} → "
+            f"{mtime}): its writer was not done with it; raise settle_seconds so that the scan "
+            "waits longer after a file's last write"
+        )
