@@ -65,7 +65,12 @@ def claim(spec: IngestSpec, *, now: datetime | None = None) -> list[dict[str, An
             if held >= spec.max_files_per_run:
                 log.info("%d files held: the rest waits for the next run", held)
                 break
-            plan = plan_file(file, range_bytes=spec.range_bytes)
+            try:
+                plan = plan_file(file, range_bytes=spec.range_bytes)
+            except (FileNotFoundError, ValueError) as changed:
+                # Gone (another run disposed of it) or written to since the scan: a later run sees it again.
+                log.warning("%s left for a later run: %s", file.name, changed)
+                continue
             claimed = store.claim_file(conn, plan, run_id=spec.run_id, lease=spec.lease)
             outcomes[claimed.outcome] += 1
             log.info(
