@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from pathlib import PurePosixPath
 from typing import Any
 
 from include.common.failures import ConfigurationError
@@ -34,3 +35,22 @@ def parse_settings(variable: str, value: str | None) -> dict[str, Any]:
     if not isinstance(settings, dict):
         raise ConfigurationError(f"Airflow Variable '{variable}' must be a JSON object")
     return settings
+
+
+def required_param(params: Mapping[str, Any], key: str, variable: str) -> str:
+    """The non-blank text ``params[key]``; missing, the error says where to set it."""
+    value = params.get(key)
+    if not (isinstance(value, str) and value.strip()):
+        raise ConfigurationError(
+            f"no {key} given: set the param '{key}' when triggering, or the key '{key}' of the "
+            f"Airflow Variable '{variable}' for scheduled runs"
+        )
+    return value
+
+
+def relative_pattern(pattern: str, *, base: str) -> str:
+    """A glob that stays inside the folder it is relative to (``base`` names that folder)."""
+    parts = PurePosixPath(pattern).parts
+    if pattern.startswith("/") or ".." in parts:
+        raise ConfigurationError(f"pattern {pattern!r} must be relative to the {base}, without '..'")
+    return pattern

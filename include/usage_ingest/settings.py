@@ -13,11 +13,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from include.common.failures import ConfigurationError, no_retry_on_permanent_failure
-from include.common.settings import params_with_settings
+from include.common.settings import params_with_settings, relative_pattern, required_param
 from include.usage_ingest.model import BatchLimits
 
 if TYPE_CHECKING:
@@ -83,8 +83,8 @@ class IngestSpec:
     @classmethod
     def from_params(cls, params: Mapping[str, Any], *, run_id: str, session_name: str = "") -> IngestSpec:
         """Validate ``params`` (the form's keys) into a spec; every error names the param to fix."""
-        incoming = _folder(params, "incoming", _required(params, "incoming"))
-        archive = _folder(params, "archive", params.get("archive") or str(incoming.parent / "archive"))
+        incoming = _folder("incoming", required_param(params, "incoming", SETTINGS_VARIABLE))
+        archive = _folder("archive", params.get("archive") or str(incoming.parent / "archive"))
         if archive == incoming or incoming in archive.parents:
             raise ConfigurationError(
                 f"archive {archive} is inside incoming {incoming}: the scan would find archived files "
@@ -93,7 +93,7 @@ class IngestSpec:
         return cls(
             incoming=incoming,
             archive=archive,
-            pattern=_pattern(params.get("pattern") or DEFAULT_PATTERN),
+            pattern=relative_pattern(params.get("pattern") or DEFAULT_PATTERN, base="incoming folder"),
             after_processing=_after_processing(params.get("after_processing") or AfterProcessing.ARCHIVE),
             settle_seconds=_number(params, "settle_seconds", DEFAULT_SETTLE_SECONDS, minimum=0),
             range_bytes=int(_number(params, "range_mb", DEFAULT_RANGE_MB, minimum=1)) * MIB,
@@ -110,30 +110,13 @@ class IngestSpec:
         )
 
 
-def _required(params: Mapping[str, Any], key: str) -> str:
-    value = params.get(key)
-    if not (isinstance(value, str) and value.strip()):
-        raise ConfigurationError(
-            f"no {key} given: set the param '{key}' when triggering, or the key '{key}' of the "
-            f"Airflow Variable '{SETTINGS_VARIABLE}' for scheduled runs"
-        )
-    return value
-
-
-def _folder(params: Mapping[str, Any], key: str, value: Any) -> Path:
+def _folder(key: str, value: Any) -> Path:
     if not (isinstance(value, str) and value.strip().startswith("/")):
         raise ConfigurationError(
             f"{key} must be an absolute folder path, not {value!r}: a relative path would depend on "
             "the worker's working directory"
         )
     return Path(value.strip()).resolve()
-
-
-def _pattern(pattern: str) -> str:
-    parts = PurePosixPath(pattern).parts
-    if pattern.startswith("/") or ".." in parts:
-        raise ConfigurationError(f"pattern {pattern!r} must be relative to incoming, without '..'")
-    return pattern
 
 
 def _after_processing(value: str) -> AfterProcessing:
