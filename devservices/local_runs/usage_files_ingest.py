@@ -51,19 +51,29 @@ def main(argv: list[str] | None = None) -> int:
         incoming, archive = demo_folders()
         _drop_demo_files(incoming, args)
     params = {"incoming": str(incoming), "archive": str(archive), "connection": args.connection}
-    logical_date = datetime.now(UTC).isoformat(timespec="seconds")
+    conninfo = conninfo_from_connection(connection_from_env(args.connection))
     with ExitStack() as services:
         start_local_services(services)
         airflow.migrate()
         log.info("ingesting %s", incoming)
+        with psycopg.connect(conninfo, connect_timeout=10) as conn:
+            (since,) = conn.execute("SELECT now()").fetchone()
         started = time.monotonic()
-        dag_test = airflow.dags_test(DAG_ID, logical_date, params, log_name="dags-test-usage_files_ingest")
+        dag_test = airflow.dags_test(
+            DAG_ID,
+            datetime.now(UTC).isoformat(timespec="seconds"),
+            params,
+            log_name="dags-test-usage_files_ingest",
+        )
         seconds = time.monotonic() - started
-        with psycopg.connect(
-            conninfo_from_connection(connection_from_env(args.connection)), connect_timeout=10
-        ) as conn:
-            summary = _summary(conn, logical_date)
-            check = _check_totals(conn, incoming.parent)
+        with psycopg.connect(conninfo, connect_timeout=10) as conn:
+            (migrated,) = conn.execute("SELECT to_regclass('usage_ingest.files') IS NOT NULL").fetchone()
+            summary = _summary(conn, since) if migrated else None
+            check = (
+                _check_totals(conn, incoming.parent)
+                if migrated
+                else _Check(False, "the store was never created")
+            )
     print(f"\n{DAG_ID}: {incoming} → {args.connection}, {seconds:.0f} s including Airflow's start-up")
     print(_describe(summary))
     print(check.message)
@@ -94,12 +104,13 @@ def _drop_demo_files(incoming: Path, args: argparse.Namespace) -> None:
     )
 
 
-def _summary(conn: psycopg.Connection, logical_date: str) -> RunSummary | None:
-    # `airflow dags test` names its run after the logical date given.
+def _summary(conn: psycopg.Connection, since: datetime) -> RunSummary | None:
+    """The summary of the run that claimed a file or met a duplicate after ``since`` (the store's clock)."""
     found = conn.execute(
-        "SELECT claimed_by FROM usage_ingest.files WHERE claimed_by LIKE %(run)s"
-        " UNION SELECT run_id FROM usage_ingest.duplicate_drops WHERE run_id LIKE %(run)s LIMIT 1",
-        {"run": f"%{logical_date}%"},
+        "SELECT run_id FROM (SELECT claimed_by AS run_id, claimed_at AS at FROM usage_ingest.files"
+        " UNION ALL SELECT run_id, seen_at FROM usage_ingest.duplicate_drops) AS seen"
+        " WHERE at >= %s ORDER BY at DESC LIMIT 1",
+        (since,),
     ).fetchone()
     return None if found is None else run_summary(conn, found[0])
 
@@ -128,7 +139,7 @@ class _Check(NamedTuple):
 def _check_totals(conn: psycopg.Connection, manifests_folder: Path) -> _Check:
     """The store's totals against the true sums of every done file, from the writer's manifests."""
     known: dict[tuple[str, str], tuple[Manifest, str]] = {}
-    for path in sorted(manifests_folder.glob("*.manifest.json")):
+    for path in sorted(manifests_folder.glob("*manifest.json")):
         manifest = Manifest.load(path)
         for entry in manifest.files:
             known[entry.name, entry.sha256] = (manifest, entry.name)

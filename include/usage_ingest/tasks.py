@@ -83,8 +83,8 @@ def claim(spec: IngestSpec, *, now: datetime | None = None) -> list[dict[str, An
             )
             if claimed.outcome is store.ClaimOutcome.DUPLICATE:
                 _dispose_duplicate(conn, spec, plan, claimed)
-            elif claimed.outcome is not store.ClaimOutcome.BUSY:
-                held += claimed.outcome is not store.ClaimOutcome.OURS
+            elif claimed.outcome in (store.ClaimOutcome.CLAIMED, store.ClaimOutcome.TAKEN_OVER):
+                held += 1
         ranges = store.claimed_ranges(conn, spec.run_id)
     log.info(
         "%d finished files: %s; %d ranges to process",
