@@ -23,7 +23,7 @@ zeros, the largest id and amount, consumer 0); every other file lacks its final 
 
 Speed: lines are rendered by NumPy a million at a time (digits by vectorised division, one
 ``uint8`` matrix per chunk with the padding dropped); only the few odd lines are Python bytes.
-Same arguments and NumPy version: byte-identical files. 2 GB take about 15 s on one core.
+Same arguments and NumPy version: byte-identical files. About 10 s per GB (one core, loaded).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ A range ends just after the first line break at or beyond ``range_bytes`` from i
 never splits a line, and its first line's number is known before anyone parses it: bad lines
 get their number in the whole file whichever worker finds them.
 
-It costs one extra read of the file (hashing and ``bytes.count`` run at well over 1 GB/s, several
+It costs one extra read of the file (hashing and counting line breaks run at about 1 GB/s, several
 times the parser's speed, and a just-written file is usually in the page cache); the parse
 itself then reads each range once. The file must not change while it is planned: its size,
 inode and mtime are compared before and after, and a change is an error that names the file.
@@ -18,6 +18,8 @@ from __future__ import annotations
 import hashlib
 import os
 from datetime import UTC, datetime, timedelta
+
+import numpy as np
 
 from include.usage_ingest.model import ByteRange, FilePlan, FinishedFile
 
@@ -50,7 +52,7 @@ def plan_file(file: FinishedFile, *, range_bytes: int, block_bytes: int = PLAN_B
                 found = block.find(b"\n", at) if at < len(block) else -1
                 if found < 0:
                     break
-                breaks += block.count(b"\n", counted, found + 1)
+                breaks += _count_breaks(block, counted, found + 1)
                 counted = found + 1
                 ranges.append(
                     ByteRange(
@@ -58,7 +60,7 @@ def plan_file(file: FinishedFile, *, range_bytes: int, block_bytes: int = PLAN_B
                     )
                 )
                 range_start, range_first = offset + counted, breaks + 1
-            breaks += block.count(b"\n", counted)
+            breaks += _count_breaks(block, counted, len(block))
             offset += len(block)
             last = block[-1:]
         _check_unchanged(file, os.fstat(reader.fileno()), read=offset)
@@ -66,6 +68,11 @@ def plan_file(file: FinishedFile, *, range_bytes: int, block_bytes: int = PLAN_B
     if range_start < offset or not ranges:
         ranges.append(ByteRange(len(ranges), range_start, offset, range_first, lines - range_first + 1))
     return FilePlan(file=file, sha256=digest.hexdigest(), lines=lines, ranges=tuple(ranges))
+
+
+def _count_breaks(block: bytes, start: int, stop: int) -> int:
+    # NumPy's compare-and-count runs several times faster than bytes.count for one byte.
+    return int(np.count_nonzero(np.frombuffer(block, np.uint8, stop - start, start) == ord("\n")))
 
 
 def _check_unchanged(file: FinishedFile, stat: os.stat_result, read: int | None = None) -> None:

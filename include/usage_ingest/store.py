@@ -298,6 +298,7 @@ def apply_batch(
             return False
         _check_continues(name, range_no, batch, next_line, end_offset, end_line)
         if len(batch.consumers):
+            cursor.execute(read_sql(SQL_DIR, "set_batch_work_mem"))
             cursor.execute(read_sql(SQL_DIR, "create_batch_sums"))
             with cursor.copy(read_sql(SQL_DIR, "copy_batch_sums")) as copy:
                 copy.write(sums)

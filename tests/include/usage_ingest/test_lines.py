@@ -126,6 +126,9 @@ def test_a_bad_line_is_quarantined_with_its_one_reason_and_number(
         (b"9223372036854775807 1000000000000", 2**63 - 1, 10**12),
         (b"0009223372036854775807 00001000000000000", 2**63 - 1, 10**12),
         (b"0" * 40 + b"5 " + b"0" * 40 + b"3", 5, 3),
+        (b"12345678 87654321", 12_345_678, 87_654_321),
+        (b"1234567890123456 123456789", 1_234_567_890_123_456, 123_456_789),
+        (b"12345678901234567 0999999999999", 12_345_678_901_234_567, 999_999_999_999),
     ],
 )
 def test_a_good_line_is_summed_including_crlf_leading_zeros_and_the_limits(
@@ -134,6 +137,17 @@ def test_a_good_line_is_summed_including_crlf_leading_zeros_and_the_limits(
     [batch] = batches_of(tmp_path / "f.usage", line + b"\n")
 
     assert (batch.consumers.tolist(), batch.amounts.tolist(), batch.bad_lines) == ([consumer], [amount], ())
+
+
+def test_dense_and_scattered_ids_in_one_block_are_summed_exactly(tmp_path: Path) -> None:
+    ids = [n % 50 for n in range(500)] + [2**63 - 1, 10**15, 10**15]
+    data = b"".join(b"%d %d\n" % (consumer, 10**12) for consumer in ids)
+
+    [batch] = batches_of(tmp_path / "f.usage", data)
+
+    expected = Counter(ids)
+    assert batch.consumers.tolist() == sorted(expected)
+    assert batch.amounts.tolist() == [expected[consumer] * 10**12 for consumer in sorted(expected)]
 
 
 def test_a_last_line_without_a_line_break_counts_and_blank_lines_are_bad(tmp_path: Path) -> None:

@@ -309,6 +309,30 @@ def test_a_stale_batch_applies_nothing(conn: psycopg.Connection) -> None:
     assert snapshot(conn) == before
 
 
+def test_two_processes_committing_one_batch_at_once_apply_it_once(
+    usage_conninfo: str, conn: psycopg.Connection
+) -> None:
+    file_id = claimed(conn, (300, 30))
+    both = batch(0, 120, 1, {7: 5, 8: 1}, lines=12)
+    start = threading.Barrier(2)
+    applied: list[bool] = []
+
+    def commit() -> None:
+        with psycopg.connect(usage_conninfo) as own:
+            start.wait()
+            applied.append(apply_batch(own, file_id, 0, both, committed_by="t", lease=LEASE))
+
+    threads = [threading.Thread(target=commit) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(applied) == [False, True]
+    assert totals(conn) == {7: 5, 8: 1}
+    assert range_state(conn, file_id, 0).committed_offset == 120
+
+
 def test_a_batch_that_starts_at_the_checkpoint_but_not_at_its_line_is_refused(
     conn: psycopg.Connection,
 ) -> None:

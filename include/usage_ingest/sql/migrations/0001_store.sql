@@ -82,21 +82,24 @@ CREATE TABLE batches (
 );
 
 -- The central totals: what every applied line added, per consumer. bigint arithmetic raises on
--- overflow, so a total is exact or its batch is refused; it never wraps.
+-- overflow, so a total is exact or its batch is refused; it never wraps. Every batch updates up
+-- to a batch's worth of rows: the free space left in each page lets an update stay on its page
+-- (a HOT update, no new index entry), which keeps the upserts' cost and the index's size flat.
 CREATE TABLE consumer_totals (
     consumer_id bigint PRIMARY KEY CHECK (consumer_id >= 0),
     amount bigint NOT NULL CHECK (amount >= 0),
     updated_at timestamptz NOT NULL
-);
+) WITH (fillfactor = 70);
 
--- The same sums by the UTC hour the files arrived in: usage over time, per consumer.
+-- The same sums by the UTC hour the files arrived in: usage over time, per consumer. Updated
+-- like the totals by every batch of the hour's files, so it leaves the same room for updates.
 CREATE TABLE usage_hourly (
     hour timestamptz NOT NULL,
     consumer_id bigint NOT NULL CHECK (consumer_id >= 0),
     amount bigint NOT NULL CHECK (amount >= 0),
     PRIMARY KEY (hour, consumer_id),
     CHECK (date_part('minute', hour) = 0 AND date_part('second', hour) = 0)
-);
+) WITH (fillfactor = 70);
 
 -- The lines that were not applied, and why: one reason per line (include.usage_ingest.model).
 CREATE TABLE quarantine (
