@@ -11,7 +11,6 @@ same files again (same names, same content), which must all be duplicates: archi
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,11 +22,12 @@ import pytest
 
 from devservices.postgres import LocalPostgres, free_port
 from devservices.usage_writer import Manifest
-from tests.test_end_to_end import local_run, smtp_connection, warehouse_connection
+from tests.test_end_to_end import local_run, warehouse_run_environment
 
 pytestmark = pytest.mark.timeout(600)
 
 DB_PASSWORD = "usage-e2e-password"
+ALERT_RECIPIENT = "oncall@usage-e2e.test"
 DEMO = ("--files", "3", "--size", "2MB", "--consumers", "2000", "--seed", "5")
 
 
@@ -51,28 +51,9 @@ class Step(NamedTuple):
 def run_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     state = tmp_path_factory.mktemp("usage_local_run")
     db_port, smtp_port = free_port(), free_port()
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("AIRFLOW", "START_LOCAL", "SIMULATOR_"))
-    }
-    warehouse = warehouse_connection(db_port, "warehouse", DB_PASSWORD)
-    env.update(
-        {
-            "PIPELINES_LOCAL_DIR": str(state),
-            "AIRFLOW_HOME": str(state / "airflow"),
-            "AIRFLOW_CONN_LEARNING_PLATFORM_DB": warehouse,
-            "AIRFLOW_CONN_LEARNING_PLATFORM_TEST_DB": warehouse_connection(
-                db_port, "warehouse_test", DB_PASSWORD
-            ),
-            "AIRFLOW_CONN_WAREHOUSE_DB": warehouse,
-            "AIRFLOW_CONN_SMTP_DEFAULT": smtp_connection(smtp_port),
-            "AIRFLOW_VAR_ALERT_RECIPIENTS": "oncall@usage-e2e.test",
-            "AIRFLOW__PIPELINES__TASK_RETRIES": "0",
-            "START_LOCAL_SIMULATOR": "0",
-        }
+    env = warehouse_run_environment(
+        state, db_port=db_port, smtp_port=smtp_port, db_password=DB_PASSWORD, alert_recipient=ALERT_RECIPIENT
     )
-    env["db_port"] = str(db_port)
     yield env
     LocalPostgres(state_dir=state / "postgres", port=db_port).destroy()
 
