@@ -53,6 +53,7 @@ import pendulum
 from airflow.sdk import CronTriggerTimetable, Param, TriggerRule, chain, dag, task
 
 from include.common.dag_defaults import default_args
+from include.common.params import optional_text
 from include.csv_import.assets import IMPORTS
 from include.csv_import.spec import ImportSpec
 
@@ -63,11 +64,6 @@ if TYPE_CHECKING:
 # How many chunks import at once across all runs of this DAG: each holds one database connection
 # and one core. Size it to the workers' slots and the database's max_connections.
 MAX_PARALLEL_IMPORTS = 4
-
-
-def _optional_text(title: str, description: str, **schema: Any) -> Param:
-    # Null allowed: the form then leaves the field optional and an empty field means "configured".
-    return Param(None, type=["null", "string"], title=title, description=description, **schema)
 
 
 @dag(
@@ -82,15 +78,15 @@ def _optional_text(title: str, description: str, **schema: Any) -> Param:
     description="A folder or bucket of CSV files → one warehouse table; every line imported or rejected.",
     doc_md=__doc__,
     params={
-        "source": _optional_text(
+        "source": optional_text(
             "Source", "s3://bucket/prefix, or an absolute folder path. Empty: the Variable csv_folder_import."
         ),
-        "pattern": _optional_text(
+        "pattern": optional_text(
             "Pattern", "Glob relative to the source; ** for subfolders. Empty: **/*.csv."
         ),
-        "table": _optional_text("Destination table", "schema.table, lowercase. Empty: the Variable's."),
-        "connection": _optional_text("Database connection", "Postgres connection id. Empty: warehouse_db."),
-        "storage_connection": _optional_text(
+        "table": optional_text("Destination table", "schema.table, lowercase. Empty: the Variable's."),
+        "connection": optional_text("Database connection", "Postgres connection id. Empty: warehouse_db."),
+        "storage_connection": optional_text(
             "Storage connection", "AWS connection id for s3:// sources. Empty: the Variable's, or none."
         ),
         "mode": Param(
@@ -105,12 +101,12 @@ def _optional_text(title: str, description: str, **schema: Any) -> Param:
             title="Mode",
             description="append skips files already imported; a changed file replaces its own rows.",
         ),
-        "delimiter": _optional_text("Delimiter", "One character, \\t for a tab. Empty: detected per file."),
-        "quotechar": _optional_text("Quote character", "Empty: detected per file."),
-        "escapechar": _optional_text(
+        "delimiter": optional_text("Delimiter", "One character, \\t for a tab. Empty: detected per file."),
+        "quotechar": optional_text("Quote character", "Empty: detected per file."),
+        "escapechar": optional_text(
             "Escape character", 'For files that escape quotes (\\") instead of doubling them. Never detected.'
         ),
-        "encoding": _optional_text("Encoding", "e.g. utf-8, cp1252. Empty: detected per file."),
+        "encoding": optional_text("Encoding", "e.g. utf-8, cp1252. Empty: detected per file."),
         "header": Param(
             None,
             type=["null", "boolean"],

@@ -8,7 +8,9 @@ at http://127.0.0.1:8080 (``LOCAL_AIRFLOW_PORT``), login ``admin`` with the pass
 ``LOCAL_AIRFLOW_ADMIN_PASSWORD``. DAGs start unpaused, so the scheduler also runs the latest
 daily interval at once. Unless ``AIRFLOW_VAR_CSV_FOLDER_IMPORT`` is set, the Variable
 ``csv_folder_import`` points at the demo drop (generated once, ``CSV_DEMO_SIZE``, default 50MB,
-see ``devservices.csv_demo``), so that csv_folder_import runs from the UI with an empty form.
+see ``devservices.csv_demo``), so that csv_folder_import runs from the UI with an empty form;
+likewise ``usage_files_ingest`` reads the demo folder ``.local/usage_demo/incoming`` unless
+``AIRFLOW_VAR_USAGE_FILES_INGEST`` is set (``devservices.usage_demo``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from devservices.csv_demo import configure_demo_import
 from devservices.environment import PROJECT_ROOT, load_settings
 from devservices.local_services import OUTBOX, start_local_services
 from devservices.postgres import LocalPostgres
+from devservices.usage_demo import configure_demo_ingest
 
 METADATA_DATABASE = "airflow_metadata"
 
@@ -52,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # Before Airflow starts: its components take the Variable from this environment.
         csv_import_settings = configure_demo_import()
+        usage_settings = configure_demo_ingest()
         with ExitStack() as services:
             local_postgres = start_local_services(services)
             airflow = LocalAirflow(
@@ -63,13 +67,13 @@ def main(argv: list[str] | None = None) -> int:
                 triggerer_log_server_port=args.triggerer_log_port,
             )
             services.enter_context(airflow)
-            _serve(airflow, csv_import_settings)
+            _serve(airflow, csv_import_settings, usage_settings)
     except KeyboardInterrupt:
         log.info("stopped Airflow and the local services")
     return 0
 
 
-def _serve(airflow: LocalAirflow, csv_import_settings: str) -> None:
+def _serve(airflow: LocalAirflow, csv_import_settings: str, usage_settings: str) -> None:
     dag_ids = sorted(path.stem for path in (PROJECT_ROOT / "dags").glob("*.py"))
     airflow.wait_until_ready(dag_ids)
     print(
@@ -79,6 +83,8 @@ def _serve(airflow: LocalAirflow, csv_import_settings: str) -> None:
         f"\n  component logs: {airflow.home}/*.log, task logs: {airflow.home}/logs"
         f"\n  mail sent by the DAGs: {OUTBOX}"
         f"\n  csv_folder_import (trigger it with an empty form) reads: {csv_import_settings}"
+        f"\n  usage_files_ingest (every 5 minutes; drop files with devservices.usage_writer) reads: "
+        f"{usage_settings}"
         "\nCtrl-C stops everything.",
         flush=True,
     )

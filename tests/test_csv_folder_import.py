@@ -13,7 +13,6 @@ replace by a smaller drop. Each test checks what one of those runs must have lef
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import zipfile
@@ -29,7 +28,7 @@ from psycopg import sql
 
 from devservices.energy_certificates import MANIFEST, generate, parse_size
 from devservices.postgres import LocalPostgres, free_port
-from tests.test_end_to_end import local_run, received, smtp_connection, warehouse_connection
+from tests.test_end_to_end import local_run, received, warehouse_run_environment
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -86,30 +85,9 @@ def drops(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, dic
 def run_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     state = tmp_path_factory.mktemp("csv_local_run")
     db_port, smtp_port = free_port(), free_port()
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("AIRFLOW", "START_LOCAL", "SIMULATOR_"))
-    }
-    warehouse = warehouse_connection(db_port, "warehouse", DB_PASSWORD)
-    env.update(
-        {
-            "PIPELINES_LOCAL_DIR": str(state),
-            "AIRFLOW_HOME": str(state / "airflow"),
-            # make run's local PostgreSQL is the learning platform's; warehouse_db shares it.
-            "AIRFLOW_CONN_LEARNING_PLATFORM_DB": warehouse,
-            "AIRFLOW_CONN_LEARNING_PLATFORM_TEST_DB": warehouse_connection(
-                db_port, "warehouse_test", DB_PASSWORD
-            ),
-            "AIRFLOW_CONN_WAREHOUSE_DB": warehouse,
-            "AIRFLOW_CONN_SMTP_DEFAULT": smtp_connection(smtp_port),
-            "AIRFLOW_VAR_ALERT_RECIPIENTS": ALERT_RECIPIENT,
-            "AIRFLOW__PIPELINES__TASK_RETRIES": "0",
-            # The import needs the warehouse and the SMTP sink, not the learning platform's API.
-            "START_LOCAL_SIMULATOR": "0",
-        }
+    env = warehouse_run_environment(
+        state, db_port=db_port, smtp_port=smtp_port, db_password=DB_PASSWORD, alert_recipient=ALERT_RECIPIENT
     )
-    env["db_port"] = str(db_port)
     yield env
     LocalPostgres(state_dir=state / "postgres", port=db_port).destroy()
 

@@ -100,6 +100,37 @@ def run_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[s
     LocalPostgres(state_dir=state / "postgres", port=db_port).destroy()
 
 
+def warehouse_run_environment(
+    state: Path, *, db_port: int, smtp_port: int, db_password: str, alert_recipient: str
+) -> dict[str, str]:
+    """``make run``'s environment for a DAG that needs the warehouse and the SMTP sink, not the
+    learning platform's API: its own state folder, Airflow home and ports, no task retries."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("AIRFLOW", "START_LOCAL", "SIMULATOR_"))
+    }
+    warehouse = warehouse_connection(db_port, "warehouse", db_password)
+    env.update(
+        {
+            "PIPELINES_LOCAL_DIR": str(state),
+            "AIRFLOW_HOME": str(state / "airflow"),
+            # make run's local PostgreSQL is the learning platform's; warehouse_db shares it.
+            "AIRFLOW_CONN_LEARNING_PLATFORM_DB": warehouse,
+            "AIRFLOW_CONN_LEARNING_PLATFORM_TEST_DB": warehouse_connection(
+                db_port, "warehouse_test", db_password
+            ),
+            "AIRFLOW_CONN_WAREHOUSE_DB": warehouse,
+            "AIRFLOW_CONN_SMTP_DEFAULT": smtp_connection(smtp_port),
+            "AIRFLOW_VAR_ALERT_RECIPIENTS": alert_recipient,
+            "AIRFLOW__PIPELINES__TASK_RETRIES": "0",
+            "START_LOCAL_SIMULATOR": "0",
+            "db_port": str(db_port),
+        }
+    )
+    return env
+
+
 def local_run(env: dict[str, str], *args: str, timeout_s: float = 540) -> subprocess.CompletedProcess[str]:
     """``make run``'s command (``--dag`` among ``args`` picks another DAG than the flagship)."""
     return subprocess.run(

@@ -8,6 +8,8 @@ an open ``psycopg.Connection`` so that tests hand them a real local server.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import make_conninfo
 
+from include.common.failures import ConfigurationError
 from include.common.intervals import Interval
 
 DEFAULT_CONNECT_TIMEOUT_S = 15
@@ -58,6 +61,28 @@ def connect(conninfo: str, *, conn_id: str, application_name: str) -> psycopg.Co
             f"cannot connect to the warehouse of Airflow connection '{conn_id}': {reason}. "
             "Check the connection's host, port, schema (database), login and password."
         ) from None
+
+
+@contextmanager
+def airflow_postgres(
+    conn_id: str, *, application_name: str, param: str = "connection"
+) -> Iterator[psycopg.Connection]:
+    """An open connection to the database of the Airflow connection ``conn_id``.
+
+    ``param`` names the DAG param that chose ``conn_id``, so that the error for an undefined
+    connection says where to name another.
+    """
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        conninfo = conninfo_from_airflow(conn_id)
+    except AirflowNotFoundException:
+        raise ConfigurationError(
+            f"the Airflow connection '{conn_id}' is not defined: define it (type Postgres, schema = "
+            f"the database), or name another with the param '{param}'"
+        ) from None
+    with connect(conninfo, conn_id=conn_id, application_name=application_name) as conn:
+        yield conn
 
 
 @cache

@@ -15,10 +15,10 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from include.common.failures import ConfigurationError, no_retry_on_permanent_failure
+from include.common.settings import params_with_settings, relative_pattern, required_param
 from include.csv_import.dialect import DialectOverrides
 from include.csv_import.ledger import Mode
 from include.csv_import.model import ColumnType
@@ -66,11 +66,8 @@ class ImportSpec:
 
         Fails its task at once (no retries) when the run cannot be imported as triggered.
         """
-        from airflow.sdk import Variable
-
-        configured = _settings(Variable.get(SETTINGS_VARIABLE, default=None))
         return cls.from_params(
-            {**configured, **{key: value for key, value in params.items() if value not in (None, "")}},
+            params_with_settings(params, SETTINGS_VARIABLE),
             run_id=dag_run.run_id,
             session_name=f"{dag_run.dag_id}.{task_id}",
         )
@@ -85,9 +82,9 @@ class ImportSpec:
         if chunk_mb < 1:
             raise ConfigurationError(f"chunk_mb must be at least 1, not {chunk_mb}")
         return cls(
-            source=source_url(_required(params, "source")),
-            pattern=_pattern(params.get("pattern") or DEFAULT_PATTERN),
-            table=parse_table_name(_required(params, "table")),
+            source=source_url(required_param(params, "source", SETTINGS_VARIABLE)),
+            pattern=relative_pattern(params.get("pattern") or DEFAULT_PATTERN, base="source"),
+            table=parse_table_name(required_param(params, "table", SETTINGS_VARIABLE)),
             conn_id=params.get("connection") or DEFAULT_DB_CONN_ID,
             storage_conn_id=params.get("storage_connection") or None,
             mode=_mode(params.get("mode") or Mode.APPEND),
@@ -117,37 +114,6 @@ def source_url(source: str) -> str:
             "absolute path: a relative path would depend on the worker's working directory"
         )
     return f"file://{source.rstrip('/') or '/'}"
-
-
-def _settings(value: str | None) -> dict[str, Any]:
-    if not (value or "").strip():
-        return {}
-    try:
-        settings = json.loads(value)
-    except json.JSONDecodeError as error:
-        raise ConfigurationError(
-            f"Airflow Variable '{SETTINGS_VARIABLE}' is not valid JSON: {error}"
-        ) from None
-    if not isinstance(settings, dict):
-        raise ConfigurationError(f"Airflow Variable '{SETTINGS_VARIABLE}' must be a JSON object")
-    return settings
-
-
-def _required(params: Mapping[str, Any], key: str) -> str:
-    value = params.get(key)
-    if not (isinstance(value, str) and value.strip()):
-        raise ConfigurationError(
-            f"no {key} given: set the param '{key}' when triggering, or the key '{key}' of the "
-            f"Airflow Variable '{SETTINGS_VARIABLE}' for scheduled runs"
-        )
-    return value
-
-
-def _pattern(pattern: str) -> str:
-    parts = PurePosixPath(pattern).parts
-    if pattern.startswith("/") or ".." in parts:
-        raise ConfigurationError(f"pattern {pattern!r} must be relative to the source, without '..'")
-    return pattern
 
 
 def _mode(value: str) -> Mode:

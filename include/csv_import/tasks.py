@@ -13,14 +13,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 import psycopg
 
 from include.common.alerts import check_alerts_can_be_sent
 from include.common.failures import ConfigurationError, PermanentFailure, no_retry_on_permanent_failure
-from include.common.postgres import connect, conninfo_from_airflow
+from include.common.postgres import airflow_postgres
 from include.csv_import import ledger, planning, sources, verify
 from include.csv_import import publish as publishing
 from include.csv_import.assets import IMPORTS, table_asset
@@ -39,20 +39,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-@contextmanager
-def destination(spec: ImportSpec) -> Iterator[psycopg.Connection]:
+def destination(spec: ImportSpec) -> AbstractContextManager[psycopg.Connection]:
     """The destination database of the run, where the pipeline's ledger lives too."""
-    from airflow.sdk.exceptions import AirflowNotFoundException
-
-    try:
-        conninfo = conninfo_from_airflow(spec.conn_id)
-    except AirflowNotFoundException:
-        raise ConfigurationError(
-            f"the destination's Airflow connection '{spec.conn_id}' is not defined: define it (type "
-            "Postgres, schema = the database), or name another with the param 'connection'"
-        ) from None
-    with connect(conninfo, conn_id=spec.conn_id, application_name=spec.session_name) as conn:
-        yield conn
+    return airflow_postgres(spec.conn_id, application_name=spec.session_name)
 
 
 def _run(conn: psycopg.Connection, spec: ImportSpec) -> ledger.Run:

@@ -1,0 +1,33 @@
+"""A fresh database per test for the usage ingest's store, as the role that owns its schema."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from devservices.postgres import LocalPostgres
+from include.usage_ingest.store import SCHEMA, migrate_schema
+
+ROLE = "usage_ingest"
+PASSWORD = "usage-password"
+
+
+@pytest.fixture
+def usage_conninfo(postgres_server: LocalPostgres, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh database per test whose role owns the usage_ingest schema and nothing else."""
+    name = "usage_" + hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:16]
+    postgres_server.drop_database(name)
+    postgres_server.create_database(name)
+    postgres_server.grant_schema(name, SCHEMA, ROLE, PASSWORD)
+    yield postgres_server.conninfo(name, user=ROLE, password=PASSWORD)
+    postgres_server.drop_database(name)
+
+
+@pytest.fixture
+def conn(usage_conninfo: str) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(usage_conninfo) as conn:
+        assert migrate_schema(conn) == ["0001_store"]
+        yield conn
