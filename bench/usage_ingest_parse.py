@@ -64,21 +64,10 @@ def parse_with_read_batches(path: str, size: int, sender: Connection) -> None:
 
 
 def plan(path: str, sender: Connection) -> None:
-    import os
-    from datetime import UTC, datetime
-
-    from include.usage_ingest.model import FinishedFile
+    from include.usage_ingest.finished import describe
     from include.usage_ingest.planning import plan_file
 
-    stat = os.stat(path)
-    file = FinishedFile(
-        path,
-        Path(path).name,
-        stat.st_size,
-        datetime.fromtimestamp(stat.st_mtime, UTC),
-        stat.st_dev,
-        stat.st_ino,
-    )
+    file = describe(Path(path))
     started = time.perf_counter()
     planned = plan_file(file, range_bytes=256 << 20)
     seconds = time.perf_counter() - started

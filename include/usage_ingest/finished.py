@@ -6,7 +6,7 @@ mtime of the last write, and a slow writer appending in place is indistinguishab
 file except by its mtime moving: so every file, renamed or not, must have settled. The price is
 latency (``settle_seconds`` after the last write) and one assumption an operator must keep true:
 no writer pauses longer than ``settle_seconds`` in the middle of a file. A file that changes after
-planning anyway is refused by the range task (``file_changed``), never half-applied silently.
+planning anyway is refused (:class:`FileChanged`), never half-applied silently.
 
 Names never matched: dotfiles (the safe writer's ``.<name>.part``), ``*.part``, ``*.tmp`` and our
 own ``*.done`` marks; so are directories and symlinks leading out of the folder.
@@ -18,13 +18,10 @@ import os
 import stat
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from include.common.failures import PermanentFailure
 from include.usage_ingest.model import FinishedFile
 from include.usage_ingest.settings import MARKED_SUFFIX, TEMPORARY_SUFFIXES
-
-if TYPE_CHECKING:
-    from include.usage_ingest.store import RangeState
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -48,33 +45,44 @@ def find_finished(
             continue
         if not stat.S_ISREG(status.st_mode):
             continue
-        mtime = mtime_of(status)
-        if mtime <= settled_before:
-            found.append(
-                FinishedFile(
-                    path=str(path),
-                    name=name,
-                    size=status.st_size,
-                    mtime=mtime,
-                    device=status.st_dev,
-                    inode=status.st_ino,
-                )
-            )
+        if mtime_of(status) <= settled_before:
+            found.append(describe(path, name, status))
     return sorted(found, key=lambda file: (file.mtime, file.name))
 
 
-def file_changed(state: RangeState) -> str | None:
-    """What changed in the file of ``state`` since it was planned (gone, size, mtime, inode), if anything."""
-    try:
-        status = os.stat(state.path)
-    except FileNotFoundError:
-        return f"{state.path} is gone"
-    if (status.st_dev, status.st_ino) != (state.device, state.inode):
-        return f"{state.path} is another file now (it was replaced)"
-    if status.st_size != state.size:
-        return f"{state.path} is {status.st_size} bytes, {state.size} when planned"
-    if (mtime := mtime_of(status)) != state.mtime:
-        return f"{state.path} was written at {mtime.isoformat()}, after planning ({state.mtime.isoformat()})"
+def describe(path: Path, name: str | None = None, status: os.stat_result | None = None) -> FinishedFile:
+    """``path`` as the scan describes it; ``name`` (relative to incoming) defaults to its file name."""
+    status = status or path.stat()
+    return FinishedFile(
+        path=str(path),
+        name=name or path.name,
+        size=status.st_size,
+        mtime=mtime_of(status),
+        device=status.st_dev,
+        inode=status.st_ino,
+    )
+
+
+class FileChanged(PermanentFailure):
+    """A file changed after the scan found it finished: its writer had not finished with it."""
+
+
+def file_changed(file: FinishedFile, status: os.stat_result | None = None) -> str | None:
+    """What changed in ``file`` since the scan saw it (gone, replaced, size, mtime), if anything.
+
+    ``status``: the file's stat as the caller has it open (``os.fstat``); by default its path's.
+    """
+    if status is None:
+        try:
+            status = os.stat(file.path)
+        except FileNotFoundError:
+            return f"{file.path} is gone"
+    if (status.st_dev, status.st_ino) != (file.device, file.inode):
+        return f"{file.path} is another file now (it was replaced)"
+    if status.st_size != file.size:
+        return f"{file.path} is {status.st_size} bytes, {file.size} when found finished"
+    if (mtime := mtime_of(status)) != file.mtime:
+        return f"{file.path} was written at {mtime.isoformat()}, {file.mtime.isoformat()} when found finished"
     return None
 
 

@@ -23,14 +23,10 @@ import psycopg
 
 from include.common.failures import PermanentFailure
 from include.usage_ingest import lines, store
-from include.usage_ingest.finished import file_changed
+from include.usage_ingest.finished import FileChanged, file_changed
 from include.usage_ingest.model import BatchLimits
 
 log = logging.getLogger(__name__)
-
-
-class FileChanged(PermanentFailure):
-    """A file changed after it was planned: its writer had not finished with it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +115,7 @@ def process_range(
 
 
 def _refuse_changed(state: store.RangeState) -> None:
-    if change := file_changed(state):
+    if change := file_changed(state.file):
         raise FileChanged(
             f"{state.name} changed after it was planned ({change}): its writer had not finished "
             "when it was claimed. Raise the param settle_seconds above the writer's longest pause "

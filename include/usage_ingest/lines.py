@@ -36,6 +36,7 @@ from collections.abc import Iterator
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from include.usage_ingest.finished import FileChanged
 from include.usage_ingest.model import RAW_TEXT_LIMIT, BadLine, BadLineReason, Batch, BatchLimits
 
 MAX_CONSUMER = 9_223_372_036_854_775_807  # PostgreSQL bigint
@@ -96,7 +97,7 @@ def read_batches(
         while position < end:
             data = file.read(min(block_bytes, end - position))
             if not data:
-                raise ValueError(
+                raise FileChanged(
                     f"{path} ends at byte {position}, before its range's end {end}: the file "
                     "changed after it was planned, so its writer was not done (raise settle_seconds)"
                 )

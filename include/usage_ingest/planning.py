@@ -17,15 +17,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
+from include.usage_ingest.finished import FileChanged, file_changed
 from include.usage_ingest.model import ByteRange, FilePlan, FinishedFile
 
 PLAN_BLOCK_BYTES = 16 << 20
-# A stat's mtime and a datetime round differently; a real rewrite moves it by far more.
-_MTIME_TOLERANCE = timedelta(milliseconds=1)
 
 
 def plan_file(file: FinishedFile, *, range_bytes: int, block_bytes: int = PLAN_BLOCK_BYTES) -> FilePlan:
@@ -75,17 +73,12 @@ def _count_breaks(block: bytes, start: int, stop: int) -> int:
     return int(np.count_nonzero(np.frombuffer(block, np.uint8, stop - start, start) == ord("\n")))
 
 
-def _check_unchanged(file: FinishedFile, stat: os.stat_result, read: int | None = None) -> None:
-    mtime = datetime.fromtimestamp(stat.st_mtime_ns / 1e9, UTC)
-    seen = (stat.st_size, stat.st_dev, stat.st_ino)
-    if (
-        seen != (file.size, file.device, file.inode)
-        or abs(mtime - file.mtime) > _MTIME_TOLERANCE
-        or (read is not None and read != file.size)
-    ):
-        raise ValueError(
-            f"{file.path} changed after it was found finished (size {file.size} → {stat.st_size}, "
-            f"{'read ' + str(read) + ' bytes, ' if read is not None else ''}mtime {file.mtime} → "
-            f"{mtime}): its writer was not done with it; raise settle_seconds so that the scan "
+def _check_unchanged(file: FinishedFile, status: os.stat_result, read: int | None = None) -> None:
+    change = file_changed(file, status)
+    if change is None and read is not None and read != file.size:
+        change = f"{file.path} gave {read} bytes, {file.size} when found finished"
+    if change:
+        raise FileChanged(
+            f"{change}: its writer was not done with it; raise settle_seconds so that the scan "
             "waits longer after a file's last write"
         )

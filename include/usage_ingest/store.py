@@ -37,7 +37,7 @@ import psycopg
 from include.common.failures import PermanentFailure
 from include.common.migrations import migrate
 from include.common.postgres import read_sql
-from include.usage_ingest.model import Batch, FilePlan
+from include.usage_ingest.model import Batch, FilePlan, FinishedFile
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +96,11 @@ class RangeState:
     end_offset: int
     next_line: int
     done: bool
+
+    @property
+    def file(self) -> FinishedFile:
+        """The file as it was when planned."""
+        return FinishedFile(self.path, self.name, self.size, self.mtime, self.device, self.inode)
 
 
 @dataclass(frozen=True, slots=True)

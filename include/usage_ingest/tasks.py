@@ -21,9 +21,8 @@ from include.common.postgres import airflow_postgres
 from include.usage_ingest import store
 from include.usage_ingest.archive import dispose
 from include.usage_ingest.assets import CONSUMER_TOTALS, TOTALS_UPDATES
-from include.usage_ingest.finished import find_finished
+from include.usage_ingest.finished import FileChanged, find_finished
 from include.usage_ingest.ingest import process_range
-from include.usage_ingest.model import FinishedFile
 from include.usage_ingest.planning import plan_file
 from include.usage_ingest.settings import IngestSpec
 
@@ -67,7 +66,7 @@ def claim(spec: IngestSpec, *, now: datetime | None = None) -> list[dict[str, An
                 break
             try:
                 plan = plan_file(file, range_bytes=spec.range_bytes)
-            except (FileNotFoundError, ValueError) as changed:
+            except (FileNotFoundError, FileChanged) as changed:
                 # Gone (another run disposed of it) or written to since the scan: a later run sees it again.
                 log.warning("%s left for a later run: %s", file.name, changed)
                 continue
@@ -149,7 +148,7 @@ def finish(spec: IngestSpec, outlet_events: OutletEventAccessorsProtocol) -> dic
             # Raises AccountMismatch, naming the file and its numbers, if its lines do not add up.
             store.mark_done(conn, account.file_id)
             where = dispose(
-                _as_planned(store.range_state(conn, account.file_id, 0)),
+                store.range_state(conn, account.file_id, 0).file,
                 incoming=spec.incoming,
                 archive=spec.archive,
                 how=spec.after_processing,
@@ -190,7 +189,3 @@ def finish(spec: IngestSpec, outlet_events: OutletEventAccessorsProtocol) -> dic
         # Downstream DAGs run when the totals changed, not for a run that added nothing.
         log.info("no file was added: no asset event")
     return {**extra, "disposed": disposed}
-
-
-def _as_planned(state: store.RangeState) -> FinishedFile:
-    return FinishedFile(state.path, state.name, state.size, state.mtime, state.device, state.inode)

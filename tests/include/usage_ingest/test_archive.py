@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from include.usage_ingest.archive import dispose
-from include.usage_ingest.finished import mtime_of
+from include.usage_ingest.finished import describe
 from include.usage_ingest.model import FinishedFile
 from include.usage_ingest.settings import AfterProcessing
 
@@ -26,10 +26,7 @@ def drop(incoming: Path, name: str, content: bytes = b"1 2\n") -> tuple[Path, Fi
     partial = path.with_name(f".{path.name}.part")
     partial.write_bytes(content)
     partial.rename(path)
-    status = path.stat()
-    return path, FinishedFile(
-        str(path), name, status.st_size, mtime_of(status), device=status.st_dev, inode=status.st_ino
-    )
+    return path, describe(path, name)
 
 
 def archive(folders: tuple[Path, Path], file: FinishedFile, tag: int = 7) -> str | None:

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from include.usage_ingest.finished import file_changed, find_finished, mtime_of
-from include.usage_ingest.store import RangeState
+from include.usage_ingest.finished import describe, file_changed, find_finished, mtime_of
 
 NOW = datetime(2026, 12, 6, 10, 0, tzinfo=UTC)
 
@@ -89,41 +88,22 @@ def test_a_finished_file_carries_size_mtime_and_identity(tmp_path: Path) -> None
     assert found.mtime.tzinfo is not None
 
 
-def state_of(path: Path) -> RangeState:
-    status = path.stat()
-    return RangeState(
-        file_id=1,
-        range_no=0,
-        path=str(path),
-        name=path.name,
-        size=status.st_size,
-        mtime=mtime_of(status),
-        device=status.st_dev,
-        inode=status.st_ino,
-        arrival_hour=NOW,
-        committed_offset=0,
-        end_offset=status.st_size,
-        next_line=1,
-        done=False,
-    )
-
-
 def test_an_unchanged_file_has_no_change(tmp_path: Path) -> None:
-    assert file_changed(state_of(write(tmp_path / "a.usage"))) is None
+    assert file_changed(describe(write(tmp_path / "a.usage"))) is None
 
 
 @pytest.mark.parametrize(
     ("change", "said"),
     [
         (lambda p: p.unlink(), "is gone"),
-        (lambda p: p.write_bytes(b"1 2\n5 6\n"), "bytes, 4 when planned"),
-        (lambda p: os.utime(p, (NOW.timestamp(), NOW.timestamp())), "after planning"),
+        (lambda p: p.write_bytes(b"1 2\n5 6\n"), "bytes, 4 when found finished"),
+        (lambda p: os.utime(p, (NOW.timestamp(), NOW.timestamp())), "when found finished"),
     ],
     ids=["deleted", "appended", "touched"],
 )
 def test_a_changed_file_says_what_changed(tmp_path: Path, change, said: str) -> None:
     path = write(tmp_path / "a.usage")
-    planned = state_of(path)
+    planned = describe(path)
     change(path)
 
     assert said in file_changed(planned)
@@ -131,7 +111,7 @@ def test_a_changed_file_says_what_changed(tmp_path: Path, change, said: str) -> 
 
 def test_a_file_replaced_under_the_same_name_is_another_file(tmp_path: Path) -> None:
     path = write(tmp_path / "a.usage")
-    planned = state_of(path)
+    planned = describe(path)
     replacement = write(tmp_path / ".a.usage.part")
     replacement.rename(path)
 

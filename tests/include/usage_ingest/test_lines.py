@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from include.usage_ingest.finished import FileChanged
 from include.usage_ingest.lines import read_batches
 from include.usage_ingest.model import RAW_TEXT_LIMIT, BadLine, BadLineReason, Batch, BatchLimits
 from tests.include.usage_ingest.reference import ingest
@@ -223,7 +224,7 @@ def test_a_file_shorter_than_its_range_says_its_writer_was_not_done(tmp_path: Pa
     path = tmp_path / "f.usage"
     path.write_bytes(b"1 2\n")
 
-    with pytest.raises(ValueError, match=r"f\.usage ends at byte 4.*raise settle_seconds"):
+    with pytest.raises(FileChanged, match=r"f\.usage ends at byte 4.*raise settle_seconds"):
         list(read_batches(str(path), start=0, end=10, first_line=1, limits=ROOMY))
 
 

@@ -5,36 +5,23 @@ from __future__ import annotations
 import hashlib
 import os
 from collections import Counter
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from include.usage_ingest.finished import FileChanged, describe
 from include.usage_ingest.lines import read_batches
 from include.usage_ingest.model import BatchLimits, ByteRange, FinishedFile
 from include.usage_ingest.planning import plan_file
 from tests.include.usage_ingest.reference import ingest, split_lines
 
 
-def finished(path: Path) -> FinishedFile:
-    """The file as the scan describes it."""
-    stat = path.stat()
-    return FinishedFile(
-        path=str(path),
-        name=path.name,
-        size=stat.st_size,
-        mtime=datetime.fromtimestamp(stat.st_mtime, UTC),
-        device=stat.st_dev,
-        inode=stat.st_ino,
-    )
-
-
 def written(tmp_path: Path, data: bytes) -> FinishedFile:
     path = tmp_path / "f.usage"
     path.write_bytes(data)
-    return finished(path)
+    return describe(path)
 
 
 def test_a_small_file_is_one_range_with_its_digest_and_lines(tmp_path: Path) -> None:
@@ -73,9 +60,7 @@ def test_a_file_that_changed_since_it_was_found_is_refused_by_name(tmp_path: Pat
     with Path(file.path).open("ab") as writer:
         writer.write(b"3 4\n")
 
-    with pytest.raises(
-        ValueError, match=r"f\.usage changed after it was found finished.*raise settle_seconds"
-    ):
+    with pytest.raises(FileChanged, match=r"f\.usage .*raise settle_seconds"):
         plan_file(file, range_bytes=100)
 
 
@@ -86,7 +71,7 @@ def test_a_file_replaced_under_the_same_name_is_refused(tmp_path: Path) -> None:
     os.utime(replacement, ns=(Path(file.path).stat().st_mtime_ns,) * 2)
     replacement.rename(file.path)
 
-    with pytest.raises(ValueError, match="changed after it was found finished"):
+    with pytest.raises(FileChanged, match="replaced"):
         plan_file(file, range_bytes=100)
 
 

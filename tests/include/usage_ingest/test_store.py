@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -14,7 +14,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg import sql
 
-from devservices.postgres import LocalPostgres
 from include.usage_ingest.model import BadLine, BadLineReason, Batch, ByteRange, FilePlan, FinishedFile
 from include.usage_ingest.store import (
     SCHEMA,
@@ -28,7 +27,6 @@ from include.usage_ingest.store import (
     claimed_ranges,
     files_claimed_by,
     mark_done,
-    migrate_schema,
     range_state,
     record_disposal,
     record_duplicate,
@@ -42,24 +40,6 @@ EXPIRED = timedelta(seconds=-1)  # a lease that has run out when the next transa
 MTIME = datetime(2026, 12, 6, 9, 41, 7, tzinfo=UTC)
 HOUR = datetime(2026, 12, 6, 9, tzinfo=UTC)
 TABLES = ("files", "ranges", "batches", "consumer_totals", "usage_hourly", "quarantine", "duplicate_drops")
-
-
-@pytest.fixture
-def usage_conninfo(postgres_server: LocalPostgres, request: pytest.FixtureRequest) -> Iterator[str]:
-    """A fresh database per test whose role owns the usage_ingest schema and nothing else."""
-    name = "usage_" + hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:16]
-    postgres_server.drop_database(name)
-    postgres_server.create_database(name)
-    postgres_server.grant_schema(name, SCHEMA, ROLE, PASSWORD)
-    yield postgres_server.conninfo(name, user=ROLE, password=PASSWORD)
-    postgres_server.drop_database(name)
-
-
-@pytest.fixture
-def conn(usage_conninfo: str) -> Iterator[psycopg.Connection]:
-    with psycopg.connect(usage_conninfo) as conn:
-        assert migrate_schema(conn) == ["0001_store"]
-        yield conn
 
 
 def plan_of(name: str, *parts: tuple[int, int], content: str = "v1", mtime: datetime = MTIME) -> FilePlan:
