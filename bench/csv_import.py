@@ -59,9 +59,10 @@ from psycopg import sql
 from bench import report
 from bench.baselines import find_psql
 from bench.services import checkpoint, in_fresh_process, local_postgres, peak_rss_kib
-from devservices.energy_certificates import generate, parse_size
+from devservices.energy_certificates import generate
 from devservices.environment import PROJECT_ROOT, postgres_connection_json
 from devservices.postgres import HOST, LocalPostgres
+from devservices.sizes import parse_size
 
 if TYPE_CHECKING:
     from include.csv_import.model import Chunk, FileSchema

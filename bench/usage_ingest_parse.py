@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from bench.services import in_fresh_process, peak_rss_kib
-from devservices.energy_certificates import parse_size
+from devservices.sizes import parse_size
 from devservices.usage_writer import Manifest, write_files
 
 log = logging.getLogger("bench")

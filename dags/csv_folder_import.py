@@ -54,6 +54,7 @@ from airflow.sdk import CronTriggerTimetable, Param, TriggerRule, chain, dag, ta
 
 from include.common.dag_defaults import default_args
 from include.common.params import optional_text
+from include.common.run_state import mark_run_failed
 from include.csv_import.assets import IMPORTS
 from include.csv_import.spec import ImportSpec
 
@@ -186,13 +187,6 @@ def csv_folder_import() -> None:
         from include.csv_import import tasks
 
         return tasks.publish(ImportSpec.from_airflow(params, dag_run, task_id=ti.task_id), outlet_events)
-
-    # Airflow's "watcher" (see learning_platform_etl): the run fails whenever a task failed.
-    @task(trigger_rule=TriggerRule.ONE_FAILED, retries=0, on_failure_callback=None)
-    def mark_run_failed(ti: TaskInstance) -> None:
-        from include.common.run_state import fail_the_run
-
-        fail_the_run(ti)
 
     plan = plan_chunks()
     pipeline = [migrate_schema(), discover_files(), infer_schema(), prepare_table(), plan]

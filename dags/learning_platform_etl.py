@@ -75,6 +75,7 @@ import pendulum
 from airflow.sdk import Param, TriggerRule, chain, dag, task
 
 from include.common.dag_defaults import default_args
+from include.common.run_state import mark_run_failed
 from include.common.timetables import UtcDayTimetable
 from include.learning_platform.assets import ATTEMPTS_LOADS
 from include.learning_platform.run_spec import RunSpec
@@ -197,14 +198,6 @@ def learning_platform_etl() -> None:
 
         return tasks.send_email(RunSpec.from_airflow(params, dag_run, task_id=ti.task_id), published)
 
-    # Airflow's "watcher": the run's state comes from its leaves, and send_email succeeds after a
-    # failed gate. Never retried, and no alert: the task that failed has sent it.
-    @task(trigger_rule=TriggerRule.ONE_FAILED, retries=0, on_failure_callback=None)
-    def mark_run_failed(ti: TaskInstance) -> None:
-        from include.common.run_state import fail_the_run
-
-        fail_the_run(ti)
-
     stats = compute_stats()
     quality = check_quality()
     report = publish_report()
@@ -213,6 +206,8 @@ def learning_platform_etl() -> None:
     chain(*pipeline)
     stats >> [report, email]
     quality >> email
+    # The run's state comes from its leaves, and send_email succeeds after a failed gate: Airflow's
+    # "watcher" (include.common.run_state) fails the run whenever a task failed.
     pipeline >> mark_run_failed()
 
 

@@ -57,6 +57,7 @@ from airflow.sdk import CronTriggerTimetable, Param, TriggerRule, chain, dag, ta
 
 from include.common.dag_defaults import default_args
 from include.common.params import optional_integer, optional_text
+from include.common.run_state import mark_run_failed
 from include.usage_ingest.assets import TOTALS_UPDATES
 from include.usage_ingest.settings import IngestSpec
 from include.usage_ingest.trigger import WaitForFinishedFiles
@@ -171,13 +172,6 @@ def usage_files_ingest() -> None:
         from include.usage_ingest import tasks
 
         return tasks.finish(IngestSpec.from_airflow(params, dag_run, task_id=ti.task_id), outlet_events)
-
-    # Airflow's "watcher" (see learning_platform_etl): the run fails whenever a task failed.
-    @task(trigger_rule=TriggerRule.ONE_FAILED, retries=0, on_failure_callback=None)
-    def mark_run_failed(ti: TaskInstance) -> None:
-        from include.common.run_state import fail_the_run
-
-        fail_the_run(ti)
 
     migrated, claimed = migrate_schema(), claim_files()
     chain(wait_for_files, migrated, claimed)

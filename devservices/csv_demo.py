@@ -15,8 +15,9 @@ import shutil
 from collections.abc import MutableMapping
 from pathlib import Path
 
-from devservices.energy_certificates import generate, parse_size
+from devservices.energy_certificates import generate
 from devservices.local_services import LOCAL_DIR
+from devservices.sizes import parse_size
 from include.csv_import.spec import SETTINGS_VARIABLE
 
 DEMO_TABLE = "imports.energy_certificates"

@@ -39,7 +39,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import re
 import sys
 import time
 import zipfile
@@ -52,6 +51,8 @@ from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
+
+from devservices.sizes import size_argument
 
 log = logging.getLogger(__name__)
 
@@ -144,9 +145,6 @@ BANDS = ("G", "F", "E", "D", "C", "B", "A")
 BAND_FLOORS = (21, 39, 55, 69, 81, 92)
 FIRST_LODGEMENT, LAST_LODGEMENT = date(2008, 10, 1), date(2025, 12, 31)
 ZIP_TIMESTAMP = (2026, 1, 1, 0, 0, 0)
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)\s*$", re.IGNORECASE)
-_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
-_UNITS |= {"kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40, "k": 10**3, "m": 10**6, "g": 10**9}
 MAX_BLOCK_ROWS = 20_000
 
 
@@ -194,15 +192,6 @@ class FileAccount:
             "rejects": self.rejects,
             "file_reject": None,
         }
-
-
-def parse_size(text: str) -> int:
-    """``200MB`` → 200,000,000 bytes (decimal units; ``MiB`` for binary ones); a bare number is bytes."""
-    match = _SIZE.match(text)
-    unit = match.group(2).lower() if match else None
-    if not match or unit not in _UNITS:
-        raise ValueError(f"{text!r} is not a size: write e.g. 200MB, 2GB or 500000 (bytes)")
-    return int(float(match.group(1)) * _UNITS[unit])
 
 
 def generate(
@@ -610,9 +599,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("out", type=Path, help="folder to write (created; must be empty)")
-    parser.add_argument(
-        "--size", type=_size_argument, default="200MB", help="total CSV bytes (default 200MB)"
-    )
+    parser.add_argument("--size", type=size_argument, default="200MB", help="total CSV bytes (default 200MB)")
     parser.add_argument("--files", type=int, default=8, help="data files (default 8), plus 2 defective ones")
     parser.add_argument(
         "--defects", type=float, default=0.001, help="share of defective records (default 0.001)"
@@ -635,13 +622,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(str(error))
     print(json.dumps(manifest["totals"]))
     return 0
-
-
-def _size_argument(text: str) -> int:
-    try:
-        return parse_size(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 if __name__ == "__main__":

@@ -44,7 +44,7 @@ from typing import Literal
 
 import numpy as np
 
-from devservices.energy_certificates import parse_size
+from devservices.sizes import size_argument
 from include.usage_ingest.model import BadLineReason
 
 log = logging.getLogger(__name__)
@@ -424,7 +424,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("incoming", type=Path, help="folder to write the files into (created)")
     parser.add_argument("--files", type=int, default=4, help="files to write (default 4)")
-    parser.add_argument("--size", type=_size_argument, default="100MB", help="bytes per file (default 100MB)")
+    parser.add_argument("--size", type=size_argument, default="100MB", help="bytes per file (default 100MB)")
     parser.add_argument("--consumers", type=int, default=100_000, help="distinct consumers (default 100000)")
     parser.add_argument("--bad-share", type=float, default=0.001, help="share of bad lines (default 0.001)")
     parser.add_argument("--seed", type=int, default=1)
@@ -454,13 +454,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(json.dumps({"manifest": str(manifest.path), "bytes": total, "amount": manifest.amount}))
     return 0
-
-
-def _size_argument(text: str) -> int:
-    try:
-        return parse_size(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 if __name__ == "__main__":

@@ -26,8 +26,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from devservices.energy_certificates import MANIFEST, generate, parse_size
+from devservices.energy_certificates import MANIFEST, generate
 from devservices.postgres import LocalPostgres, free_port
+from devservices.sizes import parse_size
 from tests.test_end_to_end import local_run, received, warehouse_run_environment
 
 pytestmark = pytest.mark.timeout(600)

@@ -26,9 +26,9 @@ from typing import NamedTuple
 import psycopg
 
 from devservices.dag_test import LocalAirflow
-from devservices.energy_certificates import parse_size
 from devservices.environment import connection_from_env
 from devservices.local_services import start_local_services
+from devservices.sizes import parse_size
 from devservices.usage_demo import demo_folders
 from devservices.usage_writer import Manifest, write_files
 from include.common.postgres import conninfo_from_connection

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, NoReturn
 
+from airflow.sdk import TriggerRule, task
+
 if TYPE_CHECKING:
-    from airflow.sdk import TaskInstance
+    from airflow.sdk import BaseOperator, TaskInstance
 
 
 def fail_the_run(ti: TaskInstance) -> NoReturn:
@@ -26,3 +28,16 @@ def fail_the_run(ti: TaskInstance) -> NoReturn:
         "sent); this task only marks the run as failed. Once the cause is fixed, clear the failed "
         "task with its downstream tasks"
     )
+
+
+def mark_run_failed() -> BaseOperator:
+    """The watcher task of a DAG: wire it downstream of every other task (``tasks >> mark_run_failed()``).
+
+    Never retried, and no alert of its own: the task that failed has sent it.
+    """
+
+    @task(task_id="mark_run_failed", trigger_rule=TriggerRule.ONE_FAILED, retries=0, on_failure_callback=None)
+    def watcher(ti: TaskInstance) -> None:
+        fail_the_run(ti)
+
+    return watcher().operator

@@ -32,11 +32,12 @@ import pytest
 from psycopg import sql
 
 from devservices.airflow_cluster import AirflowApi, CeleryWorkers, LocalAirflow
-from devservices.energy_certificates import generate, parse_size
+from devservices.energy_certificates import generate
 from devservices.environment import PROJECT_ROOT, airflow_environment
 from devservices.postgres import LocalPostgres, free_port
 from devservices.redis_server import LocalRedis
 from devservices.simulator import SimulatorConfig, SimulatorServer
+from devservices.sizes import parse_size
 from devservices.smtp_sink import SmtpSink
 from tests.conftest import CLIENT, CLIENT_KEY
 from tests.include.learning_platform.stages import DAG_TASKS, WATCHER

@@ -21,8 +21,9 @@ from typing import Any
 
 import pytest
 
-from devservices.energy_certificates import MANIFEST, generate, parse_size
+from devservices.energy_certificates import MANIFEST, generate
 from devservices.environment import PROJECT_ROOT
+from devservices.sizes import parse_size
 from include.csv_import.model import RejectReason
 
 SIZE = 3_000_000
