@@ -214,6 +214,26 @@ def claim_file(conn: psycopg.Connection, plan: FilePlan, *, run_id: str, lease: 
         return Claim(outcome, file_id)
 
 
+def held_elsewhere(conn: psycopg.Connection, file: FinishedFile, *, run_id: str) -> bool:
+    """Whether another run holds this very file under a live lease (so planning it is wasted work).
+
+    Only an optimisation: :func:`claim_file` decides by ``(name, sha256)`` whatever this says. It
+    spares a run re-reading, for its digest, a big file that an earlier run is still processing.
+    """
+    values = {
+        "name": file.name,
+        "path": file.path,
+        "size": file.size,
+        "mtime": file.mtime,
+        "device": file.device,
+        "inode": file.inode,
+        "run_id": run_id,
+    }
+    with conn.transaction():
+        (held,) = conn.execute(read_sql(SQL_DIR, "select_held_elsewhere"), values).fetchone()
+    return held
+
+
 def record_duplicate(
     conn: psycopg.Connection, plan: FilePlan, *, original_file_id: int, run_id: str, disposed_to: str
 ) -> None:

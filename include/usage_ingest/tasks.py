@@ -64,6 +64,10 @@ def claim(spec: IngestSpec, *, now: datetime | None = None) -> list[dict[str, An
             if held >= spec.max_files_per_run:
                 log.info("%d files held: the rest waits for the next run", held)
                 break
+            if store.held_elsewhere(conn, file, run_id=spec.run_id):
+                outcomes[store.ClaimOutcome.BUSY] += 1
+                log.info("%s: another run is processing it", file.name)
+                continue
             try:
                 plan = plan_file(file, range_bytes=spec.range_bytes)
             except (FileNotFoundError, FileChanged) as changed:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -26,6 +27,7 @@ from include.usage_ingest.store import (
     claim_file,
     claimed_ranges,
     files_claimed_by,
+    held_elsewhere,
     mark_done,
     range_state,
     record_disposal,
@@ -134,6 +136,20 @@ def test_a_file_under_a_live_lease_is_left_to_its_run(conn: psycopg.Connection) 
     assert claim_file(conn, plan, run_id="run-2", lease=LEASE) == Claim(ClaimOutcome.BUSY, first.file_id)
     assert claimed_ranges(conn, "run-2") == []
     assert len(claimed_ranges(conn, "run-1")) == 1
+
+
+def test_only_the_very_file_another_run_holds_under_a_live_lease_is_held_elsewhere(
+    conn: psycopg.Connection,
+) -> None:
+    plan = plan_of("a.usage", (100, 10))
+    claim_file(conn, plan, run_id="run-1", lease=LEASE)
+
+    assert held_elsewhere(conn, plan.file, run_id="run-2")
+    assert not held_elsewhere(conn, plan.file, run_id="run-1")
+    assert not held_elsewhere(conn, replace(plan.file, inode=plan.file.inode + 1), run_id="run-2")
+    assert not held_elsewhere(conn, replace(plan.file, size=plan.file.size + 1), run_id="run-2")
+    claim_file(conn, plan, run_id="run-1", lease=EXPIRED)
+    assert not held_elsewhere(conn, plan.file, run_id="run-2")
 
 
 def test_a_file_whose_lease_expired_is_taken_over_where_its_checkpoint_is(conn: psycopg.Connection) -> None:
