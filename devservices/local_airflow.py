@@ -29,7 +29,7 @@ from devservices.csv_demo import configure_demo_import
 from devservices.environment import PROJECT_ROOT, load_settings
 from devservices.local_services import OUTBOX, start_local_services
 from devservices.postgres import LocalPostgres
-from devservices.usage_demo import configure_demo_ingest
+from devservices.usage_demo import configure_demo_ingest, usage_demo_incoming, writing_demo_files
 
 METADATA_DATABASE = "airflow_metadata"
 
@@ -67,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
                 triggerer_log_server_port=args.triggerer_log_port,
             )
             services.enter_context(airflow)
+            if demo_incoming := usage_demo_incoming(usage_settings):
+                services.enter_context(writing_demo_files(demo_incoming))
             _serve(airflow, csv_import_settings, usage_settings)
     except KeyboardInterrupt:
         log.info("stopped Airflow and the local services")
@@ -83,7 +85,7 @@ def _serve(airflow: LocalAirflow, csv_import_settings: str, usage_settings: str)
         f"\n  component logs: {airflow.home}/*.log, task logs: {airflow.home}/logs"
         f"\n  mail sent by the DAGs: {OUTBOX}"
         f"\n  csv_folder_import (trigger it with an empty form) reads: {csv_import_settings}"
-        f"\n  usage_files_ingest (every 5 minutes; drop files with devservices.usage_writer) reads: "
+        f"\n  usage_files_ingest (every 5 minutes; the demo folder gets a new file every minute) reads: "
         f"{usage_settings}"
         "\nCtrl-C stops everything.",
         flush=True,
