@@ -13,7 +13,8 @@ sequential ones) by index with ``np.add.at``, scattered ones by sorting; floats 
 amount. An amount is at most 10^12 and a batch at most ``max_bytes`` (64 MiB, under 17M lines),
 so no batch's sum overflows int64; the store's totals are bigints that raise on overflow.
 
-Measured (``python -m bench.usage_ingest_parse``: 1 GB, 78M lines, 100,000 consumers, 0.1 % bad
+Measured (by a parse-only bench, now the "reading only" and DuckDB lanes of
+``python -m bench.usage_ingest``: 1 GB, 78M lines, 100,000 consumers, 0.1 % bad
 lines; the shared 2-core development machine, under load, two runs): ``read_batches`` 37-38 MB/s,
 2.9-3.0M lines/s, peak RSS 260-280 MiB, totals exact; DuckDB's ``read_csv`` + ``GROUP BY`` on one
 thread 74-91 MB/s, i.e. 2.0-2.4 times faster. DuckDB cannot replace it: it does not apply our
