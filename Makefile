@@ -8,7 +8,7 @@ DAG ?= learning_platform_etl
 DATE ?= $(shell date -u -d yesterday +%F)
 RUN_ARGS_learning_platform_etl = --date $(DATE) $(if $(filter 1 true,$(TEST_MODE)),--test-mode)
 
-.PHONY: help setup run airflow airflow-cli test reliability lint format lock simulator bench bench-csv
+.PHONY: help setup run airflow airflow-cli test reliability lint format lock simulator bench bench-csv bench-usage
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' \
@@ -44,6 +44,9 @@ bench: setup ## time each stage on a simulated day of 1M attempts, vs psql copy,
 
 bench-csv: setup ## csv_folder_import on 200 MB and 2 GB drops, vs psql \copy, the seed's pandas, DuckDB (ARGS=--quick|--write-docs)
 	$(VENV_PYTHON) -m bench.csv_import $(ARGS)
+
+bench-usage: setup ## usage_files_ingest on 100 MB and 2 GB of usage files, vs DuckDB and the seed's upsert per line (ARGS=--quick|--write-docs)
+	$(VENV_PYTHON) -m bench.usage_ingest $(ARGS)
 
 lint: ## ruff: lint and formatting check
 	@scripts/bootstrap.sh

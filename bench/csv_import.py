@@ -35,19 +35,16 @@ import argparse
 import json
 import logging
 import multiprocessing
-import multiprocessing.pool
 import os
 import resource
 import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -58,9 +55,18 @@ from psycopg import sql
 
 from bench import report
 from bench.baselines import find_psql
-from bench.services import checkpoint, in_fresh_process, local_postgres, peak_rss_kib
+from bench.services import (
+    airflow_settings,
+    checkpoint,
+    in_fresh_process,
+    local_postgres,
+    peak_rss_kib,
+    processes_peak_rss_mb,
+    this_process,
+    warm_workers,
+)
 from devservices.energy_certificates import generate
-from devservices.environment import PROJECT_ROOT, postgres_connection_json
+from devservices.environment import PROJECT_ROOT
 from devservices.postgres import HOST, LocalPostgres
 from devservices.sizes import parse_size
 
@@ -80,9 +86,6 @@ SEED = 1
 RSS_LIMIT_MB = 300
 # Chunks imported at once by the "ours" lanes: two Airflow workers' slots on this 2-core machine.
 IMPORT_WORKERS = 2
-# Importing Airflow takes a worker 5-20 s on a busy 2-core machine; a worker that died meanwhile
-# must not hang the run.
-WARM_UP_TIMEOUT_S = 300
 OUR_TABLE = "ours"
 # PostgreSQL's names of the encodings the generator writes.
 PG_ENCODINGS = {"utf-8": "UTF8", "cp1252": "WIN1252"}
@@ -132,7 +135,7 @@ class Loaded:
     sample: str | None = None
     # The sample's own time, without what a whole run pays once (starting a pool, imports).
     sample_s: float | None = None
-    # The work's own time, without starting processes and importing Airflow (see _warm_workers).
+    # The work's own time, without starting processes and importing Airflow (see warm_workers).
     run_s: float | None = None
     # Of a lane whose work is done by processes of its own: chunks, and each process's peak RSS.
     workers: dict[str, Any] | None = None
@@ -157,7 +160,10 @@ def our_import(drop: Drop, conninfo: str, args: argparse.Namespace) -> Loaded:
     from include.csv_import import tasks
 
     spec = _our_spec(drop)
-    with _airflow_settings(spec.conn_id, conninfo), _warm_workers() as (pool, started):
+    with (
+        airflow_settings(spec.conn_id, conninfo),
+        warm_workers(IMPORT_WORKERS, _import_the_pipeline) as (pool, started),
+    ):
         tasks.migrate(spec)
         tasks.discover(spec)
         tasks.infer(spec)
@@ -186,7 +192,7 @@ def our_reader(drop: Drop, conninfo: str, args: argparse.Namespace) -> Loaded:
     from include.csv_import.inference import infer
 
     spec = _our_spec(drop)
-    with _warm_workers() as (pool, started):
+    with warm_workers(IMPORT_WORKERS, _import_the_pipeline) as (pool, started):
         files = sources.discover(spec.source, spec.pattern, conn_id=None)
         inference = infer(files, conn_id=None, max_rejected_share=spec.max_rejected_share)
         jobs = [
@@ -459,7 +465,7 @@ def _lane_figures(name: str, drop: Drop, outcome: dict[str, Any]) -> dict[str, A
         "sample_s": round(loaded.sample_s, 3) if loaded.sample_s is not None else None,
         # The whole drop's time: measured, or the sample's rate applied to every row of the drop.
         "drop_s": round(drop.rows / rows_per_s if extrapolated else rate_s, 3),
-        # Starting processes and importing Airflow before the clock started (see _warm_workers).
+        # Starting processes and importing Airflow before the clock started (see warm_workers).
         "start_s": round(wall_s - loaded.run_s, 3) if loaded.run_s is not None else None,
         "mb_per_s": round(mb_per_s, 2),
         "rows_per_s": round(rows_per_s, 1),
@@ -484,70 +490,17 @@ def _our_spec(drop: Drop) -> ImportSpec:
     )
 
 
-@contextmanager
-def _airflow_settings(conn_id: str, conninfo: str) -> Iterator[None]:
-    """The destination as Airflow connection ``conn_id``, and what migrate's alerts check needs."""
-    settings = {
-        f"AIRFLOW_CONN_{conn_id.upper()}": postgres_connection_json(conninfo),
-        "AIRFLOW_VAR_ALERT_RECIPIENTS": "bench@localhost",
-        "AIRFLOW_CONN_SMTP_DEFAULT": json.dumps(
-            {"conn_type": "smtp", "host": "127.0.0.1", "port": 25, "extra": {"from_email": "bench@localhost"}}
-        ),
-    }
-    saved = {key: os.environ.get(key) for key in settings}
-    os.environ.update(settings)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-@contextmanager
-def _warm_workers() -> Iterator[tuple[multiprocessing.pool.Pool, float]]:
-    """``IMPORT_WORKERS`` fresh processes that have imported what a task imports, and the clock.
-
-    An Airflow worker has Airflow imported before it runs a task, and starting a task is
-    Airflow's overhead (``bench.airflow_overhead``), not the import's: the clock starts once
-    this process and every worker have imported the pipeline and Airflow's object storage.
-    ``spawn``ed, so that a worker starts without the lane's memory; the lane's children, so
-    their CPU and peak RSS are its children's figures too.
-    """
-    _import_the_pipeline()
-    context = multiprocessing.get_context("spawn")
-    ready = context.Barrier(IMPORT_WORKERS + 1)
-    pool = context.Pool(IMPORT_WORKERS, initializer=_worker_ready, initargs=(ready,))
-    try:
-        ready.wait(timeout=WARM_UP_TIMEOUT_S)
-        yield pool, time.perf_counter()
-    except BaseException:
-        pool.terminate()
-        raise
-    else:
-        pool.close()
-    finally:
-        pool.join()
-
-
 def _import_the_pipeline() -> None:
     from airflow.sdk import ObjectStoragePath  # noqa: F401  (what sources imports on first use)
 
     from include.csv_import import tasks  # noqa: F401
 
 
-def _worker_ready(ready: threading.Barrier) -> None:
-    _import_the_pipeline()
-    ready.wait()
-
-
 def _our_chunk(spec: ImportSpec, file_id: int, number: int) -> dict[str, Any]:
     from include.csv_import import tasks
 
     counts = tasks.import_chunk(spec, file_id, number)
-    return {"rows": counts["rows"], "seconds": counts["seconds"], **_this_process()}
+    return {"rows": counts["rows"], "seconds": counts["seconds"], **this_process()}
 
 
 def _read_chunk(schema: FileSchema, chunk: Chunk) -> dict[str, Any]:
@@ -558,22 +511,15 @@ def _read_chunk(schema: FileSchema, chunk: Chunk) -> dict[str, Any]:
     started = time.perf_counter()
     with sources.open_chunk(chunk.file, chunk.start, chunk.end, conn_id=None) as stream:
         rows = sum(1 for item in read_chunk(stream, chunk, schema) if isinstance(item, Row))
-    return {"rows": rows, "seconds": round(time.perf_counter() - started, 3), **_this_process()}
-
-
-def _this_process() -> dict[str, Any]:
-    return {"pid": os.getpid(), "peak_rss_mb": round(peak_rss_kib() / 1024, 1)}
+    return {"rows": rows, "seconds": round(time.perf_counter() - started, 3), **this_process()}
 
 
 def _workers_figures(chunks: list[dict[str, Any]]) -> dict[str, Any]:
     """The chunks' count and seconds, and the peak RSS each work process reached."""
-    peaks: dict[int, float] = {}
-    for chunk in chunks:
-        peaks[chunk["pid"]] = max(peaks.get(chunk["pid"], 0.0), chunk["peak_rss_mb"])
     return {
         "chunks": len(chunks),
         "chunk_s": [chunk["seconds"] for chunk in chunks],
-        "processes_peak_rss_mb": sorted(peaks.values()),
+        "processes_peak_rss_mb": processes_peak_rss_mb(chunks),
     }
 
 

@@ -7,10 +7,15 @@ real server, not of the tests' fast mode.
 
 from __future__ import annotations
 
+import json
 import logging
 import multiprocessing
+import multiprocessing.pool
+import os
 import resource
 import secrets
+import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,12 +23,16 @@ from typing import Any
 
 import psycopg
 
+from devservices.environment import postgres_connection_json
 from devservices.postgres import HOST, LocalPostgres, free_port
 from devservices.simulator.process import SimulatorProcess
 
 log = logging.getLogger("bench")
 
 SIMULATOR_CLIENT = "bench"
+# Importing Airflow takes a worker 5-20 s on a busy 2-core machine; a worker that died meanwhile
+# must not hang the run.
+WARM_UP_TIMEOUT_S = 300
 
 
 @contextmanager
@@ -98,3 +107,75 @@ def peak_rss_kib() -> int:
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+@contextmanager
+def airflow_settings(conn_id: str, conninfo: str) -> Iterator[None]:
+    """``conninfo`` as Airflow connection ``conn_id``, and what a migrate task's alerts check needs.
+
+    In the environment, so that task bodies find their database as in a task, and ``spawn``ed
+    workers inherit it.
+    """
+    settings = {
+        f"AIRFLOW_CONN_{conn_id.upper()}": postgres_connection_json(conninfo),
+        "AIRFLOW_VAR_ALERT_RECIPIENTS": "bench@localhost",
+        "AIRFLOW_CONN_SMTP_DEFAULT": json.dumps(
+            {"conn_type": "smtp", "host": "127.0.0.1", "port": 25, "extra": {"from_email": "bench@localhost"}}
+        ),
+    }
+    saved = {key: os.environ.get(key) for key in settings}
+    os.environ.update(settings)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@contextmanager
+def warm_workers(
+    processes: int, import_the_pipeline: Callable[[], None]
+) -> Iterator[tuple[multiprocessing.pool.Pool, float]]:
+    """``processes`` fresh processes that have run ``import_the_pipeline``, and the clock.
+
+    An Airflow worker has Airflow imported before it runs a task, and starting a task is
+    Airflow's overhead (``bench.airflow_overhead``), not the pipeline's: the clock starts once
+    this process and every worker have imported what a task imports. ``spawn``ed, so that a
+    worker starts without the lane's memory; the caller's children, so their CPU and peak RSS
+    are its children's figures too. ``import_the_pipeline`` must be a module-level function.
+    """
+    import_the_pipeline()
+    context = multiprocessing.get_context("spawn")
+    ready = context.Barrier(processes + 1)
+    pool = context.Pool(processes, initializer=_worker_ready, initargs=(ready, import_the_pipeline))
+    try:
+        ready.wait(timeout=WARM_UP_TIMEOUT_S)
+        yield pool, time.perf_counter()
+    except BaseException:
+        pool.terminate()
+        raise
+    else:
+        pool.close()
+    finally:
+        pool.join()
+
+
+def _worker_ready(ready: threading.Barrier, import_the_pipeline: Callable[[], None]) -> None:
+    import_the_pipeline()
+    ready.wait()
+
+
+def this_process() -> dict[str, Any]:
+    """A pool worker's id and peak RSS, to tell apart the processes that did a lane's work."""
+    return {"pid": os.getpid(), "peak_rss_mb": round(peak_rss_kib() / 1024, 1)}
+
+
+def processes_peak_rss_mb(reports: list[dict[str, Any]]) -> list[float]:
+    """The peak RSS each worker reached, from its reports (several per worker), ascending."""
+    peaks: dict[int, float] = {}
+    for report in reports:
+        peaks[report["pid"]] = max(peaks.get(report["pid"], 0.0), report["peak_rss_mb"])
+    return sorted(peaks.values())

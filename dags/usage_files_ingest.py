@@ -32,7 +32,7 @@ the first committed. A file is `(name, sha256)`: the same content dropped again 
 **Params** (empty: the Variable `usage_files_ingest`'s value, then the default). `incoming`: the
 folder (absolute). `archive` (default: `archive/` beside incoming). `pattern` (`*.usage`; `**`
 for subfolders). `after_processing`: `archive` or `mark`. `settle_seconds` (30). `range_mb`
-(256): files above it are split. `batch_mb` (64) and `max_batch_consumers` (200,000): a batch
+(256): files above it are split. `batch_mb` (256) and `max_batch_consumers` (200,000): a batch
 commits at whichever comes first. `max_files_per_run` (100). `connection` (`warehouse_db`).
 
 **Several workers.** Runs overlap safely (at most 2 at once): claims live in the store, so two
@@ -109,7 +109,7 @@ POLL_SECONDS = 10
             "Settle seconds", "A file is finished this long after its last write. Empty: 30.", minimum=0
         ),
         "range_mb": optional_integer("Range MB", "Files above this are split across tasks. Empty: 256."),
-        "batch_mb": optional_integer("Batch MB", "A batch commits after this many MiB. Empty: 64."),
+        "batch_mb": optional_integer("Batch MB", "A batch commits after this many MiB. Empty: 256."),
         "max_batch_consumers": optional_integer(
             "Max consumers per batch", "A batch commits before holding more consumers. Empty: 200000."
         ),

@@ -10,10 +10,13 @@ Everything else, a bad line or an odd good one (a sign, leading zeros beyond 19 
 through :func:`classify`, the line rules written plainly, which gives a bad line its one reason
 in the order of ``BadLineReason``. Sums per consumer are exact int64: dense ids (the usual
 sequential ones) by index with ``np.add.at``, scattered ones by sorting; floats never touch an
-amount. An amount is at most 10^12 and a batch at most ``max_bytes`` (64 MiB, under 17M lines),
-so no batch's sum overflows int64; the store's totals are bigints that raise on overflow.
+amount. A batch also ends before the sum of all its amounts would pass int64's maximum, so no
+consumer's sum in it can overflow whatever ``max_bytes`` (an amount is at most 10^12, and at
+10^12 per 16-byte line a batch would need more than 130 MiB to reach it); the store's totals
+are bigints that raise on overflow.
 
-Measured (``python -m bench.usage_ingest_parse``: 1 GB, 78M lines, 100,000 consumers, 0.1 % bad
+Measured (by a parse-only bench, now the "reading only" and DuckDB lanes of
+``python -m bench.usage_ingest``: 1 GB, 78M lines, 100,000 consumers, 0.1 % bad
 lines; the shared 2-core development machine, under load, two runs): ``read_batches`` 37-38 MB/s,
 2.9-3.0M lines/s, peak RSS 260-280 MiB, totals exact; DuckDB's ``read_csv`` + ``GROUP BY`` on one
 thread 74-91 MB/s, i.e. 2.0-2.4 times faster. DuckDB cannot replace it: it does not apply our
@@ -40,7 +43,9 @@ from include.usage_ingest.finished import FileChanged
 from include.usage_ingest.model import RAW_TEXT_LIMIT, BadLine, BadLineReason, Batch, BatchLimits
 
 MAX_CONSUMER = 9_223_372_036_854_775_807  # PostgreSQL bigint
-MAX_AMOUNT = 1_000_000_000_000  # more in one line is a writer's bug; keeps batch sums within int64
+MAX_AMOUNT = 1_000_000_000_000  # more in one line is a writer's bug
+# A batch ends before the sum of its amounts passes this: every consumer's sum in it fits int64.
+MAX_BATCH_SUM = np.iinfo(np.int64).max
 
 BLOCK_BYTES = 8 << 20
 NEWLINE, CARRIAGE_RETURN, SPACE, ZERO, NINE = (ord(c) for c in "\n\r 09")
@@ -80,6 +85,7 @@ def read_batches(
     first_line: int,
     limits: BatchLimits,
     block_bytes: int = BLOCK_BYTES,
+    max_batch_sum: int = MAX_BATCH_SUM,
 ) -> Iterator[Batch]:
     """The batches of the lines in ``[start, end)`` of ``path``, in order, tiling the range.
 
@@ -89,7 +95,7 @@ def read_batches(
     """
     if limits.max_bytes < 1 or limits.max_consumers < 1:
         raise ValueError(f"batch limits must be at least 1 byte and 1 consumer, not {limits}")
-    batcher = _Batcher(start, first_line, limits)
+    batcher = _Batcher(start, first_line, limits, max_batch_sum)
     carry = b""
     position = start
     with open(path, "rb", buffering=0) as file:
@@ -256,8 +262,9 @@ def _sorted_sums(consumers: np.ndarray, amounts: np.ndarray) -> tuple[np.ndarray
 class _Batcher:
     """Turns blocks of lines into batches within the limits, cutting blocks at line boundaries."""
 
-    def __init__(self, start: int, first_line: int, limits: BatchLimits) -> None:
+    def __init__(self, start: int, first_line: int, limits: BatchLimits, max_sum: int) -> None:
         self.limits = limits
+        self.max_sum = max_sum
         self.start, self.first_line = start, first_line  # of the open batch
         self.block_start = start  # file offset of the block being added
         self._empty()
@@ -265,6 +272,7 @@ class _Batcher:
     def _empty(self) -> None:
         self.end = self.start
         self.applied = 0
+        self.total = 0  # of every amount in the batch (a Python int: exact)
         self.keys = np.zeros(0, dtype=np.int64)  # sorted
         self.sums = np.zeros(0, dtype=np.int64)
         self.bad: list[BadLine] = []
@@ -291,7 +299,20 @@ class _Batcher:
                         continue
                     stop, good = int(good[cut]), good[:cut]
                     consumers, sums = _aggregate(lines.consumers[good], lines.amounts[good])
+            # A segment is at most one block: its sums cannot overflow, the batch's could.
+            total = int(sums.sum())
+            if self.total + total > self.max_sum:
+                if self.end > self.start:  # the open batch is full: the segment starts the next one
+                    yield self._emit()
+                    continue
+                fit = int(np.searchsorted(np.cumsum(lines.amounts[good]), self.max_sum, side="right"))
+                fit = max(fit, 1)  # a batch takes one line at least
+                if fit < len(good):
+                    stop, good = int(good[fit]), good[:fit]
+                    consumers, sums = _aggregate(lines.consumers[good], lines.amounts[good])
+                    total = int(sums.sum())
             self._merge(consumers, sums)
+            self.total += total
             self._take_lines(lines, line, stop, len(good), ends)
             line = stop
             if line < count:

@@ -883,6 +883,59 @@ def drop_folder_problems(document: Mapping[str, Any], root: Path, variable: str)
     return problems
 
 
+def usage_folder_problems(document: Mapping[str, Any], root: Path, variable: str) -> list[str]:
+    """Every Celery worker mounts the ``incoming`` and ``archive`` folders that the Variable
+    ``variable`` (JSON) names from the host, read-write and in one mount (archiving is a rename,
+    which fails between two mounts); every triggerer, where the DAG's sensor waits, sees
+    ``incoming`` through a host folder too."""
+    problems = []
+    key = f"AIRFLOW_VAR_{variable.upper()}"
+    for name, service in airflow_services(document, root).items():
+        command = command_of(service)
+        if not command.startswith(("celery worker", "triggerer")):
+            continue
+        where = f"services.{name}"
+        try:
+            settings = json.loads(environment_of(service).get(key) or "")
+            folders = {folder: str(settings[folder]) for folder in ("incoming", "archive")}
+        except (ValueError, KeyError, TypeError):
+            problems.append(f"{where}: {key} is not a JSON object with an incoming and an archive")
+            continue
+        if not all(path.startswith("/") for path in folders.values()):
+            problems.append(f"{where}: {key}'s folders {folders} are not absolute paths of the container")
+            continue
+        mounts = [_mount(volume) for volume in service.get("volumes") or []]
+        holding = {folder: _mount_holding(mounts, path) for folder, path in folders.items()}
+        needed = ("incoming",) if command.startswith("triggerer") else ("incoming", "archive")
+        for folder in needed:
+            mount = holding[folder]
+            if mount is None:
+                problems.append(f"{where}: nothing is mounted at {folders[folder]}, the {folder} of {key}")
+            elif mount[0] != "bind":
+                problems.append(f"{where}: {folders[folder]} is on a {mount[0]}, not a host folder")
+            elif mount[2] and command.startswith("celery worker"):
+                problems.append(
+                    f"{where}: {folders[folder]} is mounted read-only; processed files move out of it"
+                )
+        if (
+            command.startswith("celery worker")
+            and None not in holding.values()
+            and len(set(holding.values())) > 1
+        ):
+            problems.append(
+                f"{where}: incoming and archive are two mounts; archiving renames, which fails between mounts"
+            )
+    return problems
+
+
+def _mount_holding(mounts: list[tuple[str, str, bool]], path: str) -> tuple[str, str, bool] | None:
+    """The mount whose container path holds ``path`` (the deepest, as the kernel resolves it)."""
+    holding = [
+        mount for mount in mounts if mount[1] and (path == mount[1] or path.startswith(mount[1] + "/"))
+    ]
+    return max(holding, key=lambda mount: len(mount[1]), default=None)
+
+
 def _mount(volume: str | Mapping[str, Any]) -> tuple[str, str, bool]:
     """(kind, container path, read-only) of a service's volume entry."""
     kind, _ = _mount_source(volume)

@@ -29,6 +29,9 @@ from include.csv_import.spec import ImportSpec
 from include.learning_platform.api import API_CONN_ID
 from include.learning_platform.settings import REPORT_VARIABLE, parse_report_settings
 from include.learning_platform.warehouse import DB_CONN_ID, TEST_DB_CONN_ID
+from include.usage_ingest.settings import DEFAULT_CONN_ID as USAGE_DB_CONN_ID
+from include.usage_ingest.settings import SETTINGS_VARIABLE as USAGE_VARIABLE
+from include.usage_ingest.settings import IngestSpec
 from tests.deploy.compose_checks import (
     Dockerfile,
     auth_problems,
@@ -51,6 +54,7 @@ from tests.deploy.compose_checks import (
     schema_errors,
     secret_problems,
     unpinned_images,
+    usage_folder_problems,
     warehouse_problems,
 )
 
@@ -59,7 +63,7 @@ COMPOSE_FILE = ROOT / "docker-compose.yaml"
 ENV_EXAMPLE = ROOT / ".env.example"
 COMPOSE_SECTION = "# --- docker compose"
 PIPELINE_CONNECTIONS = (API_CONN_ID, DB_CONN_ID, DEFAULT_SMTP_CONN_ID, TEST_DB_CONN_ID, CSV_DB_CONN_ID)
-PIPELINE_VARIABLES = (REPORT_VARIABLE, ALERT_RECIPIENTS_VARIABLE, CSV_VARIABLE)
+PIPELINE_VARIABLES = (REPORT_VARIABLE, ALERT_RECIPIENTS_VARIABLE, CSV_VARIABLE, USAGE_VARIABLE)
 # WAL written by a day of 1M attempts, measured on PostgreSQL 15 (pg_current_wal_lsn before and
 # after each stage): extract 685 MB, validate 481 MB, load 559 MB.
 DAY_WAL_BYTES = (685 + 481 + 559) * 1000**2
@@ -242,6 +246,42 @@ def test_the_csv_import_variable_is_a_spec_the_pipeline_accepts(deployed: dict[s
     assert spec.conn_id == CSV_DB_CONN_ID
 
 
+def test_workers_and_the_triggerer_reach_the_usage_folders_of_one_host_folder(
+    deployed: dict[str, Any],
+) -> None:
+    assert usage_folder_problems(deployed, ROOT, USAGE_VARIABLE) == []
+    found = components(deployed, ROOT)
+    services = found["celery worker"] + found["triggerer"]
+    assert len(found["celery worker"]) >= 2
+    assert found["triggerer"]
+    sources = {
+        volume.split(":")[0]
+        for name in services
+        for volume in deployed["services"][name]["volumes"]
+        if volume.split(":")[1] == "/opt/airflow/usage"
+    }
+    # One folder for all: a range may be processed by any worker, the sensor waits in the triggerer.
+    assert len(sources) == 1
+    folder = ROOT / sources.pop()
+    assert (folder / "incoming").is_dir()
+    assert (folder / "archive").is_dir()
+
+
+def test_the_usage_variable_is_a_spec_the_pipeline_accepts(deployed: dict[str, Any]) -> None:
+    [api_server] = components(deployed, ROOT)["api-server"]
+    service = deployed["services"][api_server]
+    settings = json.loads(environment_of(service)[f"AIRFLOW_VAR_{USAGE_VARIABLE.upper()}"])
+    # Scheduled runs (every five minutes) have empty params: the Variable alone must make a valid spec.
+    spec = IngestSpec.from_params(settings, run_id="scheduled")
+    assert (str(spec.incoming), str(spec.archive)) == (
+        "/opt/airflow/usage/incoming",
+        "/opt/airflow/usage/archive",
+    )
+    # Its store: the warehouse's database (schema usage_ingest), as csv_folder_import's destination.
+    defined = connections(service)
+    assert defined[spec.conn_id] == defined[USAGE_DB_CONN_ID] == defined[CSV_DB_CONN_ID]
+
+
 def test_the_simulator_accepts_the_credentials_the_api_connection_sends(deployed: dict[str, Any]) -> None:
     [api_server] = components(deployed, ROOT)["api-server"]
     api = connections(deployed["services"][api_server])[API_CONN_ID]
@@ -324,6 +364,10 @@ def _warehouse(document: dict[str, Any]) -> list[str]:
 
 def _drop_folder(document: dict[str, Any]) -> list[str]:
     return drop_folder_problems(document, ROOT, CSV_VARIABLE)
+
+
+def _usage_folders(document: dict[str, Any]) -> list[str]:
+    return usage_folder_problems(document, ROOT, USAGE_VARIABLE)
 
 
 def _worker_volumes(
@@ -569,6 +613,50 @@ BROKEN = [
         _deployed_check(_drop_folder),
         "nothing is mounted at /data/drops",
         id="variable-source-not-mounted",
+    ),
+    pytest.param(
+        _worker_volumes(
+            "airflow-worker-2", lambda volumes: [v for v in volumes if "/opt/airflow/usage" not in v]
+        ),
+        _deployed_check(_usage_folders),
+        "services.airflow-worker-2: nothing is mounted at /opt/airflow/usage/incoming",
+        id="usage-folder-not-mounted-in-a-worker",
+    ),
+    pytest.param(
+        _worker_volumes(
+            "airflow-worker-1",
+            lambda volumes: [v + ":ro" if v.endswith(":/opt/airflow/usage") else v for v in volumes],
+        ),
+        _deployed_check(_usage_folders),
+        "/opt/airflow/usage/archive is mounted read-only",
+        id="usage-folder-read-only-in-a-worker",
+    ),
+    pytest.param(
+        _worker_volumes(
+            "airflow-worker-1",
+            lambda volumes: [
+                *(v for v in volumes if not v.endswith(":/opt/airflow/usage")),
+                "./docker/usage/incoming:/opt/airflow/usage/incoming",
+                "./docker/usage/archive:/opt/airflow/usage/archive",
+            ],
+        ),
+        _deployed_check(_usage_folders),
+        "incoming and archive are two mounts",
+        id="usage-incoming-and-archive-two-mounts",
+    ),
+    pytest.param(
+        _worker_volumes(
+            "airflow-triggerer", lambda volumes: [v for v in volumes if "/opt/airflow/usage" not in v]
+        ),
+        _deployed_check(_usage_folders),
+        "services.airflow-triggerer: nothing is mounted at /opt/airflow/usage/incoming",
+        id="usage-folder-not-mounted-in-the-triggerer",
+    ),
+    pytest.param(
+        _on_all_airflow_services(f"AIRFLOW_VAR_{USAGE_VARIABLE.upper()}", '{"incoming": "/data/usage"}'),
+        _deployed_check(_usage_folders),
+        "is not a JSON object with an incoming and an archive",
+        id="usage-variable-without-archive",
     ),
     pytest.param(
         lambda d: _set_conn(d, "airflow-worker-2", CSV_DB_CONN_ID, host="postgres"),

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from include.usage_ingest.finished import FileChanged
-from include.usage_ingest.lines import read_batches
+from include.usage_ingest.lines import MAX_BATCH_SUM, read_batches
 from include.usage_ingest.model import RAW_TEXT_LIMIT, BadLine, BadLineReason, Batch, BatchLimits
 from tests.include.usage_ingest.reference import ingest
 
@@ -28,12 +28,19 @@ def batches_of(
     end: int | None = None,
     first_line: int = 1,
     block_bytes: int = 1 << 20,
+    max_batch_sum: int = MAX_BATCH_SUM,
 ) -> list[Batch]:
     path.write_bytes(data)
     end = len(data) if end is None else end
     batches = list(
         read_batches(
-            str(path), start=start, end=end, first_line=first_line, limits=limits, block_bytes=block_bytes
+            str(path),
+            start=start,
+            end=end,
+            first_line=first_line,
+            limits=limits,
+            block_bytes=block_bytes,
+            max_batch_sum=max_batch_sum,
         )
     )
     assert_tiles(batches, start, end, first_line)
@@ -214,6 +221,30 @@ def test_batches_stay_within_the_byte_limit_and_use_it(tmp_path: Path) -> None:
     batches = batches_of(tmp_path / "f.usage", data, limits=BatchLimits(401, 1 << 20), block_bytes=64)
 
     assert [b.end - b.start for b in batches] == [400] * 10
+
+
+def test_a_batch_ends_before_its_sums_could_pass_the_sum_limit(tmp_path: Path) -> None:
+    # The real limit is int64's maximum (about 130 MiB of the largest amounts); a small one here.
+    data = b"7 5\n" * 4 + b"8 9\n" + b"7 5\n" * 3
+
+    batches = batches_of(tmp_path / "f.usage", data, max_batch_sum=12)
+    # Blocks of two lines: a block that does not fit the open batch starts the next one.
+    small_blocks = batches_of(tmp_path / "g.usage", data, block_bytes=8, max_batch_sum=12)
+
+    assert [int(batch.amounts.sum()) for batch in batches] == [10, 10, 9, 10, 5]
+    assert [batch.lines for batch in batches] == [2, 2, 1, 2, 1]
+    assert all(int(batch.amounts.sum()) <= 12 for batch in small_blocks)
+    assert totals(small_blocks) == totals(batches) == Counter({7: 35, 8: 9})
+
+
+def test_one_line_above_the_sum_limit_is_a_batch_of_its_own(tmp_path: Path) -> None:
+    batches = batches_of(tmp_path / "f.usage", b"7 5\n7 50\n7 5\n", max_batch_sum=12)
+
+    assert [(batch.consumers.tolist(), batch.amounts.tolist()) for batch in batches] == [
+        ([7], [5]),
+        ([7], [50]),
+        ([7], [5]),
+    ]
 
 
 def test_an_empty_range_has_no_batches(tmp_path: Path) -> None:

@@ -28,7 +28,7 @@ def test_only_incoming_is_required_the_rest_has_defaults() -> None:
     assert made.after_processing is AfterProcessing.ARCHIVE
     assert made.settle_seconds == 30
     assert made.range_bytes == 256 * MIB
-    assert made.limits == BatchLimits(max_bytes=64 * MIB, max_consumers=200_000)
+    assert made.limits == BatchLimits(max_bytes=256 * MIB, max_consumers=200_000)
     assert made.max_files_per_run == 100
     assert made.conn_id == "warehouse_db"
     assert made.run_id == "run-1"
