@@ -1,6 +1,6 @@
 """Parsing a byte range of a usage file into batches of per-consumer sums: the pipeline's hot loop.
 
-The decision: lines are parsed in bulk with NumPy on the raw bytes, a block (8 MiB) at a time,
+The decision: lines are parsed in bulk with NumPy on the raw bytes, a block (1 MiB) at a time,
 and only the lines that are not plainly good go through Python. The bytes below ``'0'`` give the
 line breaks and each line's shape at once (a plainly good line holds just one space, an
 optional CR and its break among them); a byte above ``'9'`` anywhere spoils its line. Fields
@@ -15,15 +15,12 @@ consumer's sum in it can overflow whatever ``max_bytes`` (an amount is at most 1
 10^12 per 16-byte line a batch would need more than 130 MiB to reach it); the store's totals
 are bigints that raise on overflow.
 
-Measured (by a parse-only bench, now the "reading only" and DuckDB lanes of
-``python -m bench.usage_ingest``: 1 GB, 78M lines, 100,000 consumers, 0.1 % bad
-lines; the shared 2-core development machine, under load, two runs): ``read_batches`` 37-38 MB/s,
-2.9-3.0M lines/s, peak RSS 260-280 MiB, totals exact; DuckDB's ``read_csv`` + ``GROUP BY`` on one
-thread 74-91 MB/s, i.e. 2.0-2.4 times faster. DuckDB cannot replace it: it does not apply our
-rules (it sums ``-1 2`` and amounts beyond 10^12: 19,655 of its 100,000 totals came out wrong),
-gives no reason or line number per bad line, and no byte offsets for a checkpoint to resume
-from mid-file. Python one line at a time is about 1M lines/s. Big files are split into ranges
-that several workers parse at once, so one core's speed bounds a range, not a file.
+Why not DuckDB, the fastest engine for such sums (``docs/PERFORMANCE.md`` measures both side by
+side): it does not apply our rules (its typed read sums ``-1 2`` and amounts beyond 10^12), gives
+no reason or line number per bad line, and no byte offsets for a checkpoint to resume from
+mid-file; told our rules in SQL, it is slower than this. Python one line at a time is about 1M
+lines/s. Big files are split into ranges that several workers parse at once, so one core's speed
+bounds a range, not a file.
 
 Memory is bounded whatever the file: one block plus the longest line, the per-line arrays of one
 block, and a batch's aggregate of at most ``max_consumers`` ids. The price: the code is denser
@@ -47,7 +44,9 @@ MAX_AMOUNT = 1_000_000_000_000  # more in one line is a writer's bug
 # A batch ends before the sum of its amounts passes this: every consumer's sum in it fits int64.
 MAX_BATCH_SUM = np.iinfo(np.int64).max
 
-BLOCK_BYTES = 8 << 20
+# Measured on a 100 MB file: 1 MiB blocks parse as fast as 8 MiB ones (80 MB/s on one core; the
+# per-line arrays stay in the CPU's caches) for 26 MB of working memory instead of 170 MB.
+BLOCK_BYTES = 1 << 20
 NEWLINE, CARRIAGE_RETURN, SPACE, ZERO, NINE = (ord(c) for c in "\n\r 09")
 # Fields longer than these are never plainly good: they overflow the fast path's integers.
 CONSUMER_DIGITS, AMOUNT_DIGITS = 19, 13
