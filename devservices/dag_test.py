@@ -116,7 +116,12 @@ def sqlite_metadata_db(home: Path, env: Mapping[str, str]) -> Path | None:
 
 
 def _metadata_url(home: Path, env: Mapping[str, str]) -> str | None:
-    in_env = {name for name in env if "SQL_ALCHEMY_CONN" in name}
+    keys = {f"sql_alchemy_conn{suffix}" for suffix in ("", "_cmd", "_secret", "_async")}
+    in_env = {
+        name
+        for name in env
+        if name in {f"AIRFLOW__{section}__{key}".upper() for section in ("core", "database") for key in keys}
+    }
     if in_env:
         return (
             env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
@@ -126,11 +131,7 @@ def _metadata_url(home: Path, env: Mapping[str, str]) -> str | None:
     config = configparser.ConfigParser(interpolation=None)
     config.read(home / "airflow.cfg")
     in_config = {
-        (section, option)
-        for section in ("core", "database")
-        if config.has_section(section)
-        for option in config.options(section)
-        if option.startswith("sql_alchemy_conn")
+        (section, key) for section in ("core", "database") for key in keys if config.has_option(section, key)
     }
     if not in_config:
         return f"sqlite:///{home / 'airflow.db'}"

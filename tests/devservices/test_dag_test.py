@@ -66,6 +66,13 @@ def test_a_fresh_home_and_its_generated_config_name_the_same_sqlite_file(tmp_pat
     (tmp_path / "airflow.cfg").write_text(f"[database]\nsql_alchemy_conn = sqlite:///{tmp_path}/airflow.db\n")
 
     assert sqlite_metadata_db(tmp_path, {}) == tmp_path / "airflow.db"
+    # Settings that merely share the prefix change nothing.
+    (tmp_path / "airflow.cfg").write_text(
+        f"[database]\nsql_alchemy_conn = sqlite:///{tmp_path}/airflow.db\nsql_alchemy_connect_args = x.y\n"
+    )
+    assert sqlite_metadata_db(tmp_path, {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "x.y"}) == (
+        tmp_path / "airflow.db"
+    )
     other = tmp_path / "elsewhere.db"
     assert (
         sqlite_metadata_db(tmp_path, {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{other}"}) == other
