@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +19,7 @@ import gspread
 import psycopg
 import pytest
 
+from devservices.environment import airflow_environment
 from devservices.postgres import LocalPostgres, free_port
 from devservices.s3_server import LocalS3
 from devservices.simulator import SimulatorConfig, SimulatorServer
@@ -57,6 +60,25 @@ def pytest_configure(config: pytest.Config) -> None:
 def airflow_home(pytestconfig: pytest.Config) -> Path:
     """The session's throwaway AIRFLOW_HOME: tests never touch a developer's Airflow state."""
     return pytestconfig.stash[AIRFLOW_HOME]
+
+
+@pytest.fixture(scope="session")
+def migrated_airflow_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite metadata database at this Airflow's schema: ``airflow db migrate`` once a session.
+
+    The command costs 10-15 s of Airflow start-up. A test that needs an Airflow home of its own
+    copies this file to ``<home>/airflow.db``, where Airflow's generated config looks for it.
+    """
+    home = tmp_path_factory.mktemp("migrated_airflow_home")
+    base = {key: value for key, value in os.environ.items() if not key.startswith("AIRFLOW")}
+    subprocess.run(
+        [str(Path(sys.executable).parent / "airflow"), "db", "migrate"],
+        env=airflow_environment(home, base=base),
+        capture_output=True,
+        check=True,
+        timeout=300,
+    )
+    return home / "airflow.db"
 
 
 @pytest.fixture(scope="module")

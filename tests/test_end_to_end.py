@@ -12,6 +12,7 @@ import email.policy
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -253,17 +254,21 @@ def outbox(tmp_path: Path) -> Iterator[Path]:
 
 
 @pytest.fixture
-def dag_test(run_environment, postgres_server, simulator, warehouse_conninfo, outbox, tmp_path):
+def dag_test(
+    run_environment, postgres_server, simulator, warehouse_conninfo, outbox, migrated_airflow_db, tmp_path
+):
     """Run ``airflow dags test learning_platform_etl`` against services this test started."""
     database = psycopg.conninfo.conninfo_to_dict(warehouse_conninfo)["dbname"]
     simulator.configure(records_per_day=RECORDS_PER_DAY)
-    env = airflow_environment(tmp_path / "airflow", base=run_environment)
+    home = tmp_path / "airflow"
+    home.mkdir()
+    shutil.copyfile(migrated_airflow_db, home / "airflow.db")
+    env = airflow_environment(home, base=run_environment)
     env["AIRFLOW_CONN_LEARNING_PLATFORM_DB"] = warehouse_connection(
         postgres_server.port, database, PIPELINE_PASSWORD, login=PIPELINE_ROLE
     )
     env["AIRFLOW_CONN_SMTP_DEFAULT"] = smtp_connection(outbox.port)
     airflow = str(Path(sys.executable).parent / "airflow")
-    subprocess.run([airflow, "db", "migrate"], env=env, capture_output=True, check=True, timeout=300)
 
     def run(
         conf: dict[str, object],

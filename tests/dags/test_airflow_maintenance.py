@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -67,7 +68,9 @@ class Home:
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory, postgres_server: LocalPostgres) -> Iterator[Home]:
+def home(
+    tmp_path_factory: pytest.TempPathFactory, postgres_server: LocalPostgres, migrated_airflow_db: Path
+) -> Iterator[Home]:
     root = tmp_path_factory.mktemp("maintenance")
     base = {key: value for key, value in os.environ.items() if not key.startswith("AIRFLOW")}
     env = airflow_environment(root / "airflow", base=base)
@@ -84,7 +87,8 @@ def home(tmp_path_factory: pytest.TempPathFactory, postgres_server: LocalPostgre
             "AIRFLOW__PIPELINES__RETRY_DELAY_SECONDS": "1",
         }
     )
-    airflow(env, "db", "migrate")
+    (root / "airflow").mkdir()
+    shutil.copyfile(migrated_airflow_db, database)
     yield Home(
         env=env,
         logs=root / "airflow" / "logs",

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -150,13 +151,18 @@ def base_env(databases: LocalPostgres, simulator: SimulatorServer, outbox: SmtpS
 
 
 @pytest.fixture(scope="module")
-def local_run(base_env: dict[str, str], databases: LocalPostgres, state: Path) -> Iterator[Future[int]]:
+def local_run(
+    base_env: dict[str, str], databases: LocalPostgres, state: Path, migrated_airflow_db: Path
+) -> Iterator[Future[int]]:
     """``airflow dags test`` of the compared date into a warehouse of its own, in the background.
 
-    Started before the Celery deployment so that the two overlap; SQLite metadata is enough for
-    a run in one process.
+    Started before the Celery deployment so that the two overlap; SQLite metadata (the session's
+    migrated database, copied) is enough for a run in one process.
     """
-    env = airflow_environment(state / "local_airflow", base=base_env)
+    home = state / "local_airflow"
+    home.mkdir()
+    shutil.copyfile(migrated_airflow_db, home / "airflow.db")
+    env = airflow_environment(home, base=base_env)
     env["AIRFLOW_CONN_LEARNING_PLATFORM_DB"] = warehouse_connection(
         databases.port, LOCAL_DATABASE, str(databases.password)
     )
@@ -167,21 +173,14 @@ def local_run(base_env: dict[str, str], databases: LocalPostgres, state: Path) -
 
     def run() -> int:
         with log_file.open("ab") as out:
-            for args in (
-                ["db", "migrate"],
-                ["dags", "test", DAG_ID, COMPARED_DATE],
-            ):
-                completed = subprocess.run(
-                    [airflow, *args],
-                    env=env,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    cwd=PROJECT_ROOT,
-                    timeout=600,
-                )
-                if completed.returncode != 0:
-                    return completed.returncode
-        return 0
+            return subprocess.run(
+                [airflow, "dags", "test", DAG_ID, COMPARED_DATE],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=PROJECT_ROOT,
+                timeout=600,
+            ).returncode
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         yield pool.submit(run)

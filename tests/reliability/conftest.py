@@ -25,6 +25,7 @@ from devservices.simulator import SimulatorServer
 from devservices.smtp_sink import SmtpSink
 from include.learning_platform.warehouse import migrate_schema
 from tests.conftest import CLIENT, CLIENT_KEY
+from tests.reliability import workers
 from tests.reliability.harness import DayRun, DayState
 from tests.test_end_to_end import api_connection, smtp_connection
 
@@ -35,6 +36,12 @@ RECORDS_PER_DAY = 2000
 # are sized against it.
 API_ATTEMPTS = 4
 DB_PASSWORD = "reliability-password"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _workers_warm_up() -> None:
+    """Start the fork server of the workers first: its imports overlap the module's set-up."""
+    workers.warm_up()
 
 
 @pytest.fixture(scope="session")

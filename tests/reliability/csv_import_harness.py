@@ -8,8 +8,8 @@ planned chunk is a task instance of its own and all of them run whatever the oth
 ``publish`` runs only when all of them succeeded. Configuration comes from ``AIRFLOW_CONN_*``
 variables, as in a deployment.
 
-A try can run in a process of its own (``python -m tests.reliability.csv_import_harness``), as a
-worker runs it, so that a test can SIGKILL it.
+A try can run in a process of its own (``ImportRun.worker``: a ``tests.reliability.workers``
+process), as a worker runs it, so that a test can SIGKILL it.
 
 ``DropOutcome`` compares what the target table and the reject table hold with the generator's
 manifest (``devservices.energy_certificates``): every good line once, every reject with its
@@ -18,10 +18,6 @@ reason, never with a count the importer made itself.
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import subprocess
 import sys
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -33,9 +29,9 @@ from airflow.sdk.exceptions import AirflowFailException
 from airflow.sdk.execution_time.context import OutletEventAccessors
 from psycopg import sql
 
-from devservices.environment import PROJECT_ROOT
 from include.csv_import import tasks
 from include.csv_import.spec import ImportSpec
+from tests.reliability.workers import Worker
 
 DAG_ID = "csv_folder_import"
 # A worker's exit code when its try failed with AirflowFailException (no retry).
@@ -126,16 +122,9 @@ class ImportRun:
         """What the DAG's task reads from Airflow for this run (see ImportSpec.from_airflow)."""
         return ImportSpec.from_params(self.params, run_id=self.run_id, session_name=f"{DAG_ID}.{task_id}")
 
-    def worker(self, task_id: str, chunk: Mapping[str, Any] | None = None) -> subprocess.Popen:
+    def worker(self, task_id: str, chunk: Mapping[str, Any] | None = None) -> Worker:
         """Start one try of a task in a process of its own, as an Airflow worker would."""
-        arguments = ["--params", json.dumps(self.params), "--run-id", self.run_id]
-        if chunk is not None:
-            arguments += ["--chunk", json.dumps(dict(chunk))]
-        return subprocess.Popen(
-            [sys.executable, "-m", "tests.reliability.csv_import_harness", task_id, *arguments],
-            cwd=PROJECT_ROOT,
-            env=os.environ.copy(),
-        )
+        return Worker(try_task, self.params, self.run_id, task_id, None if chunk is None else dict(chunk))
 
     @property
     def succeeded(self) -> bool:
@@ -245,23 +234,12 @@ class DropOutcome:
         )
 
 
-def main(argv: list[str] | None = None) -> int:
+def try_task(params: dict[str, Any], run_id: str, task_id: str, chunk: dict[str, Any] | None) -> None:
     """One try of one task of a run, in this process: a worker's, for a test to kill."""
-    parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("task_id", choices=[*BEFORE_IMPORT, "import_chunk", "publish"])
-    parser.add_argument("--params", type=json.loads, required=True)
-    parser.add_argument("--run-id", required=True)
-    parser.add_argument("--chunk", type=json.loads)
-    args = parser.parse_args(argv)
-    run = ImportRun(args.params, run_id=args.run_id)
+    run = ImportRun(params, run_id=run_id)
     try:
-        call_body(args.task_id, run.spec(args.task_id), args.chunk)
+        call_body(task_id, run.spec(task_id), chunk)
     except AirflowFailException as error:
         # Airflow would not retry this try: say so by the exit code, apart from a retried failure (1).
         print(f"failed for good: {error}", file=sys.stderr)  # noqa: T201 - a worker's report
-        return FAILED_FOR_GOOD
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+        sys.exit(FAILED_FOR_GOOD)

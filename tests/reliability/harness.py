@@ -129,6 +129,14 @@ class DayRun:
         self.errors[task_id] = f"{type(error).__name__}: {error}"
 
 
+def run_task_in_worker(day: date, task_id: str, xcoms: dict[str, Any]) -> None:
+    """``task_id`` of ``day``'s run in this process, given the earlier tasks' return values.
+
+    A worker's (``tests.reliability.workers.Worker``), for a test to kill.
+    """
+    DayRun(day, xcoms=dict(xcoms)).run_task(task_id)
+
+
 @dataclass(frozen=True)
 class DayState:
     """What the warehouse, the sheet and the outbox (report emails) hold for one day."""

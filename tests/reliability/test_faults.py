@@ -12,8 +12,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
@@ -26,7 +24,6 @@ import pytest
 import responses
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from devservices.environment import PROJECT_ROOT
 from devservices.simulator import SimulatorServer
 from devservices.smtp_sink import SERVER_NAME, AnyPortController, OutboxHandler
 from include.learning_platform.sheets_report import serial_day
@@ -34,7 +31,8 @@ from tests.fakes.google_sheets import FakeGoogleSheets
 from tests.include.learning_platform.stages import DAG_TASKS
 from tests.include.learning_platform.test_report_tasks import SPREADSHEET, connect_google
 from tests.reliability.conftest import API_ATTEMPTS, Deployment, holding_lock, smtp, wait_until_blocked
-from tests.reliability.harness import DayRun, DayState, Outcome
+from tests.reliability.harness import DayRun, DayState, Outcome, run_task_in_worker
+from tests.reliability.workers import Worker
 from tests.test_end_to_end import received
 
 pytestmark = pytest.mark.timeout(300)
@@ -318,13 +316,7 @@ def test_a_worker_killed_mid_load_leaves_nothing_and_the_next_try_recovers(
             # the harness's own call is then the next try, as Airflow's retry would be.
             run.tries["load"] += 1
             with holding_lock(deployment.conninfo, "attempts"):
-                code = (
-                    "from datetime import date; from tests.reliability.harness import DayRun; "
-                    f"DayRun(date.fromisoformat('{DAY.isoformat()}')).run_task('load')"
-                )
-                worker = subprocess.Popen(
-                    [sys.executable, "-c", code], cwd=PROJECT_ROOT, env=os.environ.copy()
-                )
+                worker = Worker(run_task_in_worker, DAY, "load", {})
                 wait_until_blocked(deployment.conninfo)
                 worker.send_signal(signal.SIGKILL)
                 assert worker.wait(30) == -signal.SIGKILL
@@ -405,12 +397,8 @@ def test_a_worker_killed_after_the_server_accepted_the_email_sends_no_second_cop
             # The first try runs in a process of its own, killed once the server has answered 250
             # and while it waits to record that; the harness's own call is then the retry.
             run.tries["send_email"] += 1
-            code = (
-                "from datetime import date; from tests.reliability.harness import DayRun; "
-                f"DayRun(date.fromisoformat('{DAY.isoformat()}'), "
-                f"xcoms={{'publish_report': {run.xcoms['publish_report']!r}}}).run_task('send_email')"
-            )
-            worker = subprocess.Popen([sys.executable, "-c", code], cwd=PROJECT_ROOT, env=os.environ.copy())
+            published = {"publish_report": run.xcoms["publish_report"]}
+            worker = Worker(run_task_in_worker, DAY, "send_email", published)
             wait_until_blocked(deployment.conninfo)
             assert len(list(deployment.outbox.glob("*.eml"))) == 1, "the server has the message"
             worker.send_signal(signal.SIGKILL)
