@@ -466,6 +466,8 @@ def test_the_same_file_dropped_again_while_it_is_processed_is_applied_once(
     refused = failed(retry)
     assert "FileChanged" in refused
     assert "replaced" in refused
+    # The operator is told that the same content needs nothing from them.
+    assert "same content was dropped again over it, nothing is to be done" in refused
     second = IngestRun(params(incoming), run_id="scheduled__second", limits=SMALL_BATCHES)
     assert second.claim(LATER) == [], "a live claim was taken"
     lease_expired(store.conninfo, key["file_id"])
