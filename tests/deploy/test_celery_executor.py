@@ -377,8 +377,8 @@ def test_one_usage_ingest_spreads_its_ranges_over_both_workers_and_adds_the_mani
 ) -> None:
     airflow, api = airflow_cluster
     assert airflow.celery is not None
-    run_id, state = usage_run
-    assert state == "success", f"see the logs in {airflow.home}"
+    run_id, run_state = usage_run
+    assert run_state == "success", f"see the logs in {airflow.home}"
 
     ranges = [ti for ti in api.task_instances(USAGE_DAG_ID, run_id) if ti["task_id"] == "process_range"]
     files = [entry for manifest in usage_drop for entry in manifest.files]
