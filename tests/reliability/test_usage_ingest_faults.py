@@ -145,7 +145,9 @@ def params(incoming: Path, **more: Any) -> dict[str, Any]:
     return {"incoming": str(incoming), **more}
 
 
-def record(fault_table: list[dict[str, Any]], *, fault: str, injection: str, behaviour: str, outcome) -> None:
+def record(
+    fault_table: list[dict[str, Any]], *, fault: str, injection: str, behaviour: str, outcome: StoreOutcome
+) -> None:
     fault_table.append(
         {
             "pipeline": DAG_ID,
@@ -218,6 +220,18 @@ class HeldTotal:
             self._conn.close()
         except psycopg.OperationalError:
             pass  # the server went down under us: the lock went with it
+
+
+def killed_inside_a_batch(store: Store, run: IngestRun, key: dict[str, Any], manifest: Manifest) -> None:
+    """A worker SIGKILLed inside batch VICTIM_BATCH's transaction (held there by a total it needs),
+    its session gone: what a crashed worker leaves, whatever the machine's speed."""
+    commit_first_batches(store.conninfo, run, key, VICTIM_BATCH - 1)
+    with HeldTotal(store, manifest):
+        worker = run.worker(key, store.conninfo, name="usage-worker")
+        wait_until_blocked(store.conninfo, application_name="usage-worker")
+        killed(worker)
+    store.wait_session_gone("usage-worker")
+    assert store.batches(key["file_id"]) == VICTIM_BATCH - 1
 
 
 def test_a_worker_killed_at_many_random_points_ends_with_the_manifests_totals(
@@ -452,9 +466,7 @@ def test_the_same_file_dropped_again_while_it_is_processed_is_applied_once(
     name = manifest.files[0].name
     first = IngestRun(params(incoming), run_id="scheduled__first", limits=SMALL_BATCHES)
     key = claim_one(first)
-    worker = first.worker(key, store.conninfo, name="usage-worker")
-    wait_for(lambda: store.batches(key["file_id"]) >= 3, "no batch committed")
-    killed(worker)
+    killed_inside_a_batch(store, first, key, manifest)
     # The writer drops the same content again, the safe way (.part, then rename over the name).
     content = (incoming / name).read_bytes()
     part = incoming / f".{name}.part"
@@ -481,7 +493,8 @@ def test_the_same_file_dropped_again_while_it_is_processed_is_applied_once(
     record(
         fault_table,
         fault="the same file dropped again while it is processed",
-        injection=f"while {name} was half applied (its worker killed after 3+ batches), the writer wrote "
+        injection=f"while {name} was half applied (its worker killed inside batch {VICTIM_BATCH}), the "
+        "writer wrote "
         "the same content to a .part and renamed it over the name",
         behaviour="the range's retry refused the replaced file (FileChanged: another inode), applying "
         "nothing; the next run left the live claim alone; once the lease expired a run took the same "
@@ -637,9 +650,7 @@ def test_a_host_that_died_mid_range_is_taken_over_once_its_lease_expires(
     manifest = one_file(incoming, seed=23)
     dead = IngestRun(params(incoming), run_id="scheduled__dead", limits=SMALL_BATCHES)
     key = claim_one(dead)
-    worker = dead.worker(key, store.conninfo, name="usage-worker")
-    wait_for(lambda: store.batches(key["file_id"]) >= VICTIM_BATCH, "no batch committed")
-    killed(worker)
+    killed_inside_a_batch(store, dead, key, manifest)
     # The host is gone: no retry of its task. A later run finds the claim live, then expired.
     later = IngestRun(params(incoming), run_id="scheduled__later", limits=SMALL_BATCHES)
     assert later.claim(LATER) == []
@@ -654,7 +665,7 @@ def test_a_host_that_died_mid_range_is_taken_over_once_its_lease_expires(
     record(
         fault_table,
         fault="the host died mid-file",
-        injection=f"the worker SIGKILLed after {VICTIM_BATCH}+ batches and never retried (its host is "
+        injection=f"the worker SIGKILLed inside batch {VICTIM_BATCH} and never retried (its host is "
         "gone); the claim's lease moved past its end",
         behaviour="a run during the lease left the file alone; the next after it took the claim over "
         "(taken_over), went on from the checkpoint, finished and archived the file",
