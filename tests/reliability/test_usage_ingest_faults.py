@@ -304,7 +304,7 @@ def test_a_batch_committed_whose_reply_was_lost_is_not_applied_again(
         fault="killed after the store accepted a batch, before its reply",
         injection=f"a proxy between worker and PostgreSQL passed on the COMMIT of batch {VICTIM_BATCH}, "
         "threw PostgreSQL's reply away and closed both connections",
-        behaviour=f"the worker failed not knowing whether batch {VICTIM_BATCH} was in ({error[:90]}); "
+        behaviour=f"the worker failed not knowing whether batch {VICTIM_BATCH} was in ({error}); "
         f"the store had it, with its checkpoint; the retry read the checkpoint and went on from batch "
         f"{VICTIM_BATCH + 1} ({retry['batches']} batches, none stale)",
         outcome=outcome,
@@ -370,7 +370,7 @@ def test_postgres_crashed_mid_batch_then_the_retry_is_exact(
         fault="PostgreSQL crashed mid-batch",
         injection=f"`pg_ctl stop -m immediate` while batch {committed + 1}'s transaction waited (sums "
         "copied, the test holding a total it updates), then start (crash recovery)",
-        behaviour=f"the worker failed on the lost connection ({error[:80]}); recovery kept the "
+        behaviour=f"the worker failed on the lost connection ({error}); recovery kept the "
         f"{committed} committed batches and nothing of the open one; the retry went on from the "
         f"checkpoint ({retry['batches']} batches)",
         outcome=outcome,
@@ -399,7 +399,7 @@ def test_the_network_dropped_mid_copy_then_the_retry_is_exact(
         fault="network dropped between worker and store mid-batch",
         injection=f"a proxy between worker and PostgreSQL passed on half of the first COPY data message "
         f"of batch {VICTIM_BATCH}, then closed both connections",
-        behaviour=f"the worker failed on the lost connection ({error[:80]}); PostgreSQL rolled the "
+        behaviour=f"the worker failed on the lost connection ({error}); PostgreSQL rolled the "
         f"batch back; the retry went on from batch {VICTIM_BATCH} ({retry['batches']} batches)",
         outcome=outcome,
     )
