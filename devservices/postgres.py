@@ -239,6 +239,13 @@ class LocalPostgres:
             log.info("stopped PostgreSQL on %s:%d", HOST, self.port)
         self._started_by_us = False
 
+    def crash(self) -> None:
+        """Stop the server as a power cut would (``pg_ctl stop -m immediate``): no shutdown
+        checkpoint, sessions dropped mid-transaction; the next :meth:`start` recovers from WAL."""
+        if self.is_running():
+            self._pg_ctl_stop(mode="immediate")
+            log.info("crashed PostgreSQL on %s:%d (immediate stop)", HOST, self.port)
+
     def destroy(self) -> None:
         """Stop the server (whoever started it) and delete the cluster's data and socket dirs.
 

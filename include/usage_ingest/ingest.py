@@ -120,6 +120,8 @@ def _refuse_changed(state: store.RangeState) -> None:
             f"{state.name} changed after it was planned ({change}): its writer had not finished "
             "when it was claimed. Raise the param settle_seconds above the writer's longest pause "
             "(or make it write .part files and rename them). The batches of it already committed "
-            f"stay in the totals (usage_ingest.batches, file_id {state.file_id}): the complete file, "
-            "dropped again, is a new file and is added whole, so subtract those first"
+            f"stay in the totals (usage_ingest.batches, file_id {state.file_id}). If the same content "
+            "was dropped again over it, nothing is to be done: once this run's lease on it expires, a "
+            "later run takes it over and goes on from the checkpoint. Other content is a new file and "
+            "is added whole, so subtract those batches first"
         )

@@ -7,7 +7,9 @@ result backend has the Celery task the executor recorded for the task instance) 
 two workers (the task instance's hostname, shown in the UI, is that worker's own address: see
 ``CeleryWorkers``; and that worker's log shows it received the Celery task), and that the
 warehouse then holds exactly what ``airflow dags test`` (everything in one process) writes for
-the same day from the same source data.
+the same day from the same source data. ``csv_folder_import`` and ``usage_files_ingest`` then
+run once each, their mapped tasks spread over both workers, and their results are judged by their
+generators' manifests.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import warnings
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +43,10 @@ from devservices.redis_server import LocalRedis
 from devservices.simulator import SimulatorConfig, SimulatorServer
 from devservices.sizes import parse_size
 from devservices.smtp_sink import SmtpSink
+from devservices.usage_writer import Manifest, write_files
 from tests.conftest import CLIENT, CLIENT_KEY
 from tests.include.learning_platform.stages import DAG_TASKS, WATCHER
+from tests.reliability.usage_ingest_harness import StoreOutcome
 from tests.security.secret_scan import Scan, encoded_forms
 from tests.test_csv_folder_import import expected_rejects, file_key, read_import
 from tests.test_end_to_end import api_connection, received, smtp_connection, warehouse_connection
@@ -66,6 +71,12 @@ CSV_TABLE = "imports.energy_certificates"
 # prefetch multiplier is 1 and tasks are acknowledged late), so the chunks queued together
 # cannot all go to one worker.
 CSV_DROP_SIZE, CSV_CHUNK_MB = "5.5MB", 1
+
+USAGE_DAG_ID = "usage_files_ingest"
+# Six files: three of 2.5 MB, each split into three ranges of 1 MiB, and three of 0.5 MB: twelve
+# mapped process_range tasks, more than one worker's two slots (the DAG runs four at a time).
+USAGE_BIG, USAGE_SMALL = 2_500_000, 500_000
+USAGE_CONF = {"range_mb": 1, "batch_mb": 1, "max_batch_consumers": 5_000}
 
 # The published tables, each with the column that places a row in a day.
 PUBLISHED_TABLES = {
@@ -121,7 +132,9 @@ def outbox(state: Path) -> Iterator[SmtpSink]:
 
 
 @pytest.fixture(scope="module")
-def base_env(databases: LocalPostgres, simulator: SimulatorServer, outbox: SmtpSink) -> dict[str, str]:
+def base_env(
+    databases: LocalPostgres, simulator: SimulatorServer, outbox: SmtpSink, state: Path
+) -> dict[str, str]:
     """What every Airflow process gets, the Celery deployment's and the local run's alike."""
     env = {
         key: value
@@ -141,6 +154,11 @@ def base_env(databases: LocalPostgres, simulator: SimulatorServer, outbox: SmtpS
             ),
             "AIRFLOW_VAR_LEARNING_PLATFORM_REPORT": json.dumps({"recipients": [CELERY_RECIPIENT]}),
             "AIRFLOW_VAR_ALERT_RECIPIENTS": "oncall@celery.test",
+            # Where the usage writers drop their files, as a deployment's Variable says it (the
+            # store: warehouse_db, schema usage_ingest).
+            "AIRFLOW_VAR_USAGE_FILES_INGEST": json.dumps(
+                {"incoming": str(usage_incoming(state)), "archive": str(state / "usage" / "archive")}
+            ),
             "AIRFLOW__PIPELINES__TASK_RETRIES": "1",
             "AIRFLOW__PIPELINES__RETRY_DELAY_SECONDS": "1",
             # Only the runs the test triggers: no scheduled run competing for two cores.
@@ -214,7 +232,7 @@ def airflow_cluster(
         base_env=base_env,
     )
     with airflow:
-        yield airflow, airflow.wait_until_ready([DAG_ID, CSV_DAG_ID])
+        yield airflow, airflow.wait_until_ready([DAG_ID, CSV_DAG_ID, USAGE_DAG_ID])
 
 
 @pytest.fixture(scope="module")
@@ -251,6 +269,32 @@ def csv_run(
     conf = {"source": str(drop), "table": CSV_TABLE, "mode": "replace", "chunk_mb": CSV_CHUNK_MB}
     run_id = api.trigger(CSV_DAG_ID, conf=conf)
     return run_id, api.wait_for_run(CSV_DAG_ID, run_id, timeout_s=600)
+
+
+def usage_incoming(state: Path) -> Path:
+    return state / "usage" / "incoming"
+
+
+@pytest.fixture(scope="module")
+def usage_drop(state: Path) -> list[Manifest]:
+    """Six usage files written the safe way, long settled, and their manifests."""
+    incoming = usage_incoming(state)
+    # An hour ago by the real clock: the scheduled sensor and claim_files read it.
+    written = datetime.now(UTC) - timedelta(hours=1)
+    return [
+        write_files(incoming, files=3, size_bytes=size, consumers=5_000, seed=seed, mtime=written)
+        for seed, size in ((31, USAGE_BIG), (32, USAGE_SMALL))
+    ]
+
+
+@pytest.fixture(scope="module")
+def usage_run(
+    airflow_cluster: tuple[LocalAirflow, AirflowApi], csv_run: tuple[str, str], usage_drop: list[Manifest]
+) -> tuple[str, str]:
+    """One ingest of the drop, once the import is done, so that its ranges find every slot free."""
+    _, api = airflow_cluster
+    run_id = api.trigger(USAGE_DAG_ID, conf=USAGE_CONF)
+    return run_id, api.wait_for_run(USAGE_DAG_ID, run_id, timeout_s=600)
 
 
 def test_every_task_ran_through_celery_on_one_of_the_workers(
@@ -326,6 +370,44 @@ def test_one_csv_import_spreads_its_chunks_over_both_workers_and_publishes_the_m
     assert sum(imported.rows_of(file_key(big_file)).values()) == big_file["good_rows"]
     assert len(imported.rows_of(file_key(big_file))) == big_file["good_rows"], "no line imported twice"
     assert imported.latest_run_rejects == expected_rejects(manifest)
+
+
+def test_one_usage_ingest_spreads_its_ranges_over_both_workers_and_adds_the_manifests_totals(
+    airflow_cluster, usage_run, usage_drop, databases, state
+) -> None:
+    airflow, api = airflow_cluster
+    assert airflow.celery is not None
+    run_id, run_state = usage_run
+    assert run_state == "success", f"see the logs in {airflow.home}"
+
+    ranges = [ti for ti in api.task_instances(USAGE_DAG_ID, run_id) if ti["task_id"] == "process_range"]
+    files = [entry for manifest in usage_drop for entry in manifest.files]
+    conninfo = databases.conninfo(CELERY_DATABASE)
+    with psycopg.connect(conninfo) as conn:
+        planned = dict(
+            conn.execute(
+                "SELECT f.name, count(*) FROM usage_ingest.ranges"
+                " JOIN usage_ingest.files AS f USING (file_id) GROUP BY f.name"
+            ).fetchall()
+        )
+        claims = conn.execute("SELECT name, state, claimed_by FROM usage_ingest.files").fetchall()
+        committers = conn.execute("SELECT DISTINCT committed_by FROM usage_ingest.batches").fetchall()
+    assert sorted(planned.values()) == [1, 1, 1, 3, 3, 3], planned
+    assert sorted(ti["rendered_map_index"] for ti in ranges) == sorted(
+        f"{name} [{number}/{count}]" for name, count in planned.items() for number in range(1, count + 1)
+    )
+    assert all(ti["state"] == "success" for ti in ranges)
+    workers = {airflow.celery.address(index) for index in range(WORKERS)}
+    assert {ti["hostname"] for ti in ranges} == workers, "each worker processed ranges"
+
+    # Every file claimed once, by this run, and done; every batch committed by it.
+    assert sorted(claims) == sorted((entry.name, "done", run_id) for entry in files)
+    assert committers == [(run_id,)]
+    outcome = StoreOutcome.measure(conninfo, usage_drop)
+    # No line lost or covered by two batches, every total and hourly sum to the unit.
+    assert outcome.exact, outcome
+    assert not any(usage_incoming(state).glob("*.usage")), "processed files stayed in incoming"
+    assert len(list((state / "usage" / "archive").glob("*.usage"))) == len(files)
 
 
 def test_the_warehouse_holds_what_a_local_run_writes(celery_runs, local_run, databases, state) -> None:

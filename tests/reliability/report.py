@@ -44,11 +44,23 @@ AIRFLOW_COLUMNS = (
 # The CSV import's table: the flagship's columns, with the rejects its manifest lists instead of
 # emails (the import sends none but failure alerts).
 CSV_COLUMNS = (*COLUMNS[:-1], "Rejects")
+# The usage ingest's table: what it adds is sums, so units off beside lines, and its quarantine.
+USAGE_COLUMNS = (
+    "Fault",
+    "How it was injected",
+    "What the pipeline did",
+    "Lines lost",
+    "Lines doubled",
+    "Units off",
+    "Quarantined",
+)
 HARNESS, AIRFLOW, BOTH = "harness", "Airflow", "both"
 CSV_PIPELINE = "csv_folder_import"
+USAGE_PIPELINE = "usage_files_ingest"
 
 INTRO = """\
-# Reliability: the fault tables of `learning_platform_etl` and [`csv_folder_import`](#csv_folder_import)
+# Reliability: the fault tables of `learning_platform_etl`, [`csv_folder_import`](#csv_folder_import) \
+and [`usage_files_ingest`](#usage_files_ingest)
 
 Each row is one test of `tests/reliability/` (`test_faults.py`; landing retention's in
 `test_landing_retention_faults.py`). It runs a day of the DAG task by
@@ -117,6 +129,36 @@ made after discovery, even one that keeps the size, fails the chunk that opens t
 afterwards (`test_a_same_size_edit_between_a_files_chunks_fails_the_chunk`).
 """
 
+USAGE_INTRO = """## usage_files_ingest
+
+Each row is one test of `tests/reliability/test_usage_ingest_faults.py`. It drops files made by
+the writer (`devservices/usage_writer.py`: 1-24 MB, 20-50 thousand consumers with a skew, bad
+lines of every reason, odd but good spellings) and runs the DAG's steps with its task bodies
+(`tests/reliability/usage_ingest_harness.py`: `claim_files`, `process_range`, `finish_files`)
+against a real PostgreSQL, in batches of 256 KiB so that a file has many. A try of
+`process_range` runs in a worker process of its own (it calls `process_range`, as the task does),
+so that it can be SIGKILLed; a retry is a new worker, a later run is a new run id. Faults go in
+through real means: SIGKILL, `pg_ctl stop -m immediate`, a TCP proxy between worker and
+PostgreSQL that reads the protocol and drops the connection at one message (the COMMIT of a
+batch whose reply it withholds; half of a batch's COPY data), files rewritten under a run, two
+workers or two runs at once. To strike inside a batch whatever the machine's speed, the test
+holds a lock the batch needs (a consumer's total row, the range's row, the files ledger) until
+PostgreSQL shows the worker waiting for it. What the store ends with is compared with the
+writer's manifest, never with the pipeline's counts:
+
+- **lines lost**: lines of a file no committed batch covers (the `batches` log's line spans,
+  against the manifest's line count of the file, identified by name and sha256);
+- **lines doubled**: lines covered by more than one committed batch;
+- **units off**: the sum over consumers of |total in `consumer_totals` − the manifest's|, plus
+  the same over (hour, consumer) in `usage_hourly` against the manifest's sums of the files
+  booked to each hour;
+- **quarantined**: the quarantine's rows against the manifest's bad lines, by file, line number
+  and reason.
+
+A test also fails when a file's applied and quarantined lines differ from the manifest's or it
+is not done, so a green suite means every row below reads 0 / 0 / 0.
+"""
+
 RERUN = """\
 ## How to rerun it
 
@@ -124,15 +166,17 @@ RERUN = """\
 make reliability   # runs tests/reliability, then rewrites this file from their output
 ```
 
-The harness's rows (the flagship's and `csv_folder_import`'s) and the executor's scheduled,
-SIGKILL and quality-gate rows also run in `make test`; the executor's other rows only here.
+The harness's rows (the flagship's, `csv_folder_import`'s and `usage_files_ingest`'s) and the
+executor's scheduled, SIGKILL and quality-gate rows also run in `make test`; the executor's other
+rows only here.
 The table the tests write lands in `.local/test-artifacts/reliability/faults.json`.
 """
 
 
 def render(rows: list[dict[str, Any]], *, generated: str) -> str:
     csv_rows = [row for row in rows if row.get("pipeline") == CSV_PIPELINE]
-    flagship = [row for row in rows if row.get("pipeline") != CSV_PIPELINE]
+    usage_rows = [row for row in rows if row.get("pipeline") == USAGE_PIPELINE]
+    flagship = [row for row in rows if row.get("pipeline") not in (CSV_PIPELINE, USAGE_PIPELINE)]
     harness = [row for row in flagship if row.get("ran_under", HARNESS) == HARNESS]
     airflow = [row for row in flagship if row.get("ran_under") == "airflow"]
     where = ran_under(harness, airflow)
@@ -177,6 +221,23 @@ def render(rows: list[dict[str, Any]], *, generated: str) -> str:
     if csv_rows:
         lines.append(CSV_INTRO)
         lines += _csv_table(csv_rows)
+    if usage_rows:
+        lines.append(USAGE_INTRO)
+        lines += _table(
+            USAGE_COLUMNS,
+            (
+                (
+                    row["fault"],
+                    row["injection"],
+                    row["behaviour"],
+                    row["lines_lost"],
+                    row["lines_doubled"],
+                    row["units_off"],
+                    row["quarantined"],
+                )
+                for row in usage_rows
+            ),
+        )
     lines.append(RERUN)
     return "\n".join(lines)
 
