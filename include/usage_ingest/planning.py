@@ -3,7 +3,8 @@
 The read computes the file's sha256 (half of its identity: a file is its name and its content),
 counts its lines and chooses line-aligned byte ranges of about ``range_bytes``, each a mapped task
 that another worker may take, so a file of several GB is summed by several workers at once.
-A range ends just after the first line break at or beyond ``range_bytes`` from its start, so it
+A range ends just after its last line break within ``range_bytes`` of its start (so a batch of
+that size holds it whole: one transaction per range), or just after a line longer than that. It
 never splits a line, and its first line's number is known before anyone parses it: bad lines
 get their number in the whole file whichever worker finds them.
 
@@ -38,6 +39,7 @@ def plan_file(file: FinishedFile, *, range_bytes: int, block_bytes: int = PLAN_B
     ranges: list[ByteRange] = []
     range_start, range_first = 0, 1
     breaks = offset = 0  # line breaks before `offset`, the file position of the block
+    after_last_break = 0  # just after the last line break of the blocks before `offset`
     last = b""
     with open(file.path, "rb", buffering=0) as reader:
         _check_unchanged(file, os.fstat(reader.fileno()))
@@ -45,9 +47,25 @@ def plan_file(file: FinishedFile, *, range_bytes: int, block_bytes: int = PLAN_B
             digest.update(block)
             counted = 0  # breaks of this block before `counted` are in `breaks`
             while True:
-                # The range ends after the first line break at or after its target end.
-                at = max(range_start + range_bytes - 1 - offset, counted)
-                found = block.find(b"\n", at) if at < len(block) else -1
+                # The range ends after its last line break within range_bytes, so that it fits one
+                # batch of range_bytes whole; a line longer than that ends it just after itself.
+                target = range_start + range_bytes - offset  # its exclusive end, in this block
+                if target >= len(block):  # at the block's end: the next block or the file's end decides
+                    break
+                within = max(range_start - offset, counted)
+                found = block.rfind(b"\n", within, target) if target > within else -1
+                if found < 0 and after_last_break > range_start:
+                    # Its last line break within range_bytes was in an earlier block: `breaks`
+                    # counts up to it, as no break of this block is counted yet.
+                    ranges.append(
+                        ByteRange(
+                            len(ranges), range_start, after_last_break, range_first, breaks - range_first + 1
+                        )
+                    )
+                    range_start, range_first = after_last_break, breaks + 1
+                    continue
+                if found < 0:
+                    found = block.find(b"\n", max(target - 1, counted))
                 if found < 0:
                     break
                 breaks += _count_breaks(block, counted, found + 1)
@@ -59,6 +77,8 @@ def plan_file(file: FinishedFile, *, range_bytes: int, block_bytes: int = PLAN_B
                 )
                 range_start, range_first = offset + counted, breaks + 1
             breaks += _count_breaks(block, counted, len(block))
+            if (last_break := block.rfind(b"\n")) >= 0:
+                after_last_break = offset + last_break + 1
             offset += len(block)
             last = block[-1:]
         _check_unchanged(file, os.fstat(reader.fileno()), read=offset)

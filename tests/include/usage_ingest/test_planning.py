@@ -39,19 +39,25 @@ def test_an_empty_file_is_one_range_of_no_lines(tmp_path: Path) -> None:
     assert (plan.lines, plan.ranges) == (0, (ByteRange(0, 0, 0, 1, 0),))
 
 
-def test_a_range_ends_after_the_first_line_break_at_or_beyond_its_size(tmp_path: Path) -> None:
+def test_a_range_ends_at_its_last_line_break_within_its_size(tmp_path: Path) -> None:
     data = b"11 1\n22 2\n33 3\n44 4\n5 5"  # lines of 5 bytes, the last of 3 without a break
 
-    plan = plan_file(written(tmp_path, data), range_bytes=7, block_bytes=4)
+    plan = plan_file(written(tmp_path, data), range_bytes=12, block_bytes=4)
 
     assert plan.ranges == (
         ByteRange(0, 0, 10, 1, 2),
         ByteRange(1, 10, 20, 3, 2),
         ByteRange(2, 20, 23, 5, 1),
     )
-    assert plan_file(written(tmp_path, data), range_bytes=5).ranges[:2] == (
+
+
+def test_a_line_longer_than_a_range_is_a_range_of_its_own(tmp_path: Path) -> None:
+    data = b"11 1\n22 2\n33 3\n"
+
+    assert plan_file(written(tmp_path, data), range_bytes=3, block_bytes=4).ranges == (
         ByteRange(0, 0, 5, 1, 1),
         ByteRange(1, 5, 10, 2, 1),
+        ByteRange(2, 10, 15, 3, 1),
     )
 
 
@@ -105,8 +111,12 @@ def test_planned_ranges_tile_the_file_and_their_batches_give_the_true_sums(
         assert byte_range.end > byte_range.start or plan.lines == 0
         assert byte_range.start == 0 or data[byte_range.start - 1 : byte_range.start] == b"\n"
         assert byte_range.lines == len(split_lines(data[byte_range.start : byte_range.end]))
-        # Only the last range may be shorter than asked.
-        assert byte_range.end - byte_range.start >= range_bytes or number == len(plan.ranges) - 1
+        # At most range_bytes unless it is one longer line, and no room left for the next line.
+        size = byte_range.end - byte_range.start
+        assert size <= range_bytes or byte_range.lines == 1
+        if number < len(plan.ranges) - 1:
+            next_line = data.find(b"\n", byte_range.end)
+            assert size + (next_line + 1 if next_line >= 0 else len(data)) - byte_range.end > range_bytes
         at, line = byte_range.end, line + byte_range.lines
     assert (at, line - 1) == (len(data), plan.lines)
 
