@@ -37,7 +37,6 @@ import logging
 import multiprocessing
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -58,6 +57,7 @@ from bench.services import (
     airflow_settings,
     checkpoint,
     in_fresh_process,
+    interrupt_on_sigterm,
     lane_outcome,
     measure_sizes,
     processes_peak_rss_mb,
@@ -67,7 +67,7 @@ from bench.services import (
 from devservices.energy_certificates import generate
 from devservices.environment import PROJECT_ROOT
 from devservices.postgres import HOST, LocalPostgres
-from devservices.sizes import parse_size
+from devservices.sizes import parse_size, sizes_argument
 
 if TYPE_CHECKING:
     from include.csv_import.model import Chunk, FileSchema
@@ -305,7 +305,7 @@ LANES: dict[str, Lane] = {
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s: %(message)s")
     args = _parse_args(argv)
-    signal.signal(signal.SIGTERM, _interrupt)
+    interrupt_on_sigterm()
     state_dir: Path = args.state_dir.resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
     points, machine = measure_sizes(
@@ -330,7 +330,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--quick", action="store_true", help="one drop of 10 MB in 4 files, a 1 MB pandas sample"
     )
-    parser.add_argument("--sizes", type=_sizes, help="comma-separated drop sizes (default 200MB,2GB)")
+    parser.add_argument("--sizes", type=sizes_argument, help="comma-separated drop sizes (default 200MB,2GB)")
     parser.add_argument("--files", type=int, help="data files per drop (default 8; quick 4)")
     parser.add_argument(
         "--pandas-sample", type=parse_size, help="bytes the seed's way loads (default 50MB; quick 1MB)"
@@ -353,13 +353,6 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.write_docs and args.quick:
         parser.error("--write-docs needs a full run: drop --quick")
     return args
-
-
-def _sizes(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(sorted(parse_size(part) for part in text.split(",") if part.strip()))
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _measure_size(server: LocalPostgres, state_dir: Path, size: int, args: argparse.Namespace) -> dict:
@@ -788,10 +781,6 @@ def write_docs(results: dict[str, Any], document: Path, chart: Path) -> None:
     """Rewrite this pipeline's part of ``document`` (appended when it has none) and its chart."""
     report.write_lanes_chart(results["sizes"], chart)
     report.write_section(document, markdown(results, chart.name))
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

@@ -42,7 +42,6 @@ import json
 import logging
 import os
 import shutil
-import signal
 import sys
 import time
 from collections.abc import Callable
@@ -60,6 +59,7 @@ from bench.services import (
     airflow_settings,
     checkpoint,
     in_fresh_process,
+    interrupt_on_sigterm,
     lane_outcome,
     measure_sizes,
     processes_peak_rss_mb,
@@ -68,7 +68,7 @@ from bench.services import (
 )
 from devservices.environment import PROJECT_ROOT
 from devservices.postgres import LocalPostgres
-from devservices.sizes import parse_size
+from devservices.sizes import sizes_argument
 from devservices.usage_writer import MAX_AMOUNT, MAX_CONSUMER, Manifest, write_files
 
 log = logging.getLogger("bench")
@@ -431,7 +431,7 @@ def lanes(batch_mbs: tuple[int, ...]) -> dict[str, Lane]:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s: %(message)s")
     args = _parse_args(argv)
-    signal.signal(signal.SIGTERM, _interrupt)
+    interrupt_on_sigterm()
     state_dir: Path = args.state_dir.resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
     if args.rewrite_docs:
@@ -477,7 +477,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--quick", action="store_true", help="4 MB in 2 files, batches of 1 MiB, a 2,000-line seed sample"
     )
-    parser.add_argument("--sizes", type=_sizes, help="comma-separated drop sizes (default 100MB,2GB)")
+    parser.add_argument("--sizes", type=sizes_argument, help="comma-separated drop sizes (default 100MB,2GB)")
     parser.add_argument("--files", type=int, default=2, help="files per drop (default %(default)s)")
     parser.add_argument(
         "--batch-mb", type=_numbers, help="our lanes' batch_mb (default 64,256,1024; quick 1)"
@@ -511,13 +511,6 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.write_docs and args.quick:
         parser.error("--write-docs needs a full run: drop --quick")
     return args
-
-
-def _sizes(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(sorted(parse_size(part) for part in text.split(",") if part.strip()))
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _numbers(text: str) -> tuple[int, ...]:
@@ -845,10 +838,6 @@ def write_docs(results: dict[str, Any], document: Path, chart: Path) -> None:
         results["sizes"], chart, rss_limit_mb=RSS_LIMIT_MB, legend_size="x-small", memory_legend=False
     )
     report.write_section(document, markdown(results, chart.name))
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":
