@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import signal
 import sys
 from dataclasses import asdict
 from datetime import date
@@ -22,7 +21,7 @@ import psycopg
 
 from bench import airflow_overhead, baselines, report
 from bench import retention as landing_retention
-from bench.services import local_postgres, simulator_process
+from bench.services import interrupt_on_sigterm, local_postgres, simulator_process
 from bench.stages import DayRun, StageRun, new_job, prepare_warehouse, run_day, run_stage
 from devservices.environment import PROJECT_ROOT
 from devservices.postgres import LocalPostgres
@@ -39,8 +38,7 @@ DOCS = PROJECT_ROOT / "docs"
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s: %(message)s")
     args = _parse_args(argv)
-    # SIGTERM cleans up as Ctrl-C does: Airflow's components and the cluster are not left behind.
-    signal.signal(signal.SIGTERM, _interrupt)
+    interrupt_on_sigterm()
     state_dir: Path = args.state_dir.resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
     interval = Interval.for_day(DAY)
@@ -278,10 +276,6 @@ def _stages(day: DayRun) -> dict[str, dict[str, Any]]:
         }
         for stage in day.stages
     }
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

@@ -36,9 +36,7 @@ import json
 import logging
 import multiprocessing
 import os
-import resource
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -59,8 +57,9 @@ from bench.services import (
     airflow_settings,
     checkpoint,
     in_fresh_process,
-    local_postgres,
-    peak_rss_kib,
+    interrupt_on_sigterm,
+    lane_outcome,
+    measure_sizes,
     processes_peak_rss_mb,
     this_process,
     warm_workers,
@@ -68,7 +67,7 @@ from bench.services import (
 from devservices.energy_certificates import generate
 from devservices.environment import PROJECT_ROOT
 from devservices.postgres import HOST, LocalPostgres
-from devservices.sizes import parse_size
+from devservices.sizes import parse_size, sizes_argument
 
 if TYPE_CHECKING:
     from include.csv_import.model import Chunk, FileSchema
@@ -306,26 +305,13 @@ LANES: dict[str, Lane] = {
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s: %(message)s")
     args = _parse_args(argv)
-    signal.signal(signal.SIGTERM, _interrupt)
+    interrupt_on_sigterm()
     state_dir: Path = args.state_dir.resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
-    points = []
-    # Other work on the machine slows every lane, ours (four busy processes) the most: say how much.
-    load_before = os.getloadavg()[0]
-    with local_postgres(state_dir) as server:
-        for size in args.sizes:
-            points.append(_measure_size(server, state_dir, size, args))
-        with psycopg.connect(server.conninfo()) as conn:
-            (postgres_version,) = conn.execute("SHOW server_version").fetchone()
-    results = {
-        "sizes": points,
-        "targets": targets(points),
-        "machine": {
-            **report.machine(),
-            "postgres": postgres_version,
-            "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
-        },
-    }
+    points, machine = measure_sizes(
+        state_dir, args.sizes, lambda server, size: _measure_size(server, state_dir, size, args)
+    )
+    results = {"sizes": points, "targets": targets(points), "machine": machine}
     print(text_tables(results))
     (state_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     if args.write_docs:
@@ -344,7 +330,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--quick", action="store_true", help="one drop of 10 MB in 4 files, a 1 MB pandas sample"
     )
-    parser.add_argument("--sizes", type=_sizes, help="comma-separated drop sizes (default 200MB,2GB)")
+    parser.add_argument("--sizes", type=sizes_argument, help="comma-separated drop sizes (default 200MB,2GB)")
     parser.add_argument("--files", type=int, help="data files per drop (default 8; quick 4)")
     parser.add_argument(
         "--pandas-sample", type=parse_size, help="bytes the seed's way loads (default 50MB; quick 1MB)"
@@ -367,13 +353,6 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.write_docs and args.quick:
         parser.error("--write-docs needs a full run: drop --quick")
     return args
-
-
-def _sizes(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(sorted(parse_size(part) for part in text.split(",") if part.strip()))
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _measure_size(server: LocalPostgres, state_dir: Path, size: int, args: argparse.Namespace) -> dict:
@@ -422,32 +401,12 @@ def _run_lane(server: LocalPostgres, name: str, drop: Drop, args: argparse.Names
 
 
 def _lane_process(name: str, drop: Drop, conninfo: str, args: argparse.Namespace, sender: Connection) -> None:
-    try:
-        before = resource.getrusage(resource.RUSAGE_SELF)
-        started = time.perf_counter()
-        loaded = LANES[name](drop, conninfo, args)
-        wall_s = time.perf_counter() - started
-        after = resource.getrusage(resource.RUSAGE_SELF)
-        children = resource.getrusage(resource.RUSAGE_CHILDREN)
-        outcome: dict[str, Any] = {
-            "loaded": loaded,
-            "wall_s": wall_s,
-            "cpu_s": after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime,
-            "children_cpu_s": children.ru_utime + children.ru_stime,
-            "peak_rss_mb": peak_rss_kib() / 1024,
-            # ru_maxrss of the children: the largest single child, in KiB on Linux.
-            "children_peak_rss_mb": children.ru_maxrss / 1024,
-        }
-    except NotImplementedError as error:
-        outcome = {"skipped": str(error)}
-    except Exception as error:  # reported to the parent, which raises it there
-        outcome = {"error": f"{type(error).__name__}: {error}"}
-    sender.send(outcome)
+    sender.send(lane_outcome(lambda: LANES[name](drop, conninfo, args)))
     sender.close()
 
 
 def _lane_figures(name: str, drop: Drop, outcome: dict[str, Any]) -> dict[str, Any]:
-    loaded: Loaded = outcome["loaded"]
+    loaded: Loaded = outcome["result"]
     wall_s = outcome["wall_s"]
     extrapolated = loaded.sample is not None
     rate_s = loaded.sample_s if extrapolated and loaded.sample_s else loaded.run_s or wall_s
@@ -735,14 +694,11 @@ def text_tables(results: dict[str, Any]) -> str:
     parts = []
     for point in results["sizes"]:
         parts += [_point_title(point), report._table(LANE_HEADER, _lane_rows(point)), ""]
-    status = {True: "met", False: "NOT MET", None: "not measured"}
-    rows = [[target["target"], target["measured"], status[target["met"]]] for target in results["targets"]]
-    parts.append(report._table(["target (from the issue)", "measured", "status"], rows))
+    parts.append(report._table(report.TARGET_HEADER, report._target_rows(results)))
     return "\n".join(parts)
 
 
 def markdown(results: dict[str, Any], chart_name: str | None) -> list[str]:
-    box = results["machine"]
     out = [
         SECTION_TITLE,
         "",
@@ -757,19 +713,16 @@ def markdown(results: dict[str, Any], chart_name: str | None) -> list[str]:
         "before it started its program (so a `psql` shows about the lane's own size); the server's "
         "memory is not counted. Every lane loaded as many rows as went in.",
         "",
-        f"Machine: {box['nproc']} CPUs ({box['cpu']}), {box['memory_gb']} GB memory, "
-        f"PostgreSQL {box['postgres']}, Python {box['python']}." + _load_sentence(box),
+        report.machine_sentence(results["machine"]),
         "",
     ]
     for point in results["sizes"]:
         out += [f"## {_point_title(point)}", "", report._markdown_table(LANE_HEADER, _lane_rows(point)), ""]
         out += [*_where_the_time_goes(point), ""]
-    status = {True: "met", False: "NOT MET", None: "not measured"}
-    rows = [[target["target"], target["measured"], status[target["met"]]] for target in results["targets"]]
     out += [
         "## Targets",
         "",
-        report._markdown_table(["target (from the issue)", "measured", "status"], rows),
+        report._markdown_table(report.TARGET_HEADER, report._target_rows(results)),
         "",
         *_for_scale(results["sizes"][-1]),
     ]
@@ -808,14 +761,6 @@ def _where_the_time_goes(point: dict[str, Any]) -> list[str]:
     return [" ".join(lines)]
 
 
-def _load_sentence(box: dict[str, Any]) -> str:
-    if "load_average_1min" not in box:
-        return ""
-    start, end = box["load_average_1min"]
-    busy = " (above the number of CPUs: other work shared them)" if max(start, end) > box["nproc"] else ""
-    return f" Load average (1 min) {start:.1f} at the start, {end:.1f} at the end{busy}."
-
-
 def _for_scale(point: dict[str, Any]) -> list[str]:
     """How far the targets are from what ``psql \\copy`` itself achieves on this machine."""
     ours, copy_2, seed = (point["lanes"][name] for name in (OURS, COPY_2, SEED_WAY))
@@ -834,49 +779,8 @@ def _for_scale(point: dict[str, Any]) -> list[str]:
 
 def write_docs(results: dict[str, Any], document: Path, chart: Path) -> None:
     """Rewrite this pipeline's part of ``document`` (appended when it has none) and its chart."""
-    _write_chart(results, chart)
-    section = markdown(results, chart.name)
-    lines = document.read_text().splitlines() if document.exists() else []
-    if SECTION_TITLE in lines:
-        start = lines.index(SECTION_TITLE)
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("# ")), len(lines))
-        lines[start:end] = section
-    else:
-        lines += ["", *section]
-    document.write_text("\n".join(lines).rstrip("\n") + "\n")
-
-
-def _write_chart(results: dict[str, Any], path: Path) -> None:
-    from matplotlib.figure import Figure  # deferred: only --write-docs draws
-
-    points = results["sizes"]
-    sizes = [point["bytes"] / 1e6 for point in points]
-    figure = Figure(figsize=(10, 4), layout="constrained")
-    speed_axes, memory_axes = figure.subplots(1, 2)
-    for name in LANES:
-        lanes = [point["lanes"][name] for point in points]
-        if not all(lane["measured"] for lane in lanes):
-            continue
-        label = f"{name} (extrapolated)" if lanes[0]["extrapolated"] else name
-        speed_axes.plot(sizes, [lane["mb_per_s"] for lane in lanes], marker="o", label=label)
-        memory_axes.plot(
-            sizes,
-            [max(lane["peak_rss_mb"], lane["children_peak_rss_mb"]) for lane in lanes],
-            marker="o",
-            label=name,
-        )
-    speed_axes.set(xscale="log", yscale="log", xlabel="drop MB", ylabel="MB/s", title="Throughput")
-    memory_axes.set(
-        xscale="log", xlabel="drop MB", ylabel="MB", ylim=(0, None), title="Peak RSS of a process"
-    )
-    for axes in (speed_axes, memory_axes):
-        axes.grid(True, which="both", alpha=0.3)
-        axes.legend(fontsize="small")
-    figure.savefig(path, dpi=100)
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+    report.write_lanes_chart(results["sizes"], chart)
+    report.write_section(document, markdown(results, chart.name))
 
 
 if __name__ == "__main__":

@@ -401,6 +401,85 @@ def _write_chart(results: dict[str, Any], path: Path) -> None:
     figure.savefig(path, dpi=100)
 
 
+# --- what the per-pipeline benchmarks (bench.csv_import, bench.usage_ingest) share --------------
+
+TARGET_HEADER = ("target (from the issue)", "measured", "status")
+
+
+def machine_sentence(box: dict[str, Any]) -> str:
+    """The machine of ``results["machine"]`` in one sentence, with how busy it was."""
+    return (
+        f"Machine: {box['nproc']} CPUs ({box['cpu']}), {box['memory_gb']} GB memory, "
+        f"PostgreSQL {box['postgres']}, Python {box['python']}." + _load_sentence(box)
+    )
+
+
+def _load_sentence(box: dict[str, Any]) -> str:
+    if "load_average_1min" not in box:
+        return ""
+    start, end = box["load_average_1min"]
+    busy = " (above the number of CPUs: other work shared them)" if max(start, end) > box["nproc"] else ""
+    return f" Load average (1 min) {start:.1f} at the start, {end:.1f} at the end{busy}."
+
+
+def write_section(document: Path, section: list[str], *, ends: tuple[str, ...] = ("# ",)) -> None:
+    """Replace the part of ``document`` titled ``section[0]`` by ``section`` (append it if it has none).
+
+    The part runs up to the next line starting with one of ``ends``; the rest of the document (the
+    other pipelines' parts) is kept as it is, so one benchmark never erases another's figures.
+    """
+    lines = document.read_text().splitlines() if document.exists() else []
+    if section[0] in lines:
+        start = lines.index(section[0])
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith(ends)), len(lines))
+        lines[start:end] = section
+    else:
+        lines += ["", *section]
+    document.write_text("\n".join(lines).rstrip("\n") + "\n")
+
+
+def write_lanes_chart(
+    points: list[dict[str, Any]],
+    path: Path,
+    *,
+    rss_limit_mb: float | None = None,
+    legend_size: str = "small",
+    memory_legend: bool = True,
+) -> None:
+    """Each lane's MB/s and peak RSS (its process or its largest child) against the drop's size.
+
+    A lane not measured at every size (it could not run on this machine) is left out.
+    """
+    from matplotlib.figure import Figure  # deferred: only the docs draw
+
+    sizes = [point["bytes"] / 1e6 for point in points]
+    figure = Figure(figsize=(10, 4), layout="constrained")
+    speed_axes, memory_axes = figure.subplots(1, 2)
+    for name in points[0]["lanes"]:
+        lanes = [point["lanes"][name] for point in points]
+        if any("skipped" in lane for lane in lanes):
+            continue
+        label = f"{name} (extrapolated)" if lanes[0]["extrapolated"] else name
+        speed_axes.plot(sizes, [lane["mb_per_s"] for lane in lanes], marker="o", label=label)
+        memory_axes.plot(
+            sizes,
+            [max(lane["peak_rss_mb"], lane["children_peak_rss_mb"]) for lane in lanes],
+            marker="o",
+            label=name,
+        )
+    if rss_limit_mb is not None:
+        memory_axes.axhline(rss_limit_mb, color="grey", linestyle="--", linewidth=1)
+    speed_axes.set(xscale="log", yscale="log", xlabel="drop MB", ylabel="MB/s", title="Throughput")
+    memory_axes.set(
+        xscale="log", xlabel="drop MB", ylabel="MB", ylim=(0, None), title="Peak RSS of a process"
+    )
+    for axes in (speed_axes, memory_axes):
+        axes.grid(True, which="both", alpha=0.3)
+    for axes in (speed_axes, memory_axes) if memory_legend else (speed_axes,):
+        axes.legend(fontsize=legend_size)
+    figure.savefig(path, dpi=100)
+
+
 # --- Airflow's own per-task start-up ----------------------------------------------------------
 
 AIRFLOW_HEADER = ("task", "ready -> queued s", "queued -> start s", "start -> end s", "total s")
@@ -546,18 +625,8 @@ def retention_markdown(figures: dict[str, Any]) -> list[str]:
 
 def write_retention_section(figures: dict[str, Any], markdown: Path) -> None:
     """Rewrite the retention section of ``markdown`` (appended when it has none), nothing else."""
-    section = "\n".join(retention_markdown(figures))
-    lines = markdown.read_text().splitlines() if markdown.exists() else []
-    if RETENTION_TITLE in lines:
-        start = lines.index(RETENTION_TITLE)
-        # The section ends at the next section of this pipeline or at the next pipeline's title.
-        end = next(
-            (i for i in range(start + 1, len(lines)) if lines[i].startswith(("# ", "## "))), len(lines)
-        )
-        lines[start:end] = section.splitlines()
-    else:
-        lines += ["", *section.splitlines()]
-    markdown.write_text("\n".join(lines).rstrip("\n") + "\n")
+    # The section ends at the next section of this pipeline or at the next pipeline's title.
+    write_section(markdown, retention_markdown(figures), ends=("# ", "## "))
 
 
 def _retention_size_rows(figures: dict[str, Any]) -> list[list[str]]:

@@ -14,15 +14,17 @@ import multiprocessing.pool
 import os
 import resource
 import secrets
+import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
+from bench.report import machine as machine_figures
 from devservices.environment import postgres_connection_json
 from devservices.postgres import HOST, LocalPostgres, free_port
 from devservices.simulator.process import SimulatorProcess
@@ -49,6 +51,36 @@ def local_postgres(state_dir: Path) -> Iterator[LocalPostgres]:
         yield server
     finally:
         server.destroy()
+
+
+def measure_sizes(
+    state_dir: Path, sizes: Sequence[int], measure_size: Callable[[LocalPostgres, int], dict[str, Any]]
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Each size measured by ``measure_size`` on one new cluster; and the machine it ran on.
+
+    Other work on the machine slows every lane, so the machine's figures include the 1-minute load
+    average before and after the run.
+    """
+    load_before = os.getloadavg()[0]
+    with local_postgres(state_dir) as server:
+        points = [measure_size(server, size) for size in sizes]
+        with psycopg.connect(server.conninfo()) as conn:
+            (postgres_version,) = conn.execute("SHOW server_version").fetchone()
+    machine = {
+        **machine_figures(),
+        "postgres": postgres_version,
+        "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+    }
+    return points, machine
+
+
+def interrupt_on_sigterm() -> None:
+    """SIGTERM cleans up as Ctrl-C does: the cluster, Airflow's components and lanes are not left behind."""
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def simulator_process(records_per_day: int, log_file: Path) -> SimulatorProcess:
@@ -96,6 +128,35 @@ def in_fresh_process(
         outcome = {"error": "its process died before reporting"}
     process.join()
     return outcome, process.exitcode
+
+
+def lane_outcome(lane: Callable[[], Any]) -> dict[str, Any]:
+    """``lane()`` run in this process, for ``in_fresh_process``: its result and what it cost.
+
+    ``{"result", "wall_s", "cpu_s", "children_cpu_s", "peak_rss_mb", "children_peak_rss_mb"}``;
+    ``{"skipped": why}`` for a lane that cannot run on this machine (it raises NotImplementedError);
+    ``{"error": ...}`` for any other failure, which the parent raises.
+    """
+    try:
+        before = resource.getrusage(resource.RUSAGE_SELF)
+        started = time.perf_counter()
+        result = lane()
+        wall_s = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return {
+            "result": result,
+            "wall_s": wall_s,
+            "cpu_s": after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime,
+            "children_cpu_s": children.ru_utime + children.ru_stime,
+            "peak_rss_mb": peak_rss_kib() / 1024,
+            # ru_maxrss of the children: the largest single child, in KiB on Linux.
+            "children_peak_rss_mb": children.ru_maxrss / 1024,
+        }
+    except NotImplementedError as error:
+        return {"skipped": str(error)}
+    except Exception as error:  # reported to the parent, which raises it there
+        return {"error": f"{type(error).__name__}: {error}"}
 
 
 def peak_rss_kib() -> int:

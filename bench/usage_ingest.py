@@ -41,9 +41,7 @@ import argparse
 import json
 import logging
 import os
-import resource
 import shutil
-import signal
 import sys
 import time
 from collections.abc import Callable
@@ -61,15 +59,16 @@ from bench.services import (
     airflow_settings,
     checkpoint,
     in_fresh_process,
-    local_postgres,
-    peak_rss_kib,
+    interrupt_on_sigterm,
+    lane_outcome,
+    measure_sizes,
     processes_peak_rss_mb,
     this_process,
     warm_workers,
 )
 from devservices.environment import PROJECT_ROOT
 from devservices.postgres import LocalPostgres
-from devservices.sizes import parse_size
+from devservices.sizes import sizes_argument
 from devservices.usage_writer import MAX_AMOUNT, MAX_CONSUMER, Manifest, write_files
 
 log = logging.getLogger("bench")
@@ -432,7 +431,7 @@ def lanes(batch_mbs: tuple[int, ...]) -> dict[str, Lane]:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s: %(message)s")
     args = _parse_args(argv)
-    signal.signal(signal.SIGTERM, _interrupt)
+    interrupt_on_sigterm()
     state_dir: Path = args.state_dir.resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
     if args.rewrite_docs:
@@ -458,23 +457,14 @@ def _judged(points: list[dict[str, Any]], batch_mbs: list[int]) -> dict[str, Any
 
 
 def _measure(state_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
-    points = []
-    # Other work on the machine slows every lane: say how much there was.
-    load_before = os.getloadavg()[0]
-    with local_postgres(state_dir) as server:
-        for size in args.sizes:
-            points.append(_measure_size(server, state_dir, size, args))
-        with psycopg.connect(server.conninfo()) as conn:
-            (postgres_version,) = conn.execute("SHOW server_version").fetchone()
+    points, machine = measure_sizes(
+        state_dir, args.sizes, lambda server, size: _measure_size(server, state_dir, size, args)
+    )
     return {
         "sizes": points,
         "batch_mb": list(args.batch_mb),
         **_judged(points, list(args.batch_mb)),
-        "machine": {
-            **report.machine(),
-            "postgres": postgres_version,
-            "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
-        },
+        "machine": machine,
     }
 
 
@@ -487,7 +477,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--quick", action="store_true", help="4 MB in 2 files, batches of 1 MiB, a 2,000-line seed sample"
     )
-    parser.add_argument("--sizes", type=_sizes, help="comma-separated drop sizes (default 100MB,2GB)")
+    parser.add_argument("--sizes", type=sizes_argument, help="comma-separated drop sizes (default 100MB,2GB)")
     parser.add_argument("--files", type=int, default=2, help="files per drop (default %(default)s)")
     parser.add_argument(
         "--batch-mb", type=_numbers, help="our lanes' batch_mb (default 64,256,1024; quick 1)"
@@ -521,13 +511,6 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.write_docs and args.quick:
         parser.error("--write-docs needs a full run: drop --quick")
     return args
-
-
-def _sizes(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(sorted(parse_size(part) for part in text.split(",") if part.strip()))
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _numbers(text: str) -> tuple[int, ...]:
@@ -598,37 +581,19 @@ def _run_lane(server: LocalPostgres, name: str, drop: Drop, args: argparse.Names
     checkpoint(conninfo)
     outcome, exitcode = in_fresh_process(_lane_process, name, drop, conninfo, args, process_name=name)
     server.drop_database(DATABASE)
-    if "error" in outcome:
-        raise RuntimeError(f"lane {name!r} failed (exit code {exitcode}): {outcome['error']}")
+    if "result" not in outcome:  # every lane runs here: a skipped one is a failure too
+        why = outcome.get("error") or outcome.get("skipped")
+        raise RuntimeError(f"lane {name!r} failed (exit code {exitcode}): {why}")
     return _lane_figures(name, drop, outcome)
 
 
 def _lane_process(name: str, drop: Drop, conninfo: str, args: argparse.Namespace, sender: Connection) -> None:
-    try:
-        lane = lanes(args.batch_mb)[name]
-        before = resource.getrusage(resource.RUSAGE_SELF)
-        started = time.perf_counter()
-        summed = lane(drop, conninfo, args)
-        wall_s = time.perf_counter() - started
-        after = resource.getrusage(resource.RUSAGE_SELF)
-        children = resource.getrusage(resource.RUSAGE_CHILDREN)
-        outcome: dict[str, Any] = {
-            "summed": summed,
-            "wall_s": wall_s,
-            "cpu_s": after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime,
-            "children_cpu_s": children.ru_utime + children.ru_stime,
-            "peak_rss_mb": peak_rss_kib() / 1024,
-            # ru_maxrss of the children: the largest single child, in KiB on Linux.
-            "children_peak_rss_mb": children.ru_maxrss / 1024,
-        }
-    except Exception as error:  # reported to the parent, which raises it there
-        outcome = {"error": f"{type(error).__name__}: {error}"}
-    sender.send(outcome)
+    sender.send(lane_outcome(lambda: lanes(args.batch_mb)[name](drop, conninfo, args)))
     sender.close()
 
 
 def _lane_figures(name: str, drop: Drop, outcome: dict[str, Any]) -> dict[str, Any]:
-    summed: Summed = outcome["summed"]
+    summed: Summed = outcome["result"]
     manifest = drop.manifest
     drop_lines = sum(entry.lines for entry in manifest.files)
     drop_bytes = sum(entry.size for entry in manifest.files)
@@ -758,13 +723,8 @@ def text_tables(results: dict[str, Any]) -> str:
     for point in results["sizes"]:
         parts += [_point_title(point), report._table(LANE_HEADER, _lane_rows(point)), ""]
         parts += [*_where_the_time_goes(point, results), ""]
-    parts.append(report._table(["target (from the issue)", "measured", "status"], _target_rows(results)))
+    parts.append(report._table(report.TARGET_HEADER, report._target_rows(results)))
     return "\n".join(parts)
-
-
-def _target_rows(results: dict[str, Any]) -> list[list[str]]:
-    status = {True: "met", False: "NOT MET", None: "not measured"}
-    return [[target["target"], target["measured"], status[target["met"]]] for target in results["targets"]]
 
 
 def _where_the_time_goes(point: dict[str, Any], results: dict[str, Any]) -> list[str]:
@@ -803,7 +763,6 @@ def _where_the_time_goes(point: dict[str, Any], results: dict[str, Any]) -> list
 
 
 def markdown(results: dict[str, Any], chart_name: str | None) -> list[str]:
-    box = results["machine"]
     default = results["default_batch_mb"]
     out = [
         SECTION_TITLE,
@@ -830,8 +789,7 @@ def markdown(results: dict[str, Any], chart_name: str | None) -> list[str]:
         "on a sample in one transaction (in its favour: a commit per line would wait for the disk each "
         f"time) and is extrapolated. The DAG's default batch is {default} MiB (`batch_mb`).",
         "",
-        f"Machine: {box['nproc']} CPUs ({box['cpu']}), {box['memory_gb']} GB memory, "
-        f"PostgreSQL {box['postgres']}, Python {box['python']}." + _load_sentence(box),
+        report.machine_sentence(results["machine"]),
         "",
     ]
     for point in results["sizes"]:
@@ -840,7 +798,7 @@ def markdown(results: dict[str, Any], chart_name: str | None) -> list[str]:
     out += [
         "## Targets",
         "",
-        report._markdown_table(["target (from the issue)", "measured", "status"], _target_rows(results)),
+        report._markdown_table(report.TARGET_HEADER, report._target_rows(results)),
         "",
         *_batch_size(results),
     ]
@@ -874,51 +832,12 @@ def _batch_size(results: dict[str, Any]) -> list[str]:
     ]
 
 
-def _load_sentence(box: dict[str, Any]) -> str:
-    start, end = box["load_average_1min"]
-    busy = " (above the number of CPUs: other work shared them)" if max(start, end) > box["nproc"] else ""
-    return f" Load average (1 min) {start:.1f} at the start, {end:.1f} at the end{busy}."
-
-
 def write_docs(results: dict[str, Any], document: Path, chart: Path) -> None:
     """Rewrite this pipeline's part of ``document`` (appended when it has none) and its chart."""
-    _write_chart(results, chart)
-    section = markdown(results, chart.name)
-    lines = document.read_text().splitlines() if document.exists() else []
-    if SECTION_TITLE in lines:
-        start = lines.index(SECTION_TITLE)
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("# ")), len(lines))
-        lines[start:end] = section
-    else:
-        lines += ["", *section]
-    document.write_text("\n".join(lines).rstrip("\n") + "\n")
-
-
-def _write_chart(results: dict[str, Any], path: Path) -> None:
-    from matplotlib.figure import Figure  # deferred: only the docs draw
-
-    points = results["sizes"]
-    sizes = [point["bytes"] / 1e6 for point in points]
-    figure = Figure(figsize=(10, 4), layout="constrained")
-    speed_axes, memory_axes = figure.subplots(1, 2)
-    for name in points[0]["lanes"]:
-        measured = [point["lanes"][name] for point in points]
-        label = f"{name} (extrapolated)" if measured[0]["extrapolated"] else name
-        speed_axes.plot(sizes, [lane["mb_per_s"] for lane in measured], marker="o", label=label)
-        memory_axes.plot(sizes, [_peak(lane) for lane in measured], marker="o", label=name)
-    memory_axes.axhline(RSS_LIMIT_MB, color="grey", linestyle="--", linewidth=1)
-    speed_axes.set(xscale="log", yscale="log", xlabel="drop MB", ylabel="MB/s", title="Throughput")
-    memory_axes.set(
-        xscale="log", xlabel="drop MB", ylabel="MB", ylim=(0, None), title="Peak RSS of a process"
+    report.write_lanes_chart(
+        results["sizes"], chart, rss_limit_mb=RSS_LIMIT_MB, legend_size="x-small", memory_legend=False
     )
-    for axes in (speed_axes, memory_axes):
-        axes.grid(True, which="both", alpha=0.3)
-    speed_axes.legend(fontsize="x-small")
-    figure.savefig(path, dpi=100)
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+    report.write_section(document, markdown(results, chart.name))
 
 
 if __name__ == "__main__":

@@ -21,8 +21,10 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -38,10 +40,12 @@ log = logging.getLogger("make run")
 
 @dataclass(frozen=True)
 class DagTest:
-    """The outcome of one ``airflow dags test``: its exit code and where its output went."""
+    """The outcome of one ``airflow dags test``: its exit code, where its output went, how long it
+    took (Airflow's start-up included)."""
 
     returncode: int
     log: Path
+    seconds: float
 
     @property
     def succeeded(self) -> bool:
@@ -73,12 +77,18 @@ class LocalAirflow:
 
     def dags_test(self, dag_id: str, logical_date: str, conf: dict[str, Any], *, log_name: str) -> DagTest:
         """Run ``dag_id`` once for ``logical_date`` with ``conf``; a failed run is returned, not raised."""
+        started = time.monotonic()
         completed = self.run(
             ["dags", "test", dag_id, logical_date, "--conf", json.dumps(conf)],
             log_name=log_name,
             check=False,
         )
-        return DagTest(completed.returncode, log_path(log_name))
+        return DagTest(completed.returncode, log_path(log_name), time.monotonic() - started)
+
+    def dags_test_now(self, dag_id: str, conf: dict[str, Any]) -> DagTest:
+        """``dags_test`` of an unscheduled DAG, as a person triggers it: now as its logical date."""
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        return self.dags_test(dag_id, now, conf, log_name=f"dags-test-{dag_id}")
 
     def run(
         self, args: list[str], *, log_name: str, check: bool = True

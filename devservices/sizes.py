@@ -25,3 +25,11 @@ def size_argument(text: str) -> int:
         return parse_size(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def sizes_argument(text: str) -> tuple[int, ...]:
+    """Comma-separated sizes (``100MB,2GB``) as an argparse ``type``, ascending (a benchmark's order)."""
+    try:
+        return tuple(sorted(parse_size(part) for part in text.split(",") if part.strip()))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None

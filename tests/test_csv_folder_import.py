@@ -27,9 +27,8 @@ import pytest
 from psycopg import sql
 
 from devservices.energy_certificates import MANIFEST, generate
-from devservices.postgres import LocalPostgres, free_port
 from devservices.sizes import parse_size
-from tests.test_end_to_end import local_run, received, warehouse_run_environment
+from tests.test_end_to_end import local_run, received, reopened_warehouse, warehouse_run_environment
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -85,12 +84,8 @@ def drops(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, dic
 @pytest.fixture(scope="module")
 def run_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     state = tmp_path_factory.mktemp("csv_local_run")
-    db_port, smtp_port = free_port(), free_port()
-    env = warehouse_run_environment(
-        state, db_port=db_port, smtp_port=smtp_port, db_password=DB_PASSWORD, alert_recipient=ALERT_RECIPIENT
-    )
-    yield env
-    LocalPostgres(state_dir=state / "postgres", port=db_port).destroy()
+    with warehouse_run_environment(state, db_password=DB_PASSWORD, alert_recipient=ALERT_RECIPIENT) as env:
+        yield env
 
 
 @pytest.fixture(scope="module")
@@ -232,14 +227,7 @@ def test_a_replace_leaves_exactly_the_smaller_drop(steps, drops) -> None:
 
 def read_warehouse(env: dict[str, str]) -> Warehouse:
     """Reopen the cluster the run left on disk and read the table and the latest run's ledger."""
-    with (
-        LocalPostgres(
-            state_dir=Path(env["PIPELINES_LOCAL_DIR"]) / "postgres",
-            port=int(env["db_port"]),
-            password=DB_PASSWORD,
-        ) as server,
-        psycopg.connect(server.conninfo("warehouse")) as conn,
-    ):
+    with reopened_warehouse(env, DB_PASSWORD) as conn:
         return read_import(conn, TABLE)
 
 

@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -101,11 +102,16 @@ def run_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[s
     LocalPostgres(state_dir=state / "postgres", port=db_port).destroy()
 
 
+@contextmanager
 def warehouse_run_environment(
-    state: Path, *, db_port: int, smtp_port: int, db_password: str, alert_recipient: str
-) -> dict[str, str]:
+    state: Path, *, db_password: str, alert_recipient: str
+) -> Iterator[dict[str, str]]:
     """``make run``'s environment for a DAG that needs the warehouse and the SMTP sink, not the
-    learning platform's API: its own state folder, Airflow home and ports, no task retries."""
+    learning platform's API: its own state folder, Airflow home and free ports, no task retries.
+
+    The cluster the runs leave in ``state`` is destroyed on the way out.
+    """
+    db_port, smtp_port = free_port(), free_port()
     env = {
         key: value
         for key, value in os.environ.items()
@@ -129,7 +135,10 @@ def warehouse_run_environment(
             "db_port": str(db_port),
         }
     )
-    return env
+    try:
+        yield env
+    finally:
+        LocalPostgres(state_dir=state / "postgres", port=db_port).destroy()
 
 
 def local_run(env: dict[str, str], *args: str, timeout_s: float = 540) -> subprocess.CompletedProcess[str]:
@@ -159,16 +168,25 @@ def port_is_closed(port: str) -> bool:
         return probe.connect_ex(("127.0.0.1", int(port))) != 0
 
 
-def warehouse_rows(env: dict[str, str], database: str = "warehouse") -> tuple[list[tuple], list[tuple]]:
-    """Reopen the cluster `make run` left on disk and read what it published."""
+@contextmanager
+def reopened_warehouse(
+    env: dict[str, str], db_password: str, database: str = "warehouse"
+) -> Iterator[psycopg.Connection]:
+    """A connection to ``database`` of the cluster `make run` left on disk, started for the reading."""
     with (
         LocalPostgres(
             state_dir=Path(env["PIPELINES_LOCAL_DIR"]) / "postgres",
             port=int(env["db_port"]),
-            password=DB_PASSWORD,
+            password=db_password,
         ) as server,
         psycopg.connect(server.conninfo(database)) as conn,
     ):
+        yield conn
+
+
+def warehouse_rows(env: dict[str, str], database: str = "warehouse") -> tuple[list[tuple], list[tuple]]:
+    """Reopen the cluster `make run` left on disk and read what it published."""
+    with reopened_warehouse(env, DB_PASSWORD, database) as conn:
         attempts = conn.execute(
             "SELECT (created_at AT TIME ZONE 'UTC')::date, count(*),"
             " count(DISTINCT (source_window_start, source_position)),"

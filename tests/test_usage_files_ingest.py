@@ -17,12 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-import psycopg
 import pytest
 
-from devservices.postgres import LocalPostgres, free_port
 from devservices.usage_writer import Manifest
-from tests.test_end_to_end import local_run, warehouse_run_environment
+from tests.test_end_to_end import local_run, reopened_warehouse, warehouse_run_environment
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -50,12 +48,8 @@ class Step(NamedTuple):
 @pytest.fixture(scope="module")
 def run_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     state = tmp_path_factory.mktemp("usage_local_run")
-    db_port, smtp_port = free_port(), free_port()
-    env = warehouse_run_environment(
-        state, db_port=db_port, smtp_port=smtp_port, db_password=DB_PASSWORD, alert_recipient=ALERT_RECIPIENT
-    )
-    yield env
-    LocalPostgres(state_dir=state / "postgres", port=db_port).destroy()
+    with warehouse_run_environment(state, db_password=DB_PASSWORD, alert_recipient=ALERT_RECIPIENT) as env:
+        yield env
 
 
 @pytest.fixture(scope="module")
@@ -111,14 +105,7 @@ def test_the_same_files_dropped_again_are_duplicates_archived_and_never_applied(
 def read_store(env: dict[str, str]) -> Store:
     """Reopen the cluster the run left on disk and read the store and the demo folders."""
     demo = Path(env["PIPELINES_LOCAL_DIR"]) / "usage_demo"
-    with (
-        LocalPostgres(
-            state_dir=Path(env["PIPELINES_LOCAL_DIR"]) / "postgres",
-            port=int(env["db_port"]),
-            password=DB_PASSWORD,
-        ) as server,
-        psycopg.connect(server.conninfo("warehouse")) as conn,
-    ):
+    with reopened_warehouse(env, DB_PASSWORD) as conn:
         totals = dict(conn.execute("SELECT consumer_id, amount FROM usage_ingest.consumer_totals").fetchall())
         files = {
             name: (state, disposed)

@@ -14,10 +14,8 @@ import argparse
 import logging
 import os
 import sys
-import time
 from collections import Counter
 from contextlib import ExitStack
-from datetime import UTC, datetime
 
 import psycopg
 from psycopg import sql
@@ -51,14 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         start_local_services(services)
         airflow.migrate()
         log.info("importing %s into %s (%s)", source, args.table, args.mode)
-        started = time.monotonic()
-        dag_test = airflow.dags_test(
-            DAG_ID,
-            datetime.now(UTC).isoformat(timespec="seconds"),
-            params,
-            log_name="dags-test-csv_folder_import",
-        )
-        seconds = time.monotonic() - started
+        dag_test = airflow.dags_test_now(DAG_ID, params)
         report = _report(args.connection, args.table)
     if report is None:
         log.error(
@@ -68,7 +59,10 @@ def main(argv: list[str] | None = None) -> int:
             dag_test.log,
         )
         return 1
-    print(f"\n{DAG_ID}: {source} → {args.table} ({args.mode}), {seconds:.0f} s including Airflow's start-up")
+    print(
+        f"\n{DAG_ID}: {source} → {args.table} ({args.mode}), "
+        f"{dag_test.seconds:.0f} s including Airflow's start-up"
+    )
     print(report)
     print(f"\nAirflow log of the run: {dag_test.log}")
     return 0 if dag_test.succeeded else 1

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import time
 from collections import Counter
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
@@ -58,14 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         log.info("ingesting %s", incoming)
         with psycopg.connect(conninfo, connect_timeout=10) as conn:
             (since,) = conn.execute("SELECT now()").fetchone()
-        started = time.monotonic()
-        dag_test = airflow.dags_test(
-            DAG_ID,
-            datetime.now(UTC).isoformat(timespec="seconds"),
-            params,
-            log_name="dags-test-usage_files_ingest",
-        )
-        seconds = time.monotonic() - started
+        dag_test = airflow.dags_test_now(DAG_ID, params)
         with psycopg.connect(conninfo, connect_timeout=10) as conn:
             (migrated,) = conn.execute("SELECT to_regclass('usage_ingest.files') IS NOT NULL").fetchone()
             summary = _summary(conn, since) if migrated else None
@@ -74,7 +66,9 @@ def main(argv: list[str] | None = None) -> int:
                 if migrated
                 else _Check(False, "the store was never created")
             )
-    print(f"\n{DAG_ID}: {incoming} → {args.connection}, {seconds:.0f} s including Airflow's start-up")
+    print(
+        f"\n{DAG_ID}: {incoming} → {args.connection}, {dag_test.seconds:.0f} s including Airflow's start-up"
+    )
     print(_describe(summary))
     print(check.message)
     print(f"\nAirflow log of the run: {dag_test.log}")

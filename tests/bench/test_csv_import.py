@@ -8,16 +8,13 @@ without touching the other pipelines' parts.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from bench.csv_import import IMPORT_WORKERS, LANES, OUR_READER, OURS, SECTION_TITLE, SEED_WAY, write_docs
-from devservices.environment import PROJECT_ROOT
 from devservices.postgres import LocalPostgres, free_port
+from tests.bench.runs import assert_rewrites_only_its_part, run_quick
 
 FIGURES = ("mb_per_s", "rows_per_s", "wall_s", "drop_s", "cpu_s", "peak_rss_mb", "children_peak_rss_mb")
 
@@ -26,14 +23,7 @@ FIGURES = ("mb_per_s", "rows_per_s", "wall_s", "drop_s", "cpu_s", "peak_rss_mb",
 def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
     """The JSON of the output's last line and the state folder of one quick run."""
     state_dir = tmp_path_factory.mktemp("bench-csv")
-    command = [sys.executable, "-m", "bench.csv_import", "--quick", "--state-dir", str(state_dir)]
-    completed = subprocess.run(
-        command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=240, check=False
-    )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    results = json.loads(completed.stdout.strip().splitlines()[-1])
-    assert results == json.loads((state_dir / "results.json").read_text())
-    return results, state_dir
+    return run_quick("bench.csv_import", state_dir), state_dir
 
 
 def test_every_lane_loads_every_row_that_went_in(quick_run) -> None:
@@ -108,15 +98,6 @@ def test_the_run_leaves_no_drop_and_no_cluster(quick_run) -> None:
 
 def test_its_part_of_the_performance_document_is_rewritten_and_the_rest_kept(quick_run, tmp_path) -> None:
     results, _ = quick_run
-    document = tmp_path / "PERFORMANCE.md"
     flagship = "# Performance of the learning platform pipeline\n\n## Stages\n\nfigures\n"
-    document.write_text(flagship)
 
-    write_docs(results, document, tmp_path / "chart.png")
-    once = document.read_text()
-    write_docs(results, document, tmp_path / "chart.png")
-
-    assert document.read_text() == once
-    assert once.startswith(flagship)
-    assert once.count(SECTION_TITLE) == 1
-    assert (tmp_path / "chart.png").stat().st_size > 0
+    assert_rewrites_only_its_part(write_docs, results, SECTION_TITLE, tmp_path, flagship)

@@ -8,9 +8,6 @@ the next run, and that its part of docs/PERFORMANCE.md is written without touchi
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -25,7 +22,7 @@ from bench.usage_ingest import (
     our_lane_name,
     write_docs,
 )
-from devservices.environment import PROJECT_ROOT
+from tests.bench.runs import assert_rewrites_only_its_part, run_quick
 
 FIGURES = ("mb_per_s", "lines_per_s", "wall_s", "drop_s", "cpu_s", "peak_rss_mb", "children_peak_rss_mb")
 BATCH_MB = 1  # files of 2 MB: two batches each
@@ -35,15 +32,8 @@ BATCH_MB = 1  # files of 2 MB: two batches each
 def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
     """The JSON of the output's last line and the state folder of one quick run."""
     state_dir = tmp_path_factory.mktemp("bench-usage")
-    command = [sys.executable, "-m", "bench.usage_ingest", "--quick", "--seed-sample", "500"]
-    command += ["--batch-mb", str(BATCH_MB), "--state-dir", str(state_dir)]
-    completed = subprocess.run(
-        command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=240, check=False
-    )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    results = json.loads(completed.stdout.strip().splitlines()[-1])
-    assert results == json.loads((state_dir / "results.json").read_text())
-    return results, state_dir
+    flags = ("--seed-sample", "500", "--batch-mb", str(BATCH_MB))
+    return run_quick("bench.usage_ingest", state_dir, *flags), state_dir
 
 
 def test_every_lane_runs_and_ours_equals_the_manifest(quick_run) -> None:
@@ -119,18 +109,9 @@ def test_the_files_are_kept_for_the_next_run_and_not_left_archived(quick_run) ->
 
 def test_its_part_of_the_performance_document_is_rewritten_and_the_rest_kept(quick_run, tmp_path) -> None:
     results, _ = quick_run
-    document = tmp_path / "PERFORMANCE.md"
     others = (
         "# Performance of the learning platform pipeline\n\nfigures\n\n"
         "# Performance of csv_folder_import\n\nmore\n"
     )
-    document.write_text(others)
 
-    write_docs(results, document, tmp_path / "chart.png")
-    once = document.read_text()
-    write_docs(results, document, tmp_path / "chart.png")
-
-    assert document.read_text() == once
-    assert once.startswith(others)
-    assert once.count(SECTION_TITLE) == 1
-    assert (tmp_path / "chart.png").stat().st_size > 0
+    assert_rewrites_only_its_part(write_docs, results, SECTION_TITLE, tmp_path, others)

@@ -380,6 +380,11 @@ def _worker_volumes(
     return mutate
 
 
+def _unmounted(worker: str, folder: str) -> Callable[[dict[str, Any]], None]:
+    """``worker`` without the volumes that mount ``folder`` (or a folder inside it)."""
+    return _worker_volumes(worker, lambda volumes: [v for v in volumes if folder not in v])
+
+
 def _retries(document: dict[str, Any]) -> list[str]:
     return retry_problems(document, ROOT, retries=TASK_RETRIES, delay_seconds=RETRY_DELAY_SECONDS)
 
@@ -583,7 +588,7 @@ BROKEN = [
         id="connection-missing",
     ),
     pytest.param(
-        _worker_volumes("airflow-worker-2", lambda volumes: [v for v in volumes if "csv_drop" not in v]),
+        _unmounted("airflow-worker-2", "/opt/airflow/csv_drop"),
         _deployed_check(_drop_folder),
         "services.airflow-worker-2: nothing is mounted at /opt/airflow/csv_drop",
         id="drop-not-mounted-in-a-worker",
@@ -615,9 +620,7 @@ BROKEN = [
         id="variable-source-not-mounted",
     ),
     pytest.param(
-        _worker_volumes(
-            "airflow-worker-2", lambda volumes: [v for v in volumes if "/opt/airflow/usage" not in v]
-        ),
+        _unmounted("airflow-worker-2", "/opt/airflow/usage"),
         _deployed_check(_usage_folders),
         "services.airflow-worker-2: nothing is mounted at /opt/airflow/usage/incoming",
         id="usage-folder-not-mounted-in-a-worker",
@@ -645,9 +648,7 @@ BROKEN = [
         id="usage-incoming-and-archive-two-mounts",
     ),
     pytest.param(
-        _worker_volumes(
-            "airflow-triggerer", lambda volumes: [v for v in volumes if "/opt/airflow/usage" not in v]
-        ),
+        _unmounted("airflow-triggerer", "/opt/airflow/usage"),
         _deployed_check(_usage_folders),
         "services.airflow-triggerer: nothing is mounted at /opt/airflow/usage/incoming",
         id="usage-folder-not-mounted-in-the-triggerer",
