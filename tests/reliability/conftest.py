@@ -7,10 +7,13 @@ tests.reliability.report`` writes docs/RELIABILITY.md (``make reliability`` does
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -62,6 +65,36 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPostgres]
     server.start()
     yield server
     server.destroy()
+
+
+@dataclass
+class FaultDatabase:
+    """A fresh database of one test's, which the connection ``warehouse_db`` names while it runs."""
+
+    cluster: LocalPostgres
+    database: str
+
+    @property
+    def conninfo(self) -> str:
+        return self.cluster.conninfo(self.database)
+
+
+@contextmanager
+def warehouse_db(
+    cluster: LocalPostgres, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest, prefix: str
+) -> Iterator[str]:
+    """A fresh database named after the test, as ``warehouse_db`` (and alerts that can be sent, for
+    the pipelines' migrate_schema, which refuses a run whose failure nobody would hear of)."""
+    database = prefix + hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:12]
+    cluster.drop_database(database)
+    cluster.create_database(database)
+    connection = {"conn_type": "postgres", "host": "127.0.0.1", "port": cluster.port}
+    connection |= {"schema": database, "login": cluster.user, "password": cluster.password}
+    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE_DB", json.dumps(connection))
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", smtp_connection(free_port()))
+    monkeypatch.setenv("AIRFLOW_VAR_ALERT_RECIPIENTS", "oncall@reliability.test")
+    yield database
+    cluster.drop_database(database)
 
 
 class Deployment:

@@ -36,14 +36,13 @@ import pytest
 from psycopg import sql
 
 from devservices.energy_certificates import generate
-from devservices.postgres import LocalPostgres, free_port
+from devservices.postgres import LocalPostgres
 from devservices.s3_server import LocalS3, create_bucket, upload_folder
 from include.csv_import.warehouse import SCHEMA, staging_name
 from tests.conftest import S3_CONN_ID
-from tests.reliability.conftest import DB_PASSWORD, wait_until_blocked
+from tests.reliability.conftest import FaultDatabase, wait_until_blocked, warehouse_db
 from tests.reliability.csv_import_harness import DAG_ID, DropOutcome, ImportRun, task_key
 from tests.reliability.s3_proxy import BodyCuttingProxy
-from tests.test_end_to_end import smtp_connection
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -67,15 +66,8 @@ def drop(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]
 
 
 @dataclass
-class Warehouse:
-    """A fresh destination database of the test's, as the connection ``warehouse_db`` names it."""
-
-    cluster: LocalPostgres
-    database: str
-
-    @property
-    def conninfo(self) -> str:
-        return self.cluster.conninfo(self.database)
+class Warehouse(FaultDatabase):
+    """The test's destination database."""
 
     def outcome(self, source: str | Path, manifest: dict[str, Any]) -> DropOutcome:
         """The table against ``manifest``, of the drop at ``source`` (a folder or a URL)."""
@@ -110,17 +102,8 @@ def warehouse(
     monkeypatch: pytest.MonkeyPatch,
     request: pytest.FixtureRequest,
 ) -> Iterator[Warehouse]:
-    database = "csv_" + str(abs(hash(request.node.nodeid)))[:12]
-    cluster.drop_database(database)
-    cluster.create_database(database)
-    connection = {"conn_type": "postgres", "host": "127.0.0.1", "port": cluster.port}
-    connection |= {"schema": database, "login": "postgres", "password": DB_PASSWORD}
-    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE_DB", json.dumps(connection))
-    # migrate_schema refuses a run whose failure nobody would hear of; no mail is sent here.
-    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", smtp_connection(free_port()))
-    monkeypatch.setenv("AIRFLOW_VAR_ALERT_RECIPIENTS", "oncall@reliability.test")
-    yield Warehouse(cluster, database)
-    cluster.drop_database(database)
+    with warehouse_db(cluster, monkeypatch, request, prefix="csv_") as database:
+        yield Warehouse(cluster, database)
 
 
 def params(source: str | Path, **more: Any) -> dict[str, Any]:

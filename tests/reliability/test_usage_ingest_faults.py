@@ -20,7 +20,6 @@ delay: where they land varies, what is asserted does not.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
@@ -39,11 +38,11 @@ import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
-from devservices.postgres import LocalPostgres, free_port
+from devservices.postgres import LocalPostgres
 from devservices.usage_writer import Manifest, write_files
 from include.usage_ingest.model import BatchLimits
 from include.usage_ingest.store import migrate_schema
-from tests.reliability.conftest import wait_until_blocked
+from tests.reliability.conftest import FaultDatabase, wait_until_blocked, warehouse_db
 from tests.reliability.pg_proxy import CuttingPostgresProxy
 from tests.reliability.usage_ingest_harness import (
     DAG_ID,
@@ -55,7 +54,6 @@ from tests.reliability.usage_ingest_harness import (
     committed_batches,
     lease_expired,
 )
-from tests.test_end_to_end import smtp_connection
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -69,15 +67,8 @@ KILLS = 22
 
 
 @dataclass
-class Store:
-    """A fresh store database of the test's, as the connection ``warehouse_db`` names it."""
-
-    cluster: LocalPostgres
-    database: str
-
-    @property
-    def conninfo(self) -> str:
-        return self.cluster.conninfo(self.database)
+class Store(FaultDatabase):
+    """The test's store database."""
 
     def through(self, proxy: CuttingPostgresProxy) -> str:
         """The store's address as a worker behind ``proxy`` reaches it (no TLS: the proxy reads it)."""
@@ -122,18 +113,10 @@ def store(
     monkeypatch: pytest.MonkeyPatch,
     request: pytest.FixtureRequest,
 ) -> Iterator[Store]:
-    database = "usage_" + hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:12]
-    cluster.drop_database(database)
-    cluster.create_database(database)
-    with psycopg.connect(cluster.conninfo(database)) as conn:
-        migrate_schema(conn)
-    connection = {"conn_type": "postgres", "host": "127.0.0.1", "port": cluster.port}
-    connection |= {"schema": database, "login": cluster.user, "password": cluster.password}
-    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE_DB", json.dumps(connection))
-    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", smtp_connection(free_port()))
-    monkeypatch.setenv("AIRFLOW_VAR_ALERT_RECIPIENTS", "oncall@reliability.test")
-    yield Store(cluster, database)
-    cluster.drop_database(database)
+    with warehouse_db(cluster, monkeypatch, request, prefix="usage_") as database:
+        with psycopg.connect(cluster.conninfo(database)) as conn:
+            migrate_schema(conn)
+        yield Store(cluster, database)
 
 
 @pytest.fixture
