@@ -77,7 +77,7 @@ from airflow.sdk import Param, TriggerRule, chain, dag, task
 from include.common.dag_defaults import default_args
 from include.common.run_state import mark_run_failed
 from include.common.timetables import UtcDayTimetable
-from include.learning_platform.assets import ATTEMPTS_LOADS
+from include.learning_platform.assets import ATTEMPTS, ATTEMPTS_LOADS
 from include.learning_platform.run_spec import RunSpec
 
 if TYPE_CHECKING:
@@ -165,7 +165,10 @@ def learning_platform_etl() -> None:
         run = RunSpec.from_airflow(params, dag_run, task_id=ti.task_id)
         return tasks.load(run, outlet_events)
 
-    @task(multiple_outputs=False)
+    # It reads the attempts load wrote. Declared, the asset is also registered when the DAG is
+    # parsed: otherwise the first events through the alias create it, and two runs' loads doing
+    # that at once fail one of them on Airflow's unique index (seen under Celery).
+    @task(multiple_outputs=False, inlets=[ATTEMPTS])
     def compute_stats(params: dict[str, Any], dag_run: DagRunProtocol, ti: TaskInstance) -> dict:
         from include.learning_platform import tasks
 

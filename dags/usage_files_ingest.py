@@ -58,7 +58,7 @@ from airflow.sdk import CronTriggerTimetable, Param, TriggerRule, chain, dag, ta
 from include.common.dag_defaults import default_args
 from include.common.params import optional_integer, optional_text
 from include.common.run_state import mark_run_failed
-from include.usage_ingest.assets import TOTALS_UPDATES
+from include.usage_ingest.assets import CONSUMER_TOTALS, TOTALS_UPDATES
 from include.usage_ingest.settings import IngestSpec
 from include.usage_ingest.trigger import WaitForFinishedFiles
 
@@ -160,8 +160,13 @@ def usage_files_ingest() -> None:
     # Downstream of claim_files too: a run whose ranges were all committed before (a rerun, a
     # claim taken over) maps no range, and its files must still be marked done. None succeeded
     # (the sensor skipped): nothing to finish.
+    # Its summary reads the totals (inlet): declared, the asset is registered when the DAG is parsed,
+    # not by the first events through the alias, which two runs at once would both try to create.
     @task(
-        multiple_outputs=False, outlets=[TOTALS_UPDATES], trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS
+        multiple_outputs=False,
+        inlets=[CONSUMER_TOTALS],
+        outlets=[TOTALS_UPDATES],
+        trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS,
     )
     def finish_files(
         params: dict[str, Any],
