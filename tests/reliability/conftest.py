@@ -13,7 +13,7 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -65,6 +65,31 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPostgres]
     server.start()
     yield server
     server.destroy()
+
+
+def record_harness_row(
+    fault_table: list[dict[str, Any]],
+    *,
+    pipeline: str,
+    fault: str,
+    injection: str,
+    behaviour: str,
+    outcome: Any,
+    **figures: Any,
+) -> None:
+    """One row of a pipeline's harness fault table: the fault, what it did, the measured outcome
+    (a dataclass) and ``figures`` the outcome derives (its count of rejects or quarantined lines)."""
+    fault_table.append(
+        {
+            "pipeline": pipeline,
+            "ran_under": "harness",
+            "fault": fault,
+            "injection": injection,
+            "behaviour": behaviour,
+            **asdict(outcome),
+            **figures,
+        }
+    )
 
 
 @dataclass

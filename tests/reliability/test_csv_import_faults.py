@@ -27,7 +27,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,7 @@ from devservices.postgres import LocalPostgres
 from devservices.s3_server import LocalS3, create_bucket, upload_folder
 from include.csv_import.warehouse import SCHEMA, staging_name
 from tests.conftest import S3_CONN_ID
-from tests.reliability.conftest import FaultDatabase, wait_until_blocked, warehouse_db
+from tests.reliability.conftest import FaultDatabase, record_harness_row, wait_until_blocked, warehouse_db
 from tests.reliability.csv_import_harness import DAG_ID, DropOutcome, ImportRun, task_key
 from tests.reliability.s3_proxy import BodyCuttingProxy
 
@@ -182,23 +182,16 @@ def hold_copy(warehouse: Warehouse, run: ImportRun, chunk: dict[str, Any]) -> Co
 
 
 def record(
-    fault_table: list[dict[str, Any]],
-    *,
-    fault: str,
-    injection: str,
-    behaviour: str,
-    outcome: DropOutcome,
+    fault_table: list[dict[str, Any]], *, fault: str, injection: str, behaviour: str, outcome: DropOutcome
 ) -> None:
-    fault_table.append(
-        {
-            "pipeline": DAG_ID,
-            "ran_under": "harness",
-            "fault": fault,
-            "injection": injection,
-            "behaviour": behaviour,
-            **asdict(outcome),
-            "rejects": outcome.rejects,
-        }
+    record_harness_row(
+        fault_table,
+        pipeline=DAG_ID,
+        fault=fault,
+        injection=injection,
+        behaviour=behaviour,
+        outcome=outcome,
+        rejects=outcome.rejects,
     )
 
 

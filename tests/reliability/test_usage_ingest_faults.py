@@ -29,7 +29,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -42,7 +42,7 @@ from devservices.postgres import LocalPostgres
 from devservices.usage_writer import Manifest, write_files
 from include.usage_ingest.model import BatchLimits
 from include.usage_ingest.store import migrate_schema
-from tests.reliability.conftest import FaultDatabase, wait_until_blocked, warehouse_db
+from tests.reliability.conftest import FaultDatabase, record_harness_row, wait_until_blocked, warehouse_db
 from tests.reliability.pg_proxy import CuttingPostgresProxy
 from tests.reliability.usage_ingest_harness import (
     DAG_ID,
@@ -131,16 +131,14 @@ def params(incoming: Path, **more: Any) -> dict[str, Any]:
 def record(
     fault_table: list[dict[str, Any]], *, fault: str, injection: str, behaviour: str, outcome: StoreOutcome
 ) -> None:
-    fault_table.append(
-        {
-            "pipeline": DAG_ID,
-            "ran_under": "harness",
-            "fault": fault,
-            "injection": injection,
-            "behaviour": behaviour,
-            **asdict(outcome),
-            "quarantined": outcome.quarantined,
-        }
+    record_harness_row(
+        fault_table,
+        pipeline=DAG_ID,
+        fault=fault,
+        injection=injection,
+        behaviour=behaviour,
+        outcome=outcome,
+        quarantined=outcome.quarantined,
     )
 
 
