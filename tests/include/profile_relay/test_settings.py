@@ -124,3 +124,8 @@ def test_ages_are_counted_on_the_logical_date_in_utc() -> None:
 def test_a_run_without_a_logical_date_counts_ages_on_its_run_after() -> None:
     run = SimpleNamespace(logical_date=None, run_after=datetime(2026, 12, 9, 23, 59, tzinfo=UTC))
     assert reference_date_of(run) == date(2026, 12, 9)
+
+
+@pytest.mark.parametrize(("interval", "poll"), [(0.5, 0.1), (1, 0.1), (0.25, 0.05), (0, 0.01), (0.01, 0.01)])
+def test_idle_stages_look_again_within_a_fifth_of_the_interval(interval: float, poll: float) -> None:
+    assert relay_spec(interval_seconds=interval).poll_seconds == pytest.approx(poll)
