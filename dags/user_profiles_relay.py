@@ -42,8 +42,11 @@ lines are Russian for `ru_*`, English otherwise). `batch_size` (profiles per POS
 as a bearer token; `profile_receiver`).
 
 **Run it:** `airflow dags trigger user_profiles_relay --conf '{"count": 3000}'`, or locally with the
-stages really concurrent, `make run DAG=user_profiles_relay COUNT=3000`. Clearing a run's failed task
-(with its downstream tasks) resumes it; a new run with other settings needs a new run id.
+stages really concurrent, `make run DAG=user_profiles_relay COUNT=3000`. Plain `airflow dags test`
+runs one task at a time in no fixed order: a stage started before `generate` waits for it until it
+gives up (15 minutes for `process`); use `airflow dags test --use-executor`. `airflow tasks test`
+validates the params without the run's conf: give it `--task-params '{"count": 3000}'` too. Clearing
+a run's failed task (with its downstream tasks) resumes it; other settings need a new run.
 """
 
 from __future__ import annotations
