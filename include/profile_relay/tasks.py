@@ -100,12 +100,7 @@ def summarize(spec: RelaySpec) -> dict[str, Any]:
         progress = store.run_progress(conn, spec.run_id)
         failures = store.failures_by_kind(conn, spec.run_id)
         ticks = store.tick_stats(conn, spec.run_id)
-    log.info(
-        "%s (%d–%d)",
-        total_line(progress.delivered, progress.count, spec.locale),
-        spec.age_min,
-        spec.age_max,
-    )
+    log.info("%s", total_line(progress.delivered, progress.count, spec.age_min, spec.age_max, spec.locale))
     log.info(
         "profiles: %d generated, %d judged, %d aged %d..%d, %d delivered (%d the receiver had already), "
         "%d while generation was still going on, %d left in the outbox",

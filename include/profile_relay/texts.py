@@ -27,6 +27,8 @@ class Words:
     duplicate: str  # the receiver had it already: an earlier send's acknowledgement was lost
     # "{sent} of {count} profiles" by the plural category of count, as "из N" takes it.
     total: dict[str, str]
+    # The age range kept, "{low}–{high}" with high's unit: "возраст 30–40 лет", "aged 30–40 years".
+    ages: str
 
 
 WORDS = {
@@ -40,6 +42,7 @@ WORDS = {
             "one": "Отправлено {sent} из {count} профиля",
             "other": "Отправлено {sent} из {count} профилей",
         },
+        ages="возраст {low}–{high}",
     ),
     "en": Words(
         male="male",
@@ -47,6 +50,7 @@ WORDS = {
         sent="Sent",
         duplicate="Already delivered (duplicate)",
         total={"one": "Sent {sent} of {count} profile", "other": "Sent {sent} of {count} profiles"},
+        ages="aged {low}–{high}",
     ),
 }
 DEFAULT_LANGUAGE = "en"
@@ -83,8 +87,11 @@ def sent_line(profile_name: str, sex: Sex, job: str, age: int, outcome: str, loc
     return f"{verdict}: {profile_name}, {sex_word(sex, locale)}, {job}, {age_text(age, locale)}"
 
 
-def total_line(sent: int, count: int, locale: str) -> str:
-    """``Отправлено 287 из 3000 профилей`` / ``Sent 287 of 3000 profiles``."""
+def total_line(sent: int, count: int, age_min: int, age_max: int, locale: str) -> str:
+    """The run's final count: ``Отправлено 287 из 3000 профилей (возраст 30–40 лет)``, or
+    ``Sent 287 of 3000 profiles (aged 30–40 years)``."""
     lang = language(locale)
+    words = WORDS[lang]
     form = "one" if Locale.parse(lang).plural_form(count) == "one" else "other"
-    return WORDS[lang].total[form].format(sent=sent, count=count)
+    ages = words.ages.format(low=age_min, high=age_text(age_max, locale))
+    return f"{words.total[form].format(sent=sent, count=count)} ({ages})"

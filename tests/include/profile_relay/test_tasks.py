@@ -158,4 +158,4 @@ def test_the_summary_of_a_delivered_run_logs_the_final_count(airflow_store, capl
     summary = tasks.summarize(spec)
 
     assert summary["delivered"] == summary["in_range"]
-    assert f"Отправлено {summary['delivered']} из 40 профилей (30–40)" in caplog.messages
+    assert f"Отправлено {summary['delivered']} из 40 профилей (возраст 30–40 лет)" in caplog.messages

@@ -55,20 +55,18 @@ def test_a_duplicate_acknowledgement_says_so() -> None:
 
 
 @pytest.mark.parametrize(
-    ("sent", "count", "line"),
+    ("sent", "count", "ages", "line"),
     [
-        (287, 3000, "Отправлено 287 из 3000 профилей"),
-        (1, 21, "Отправлено 1 из 21 профиля"),
-        (0, 1, "Отправлено 0 из 1 профиля"),
-        (3, 12, "Отправлено 3 из 12 профилей"),
+        (287, 3000, (30, 40), "Отправлено 287 из 3000 профилей (возраст 30–40 лет)"),
+        (1, 21, (30, 41), "Отправлено 1 из 21 профиля (возраст 30–41 год)"),
+        (0, 1, (18, 22), "Отправлено 0 из 1 профиля (возраст 18–22 года)"),
+        (3, 12, (30, 40), "Отправлено 3 из 12 профилей (возраст 30–40 лет)"),
     ],
 )
-def test_the_final_count_line(sent: int, count: int, line: str) -> None:
-    assert total_line(sent, count, "ru_RU") == line
+def test_the_final_count_line(sent: int, count: int, ages: tuple[int, int], line: str) -> None:
+    assert total_line(sent, count, *ages, "ru_RU") == line
 
 
 def test_the_final_count_line_in_english() -> None:
-    assert (total_line(1, 1, "en_US"), total_line(2, 5, "en_US")) == (
-        "Sent 1 of 1 profile",
-        "Sent 2 of 5 profiles",
-    )
+    assert total_line(1, 1, 30, 40, "en_US") == "Sent 1 of 1 profile (aged 30–40 years)"
+    assert total_line(2, 5, 0, 1, "en_US") == "Sent 2 of 5 profiles (aged 0–1 year)"
