@@ -120,7 +120,38 @@ def register_run(conn: psycopg.Connection, spec: RelaySpec) -> bool:
     A run id already registered with other settings (the Variable changed between a run's
     tries, say) raises :class:`RunConflict`: its stored profiles were made with the old ones.
     """
-    wanted = {
+    with conn.transaction():
+        if conn.execute(read_sql(SQL_DIR, "insert_run"), _registered(spec)).fetchone() is not None:
+            return True
+    verify_run(conn, spec)
+    return False
+
+
+def verify_run(conn: psycopg.Connection, spec: RelaySpec) -> RunRecord:
+    """The run as registered, if it was registered with ``spec``'s settings.
+
+    Each stage reads its settings from its own task's params and the Variable: checked against
+    the registered run, a stage can never make, judge or send by settings the run did not start
+    with. :class:`RunNotRegistered` if missing, :class:`RunConflict` if different.
+    """
+    record = run_record(conn, spec.run_id)
+    differences = [
+        f"{key} {getattr(record, key)!r} (now {value!r})"
+        for key, value in _registered(spec).items()
+        if key != "run_id" and getattr(record, key) != value
+    ]
+    if differences:
+        raise RunConflict(
+            f"run {spec.run_id} is already in {SCHEMA}.runs with other settings: "
+            f"{', '.join(differences)}. Its stored profiles were made with those: trigger a new run "
+            f"for the new settings, or set the params (or the Variable) back to resume this one"
+        )
+    return record
+
+
+def _registered(spec: RelaySpec) -> dict[str, object]:
+    """What the runs table keeps of a spec: all that decides which people a run makes and keeps."""
+    return {
         "run_id": spec.run_id,
         "dag_id": spec.dag_id,
         "count": spec.count,
@@ -131,22 +162,6 @@ def register_run(conn: psycopg.Connection, spec: RelaySpec) -> bool:
         "age_max": spec.age_max,
         "interval_seconds": spec.interval_seconds,
     }
-    with conn.transaction():
-        if conn.execute(read_sql(SQL_DIR, "insert_run"), wanted).fetchone() is not None:
-            return True
-    record = run_record(conn, spec.run_id)
-    differences = [
-        f"{key} {getattr(record, key)!r} (now {value!r})"
-        for key, value in wanted.items()
-        if key != "run_id" and getattr(record, key) != value
-    ]
-    if differences:
-        raise RunConflict(
-            f"run {spec.run_id} is already in {SCHEMA}.runs with other settings: "
-            f"{', '.join(differences)}. Its stored profiles were made with those: trigger a new run "
-            f"for the new settings, or set the params (or the Variable) back to resume this one"
-        )
-    return False
 
 
 def run_record(conn: psycopg.Connection, run_id: str) -> RunRecord:

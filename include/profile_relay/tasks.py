@@ -20,7 +20,7 @@ import psycopg
 
 from include.common.alerts import check_alerts_can_be_sent
 from include.common.failures import ConfigurationError, PermanentFailure, no_retry_on_permanent_failure
-from include.common.postgres import airflow_postgres, conninfo_from_airflow
+from include.common.postgres import airflow_postgres, connect, conninfo_from_airflow
 from include.profile_relay import store
 from include.profile_relay.generate import run_generator
 from include.profile_relay.process import run_processor
@@ -63,9 +63,10 @@ def prepare(spec: RelaySpec) -> dict[str, Any]:
 @no_retry_on_permanent_failure
 def generate(spec: RelaySpec) -> dict[str, Any]:
     """Make the run's profiles one per tick and store them; resumes after the last one stored."""
+    connect = _verified_connector(spec)
     factory = ProfileFactory(spec.locale, spec.seed, spec.reference_date)
     result = run_generator(
-        _connector(spec), factory, run_id=spec.run_id, count=spec.count, interval=spec.interval_seconds
+        connect, factory, run_id=spec.run_id, count=spec.count, interval=spec.interval_seconds
     )
     return _counts(result)
 
@@ -73,17 +74,19 @@ def generate(spec: RelaySpec) -> dict[str, Any]:
 @no_retry_on_permanent_failure
 def process(spec: RelaySpec) -> dict[str, Any]:
     """Judge every profile as it is stored and queue the in-range ones, until the run is processed."""
-    return _counts(run_processor(_connector(spec), run_id=spec.run_id, poll_seconds=spec.poll_seconds))
+    connect = _verified_connector(spec)
+    return _counts(run_processor(connect, run_id=spec.run_id, poll_seconds=spec.poll_seconds))
 
 
 @no_retry_on_permanent_failure
 def send(spec: RelaySpec) -> dict[str, Any]:
     """Deliver the queued profiles to the receiver, each once, until the run is processed and sent."""
+    connect = _verified_connector(spec)
     from include.profile_relay.send import ReceiverClient, run_sender  # deferred: requests is heavy
 
     with ReceiverClient.from_airflow(spec.receiver_conn_id) as receiver:
         result = run_sender(
-            _connector(spec),
+            connect,
             receiver,
             run_id=spec.run_id,
             batch_size=spec.batch_size,
@@ -167,10 +170,12 @@ def _after(later: datetime | None, earlier: datetime | None) -> bool:
     return later is not None and earlier is not None and later > earlier
 
 
-def _connector(spec: RelaySpec) -> Callable[[], psycopg.Connection]:
-    """What the stages take: opens a new connection to the store, again after PostgreSQL went away.
+def _verified_connector(spec: RelaySpec) -> Callable[[], psycopg.Connection]:
+    """What a stage takes: opens a new connection to the store, again after PostgreSQL went away.
 
-    The address is read from Airflow once; a refused connection surfaces as psycopg's
+    Checks first that the run was registered with this task's settings (``store.verify_run``),
+    so a Variable changed since ``prepare`` fails the stage at once instead of mixing settings.
+    The address is read from Airflow once; later, a refused connection surfaces as psycopg's
     ``OperationalError``, which the stages wait out (``reconnect.py``).
     """
     from airflow.sdk.exceptions import AirflowNotFoundException
@@ -182,6 +187,8 @@ def _connector(spec: RelaySpec) -> Callable[[], psycopg.Connection]:
             f"the Airflow connection '{spec.conn_id}' is not defined: define it (type Postgres, schema = "
             "the database), or name another with the param 'connection'"
         ) from None
+    with connect(conninfo, conn_id=spec.conn_id, application_name=spec.session_name) as conn:
+        store.verify_run(conn, spec)
     return lambda: psycopg.connect(conninfo, application_name=spec.session_name)
 
 

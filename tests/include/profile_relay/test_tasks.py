@@ -159,3 +159,15 @@ def test_the_summary_of_a_delivered_run_logs_the_final_count(airflow_store, capl
 
     assert summary["delivered"] == summary["in_range"]
     assert f"Отправлено {summary['delivered']} из 40 профилей (возраст 30–40 лет)" in caplog.messages
+
+
+@pytest.mark.parametrize("stage", [tasks.generate, tasks.process, tasks.send])
+def test_a_stage_whose_settings_changed_since_prepare_fails_at_once(airflow_store, stage) -> None:
+    """The Variable changed between prepare and a stage: it must not make, judge or send by it."""
+    spec = relay_spec(count=120)
+    tasks.prepare(spec)
+
+    with pytest.raises(AirflowFailException, match=r"locale 'ru_RU' \(now 'en_US'\)"):
+        stage(dataclasses.replace(spec, locale="en_US"))
+    with psycopg.connect(airflow_store) as conn:
+        assert store.run_progress(conn, spec.run_id).stored == 0
