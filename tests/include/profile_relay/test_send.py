@@ -7,9 +7,10 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -354,6 +355,44 @@ def test_a_lost_database_connection_is_reconnected_and_nothing_is_sent_twice(
     assert receiver.accepted_keys() == keys(range(1, 5))
     assert receiver.duplicate_posts() == {}
     assert [outcome for _, _, outcome, _ in deliveries(db)] == ["accepted"] * 4
+
+
+class LosesTheStoreAfterItsFirstAnswer(ReceiverClient):
+    """The real client; once its first batch is acknowledged, PostgreSQL drops the sender's
+    connection before the sender can commit the deliveries (a restart at the worst moment)."""
+
+    def __init__(self, url: str, db: psycopg.Connection) -> None:
+        super().__init__(url)
+        self._db = db
+        self.cut = False
+
+    def post_batch(self, items: Sequence[tuple[str, Mapping[str, Any]]]) -> list[str]:
+        outcomes = super().post_batch(items)
+        if not self.cut:
+            self.cut = True
+            self._db.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+                (APPLICATION,),
+            )
+        return outcomes
+
+
+def test_a_connection_lost_before_the_deliveries_commit_resends_the_batch_as_duplicates(
+    db: psycopg.Connection, connect: Callable[[], psycopg.Connection], receiver: ProfileReceiver
+) -> None:
+    register_run(db, count=3, processed=True)
+    queue(db, range(1, 4))
+
+    with LosesTheStoreAfterItsFirstAnswer(receiver.url, db) as client:
+        result = send(connect, client)
+
+    assert client.cut
+    assert receiver.accepted_keys() == keys(range(1, 4))
+    assert receiver.duplicate_posts() == dict.fromkeys(keys(range(1, 4)), 1)
+    # The lost transaction took its claim with it: the store knows of one send, the duplicate.
+    assert deliveries(db) == [(seq, f"{RUN}/{seq}", "duplicate", 1) for seq in range(1, 4)]
+    assert (result.delivered, result.duplicates) == (3, 3)
+    assert outbox(db) == []
 
 
 def test_a_4xx_fails_the_task_with_the_receivers_message_and_leaves_the_rows_queued(
