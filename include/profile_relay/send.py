@@ -174,6 +174,10 @@ class ReceiverClient:
                 f"{what}. Set the password of the Airflow connection '{self._conn_id}' to the receiver's "
                 "token (or clear it if the receiver needs none)"
             )
+        if status in (404, 405):
+            return (
+                f"{what}. Check that the Airflow connection '{self._conn_id}' points at the profile receiver"
+            )
         return f"{what}. The batch breaks the receiver's contract; fix the sender or the receiver"
 
     def _outcomes(self, answer: bytes, keys: list[str]) -> list[str]:

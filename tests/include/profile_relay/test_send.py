@@ -501,3 +501,19 @@ def test_the_client_is_built_from_the_airflow_http_connection(
 
         assert outcomes == ["accepted", "duplicate"]
         assert client.address == receiver.url
+
+
+def test_a_connection_that_points_elsewhere_is_refused_with_what_to_check(receiver: ProfileReceiver) -> None:
+    with (
+        ReceiverClient(f"{receiver.url}/api/v2", conn_id="my_receiver") as client,
+        pytest.raises(
+            ReceiverRefused, match="refused a batch with 404: no such path: /api/v2/profiles"
+        ) as refused,
+    ):
+        client.post_batch([("run/1", {"name": "Иванов"})])
+
+    assert refused.value.kind == "http_404"
+    assert "Check that the Airflow connection 'my_receiver' points at the profile receiver" in str(
+        refused.value
+    )
+    assert receiver.accepted_keys() == []
