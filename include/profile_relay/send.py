@@ -174,6 +174,10 @@ class ReceiverClient:
                 f"{what}. Set the password of the Airflow connection '{self._conn_id}' to the receiver's "
                 "token (or clear it if the receiver needs none)"
             )
+        if status in (404, 405):
+            return (
+                f"{what}. Check that the Airflow connection '{self._conn_id}' points at the profile receiver"
+            )
         return f"{what}. The batch breaks the receiver's contract; fix the sender or the receiver"
 
     def _outcomes(self, answer: bytes, keys: list[str]) -> list[str]:
@@ -291,24 +295,6 @@ class SendResult:
     sent_at: datetime
 
 
-@dataclass(slots=True)
-class _Tally:
-    accepted: int = 0
-    duplicates: int = 0
-    batches: int = 0
-    failed_sends: int = 0
-
-    def result(self, sent_at: datetime) -> SendResult:
-        return SendResult(
-            self.accepted + self.duplicates,
-            self.accepted,
-            self.duplicates,
-            self.batches,
-            self.failed_sends,
-            sent_at,
-        )
-
-
 @dataclass(frozen=True, slots=True)
 class _Sent:
     """A profile the receiver acknowledged, for its log line."""
@@ -326,6 +312,51 @@ class _Attempt:
     failure: SendFailed | None = None
     refusal: ReceiverRefused | None = None
     profiles: int = 0
+
+
+@dataclass(slots=True)
+class _Tally:
+    accepted: int = 0
+    duplicates: int = 0
+    batches: int = 0
+    failed_sends: int = 0
+
+    def add(self, sent: Sequence[_Sent]) -> None:
+        self.batches += 1
+        accepted = sum(1 for profile in sent if profile.outcome == "accepted")
+        self.accepted += accepted
+        self.duplicates += len(sent) - accepted
+
+    def result(self, sent_at: datetime) -> SendResult:
+        delivered = self.accepted + self.duplicates
+        return SendResult(delivered, self.accepted, self.duplicates, self.batches, self.failed_sends, sent_at)
+
+
+class _FailingSends:
+    """Consecutive failed sends: how long to wait before the next, and how long they may go on."""
+
+    def __init__(self, limit: timedelta, backoff: Backoff) -> None:
+        self._limit_s = limit.total_seconds()
+        self._backoff = backoff
+        self.reset()
+
+    def reset(self) -> None:
+        self._since: float | None = None
+        self._delays = self._backoff.delays()
+
+    def wait_after(self, failure: SendFailed) -> float:
+        """Seconds to wait before the next send; raises once failures have lasted past the limit."""
+        now = time.monotonic()
+        if self._since is None:
+            self._since = now
+        elif now - self._since > self._limit_s:
+            raise ReceiverUnavailable(
+                f"every send to the receiver failed for {now - self._since:.0f} s, longer than the "
+                f"{self._limit_s:.0f} s this task waits (last: {failure}). The profiles stay queued; the "
+                "task's retry sends them. If it keeps failing, check the receiver and the Airflow "
+                "connection that names it"
+            )
+        return next(self._delays)
 
 
 def run_sender(
@@ -347,11 +378,9 @@ def run_sender(
     ``outage_limit`` bounds both a run of consecutive failed sends and an outage of the store:
     beyond it the task fails, and Airflow's retry resumes from the outbox.
     """
-    limit_s = outage_limit.total_seconds()
     tally = _Tally()
-    failing_since: float | None = None
-    delays = backoff.delays()
-    with _Store(connect, outage_limit_s=limit_s, backoff=backoff, log=log) as store:
+    failing = _FailingSends(outage_limit, backoff)
+    with _Store(connect, outage_limit=outage_limit, backoff=backoff, log=log) as store:
         while True:
             attempt = store.run(
                 lambda conn: _send_batch(conn, receiver, run_id=run_id, batch_size=batch_size),
@@ -361,41 +390,21 @@ def run_sender(
                 raise attempt.refusal
             if attempt.failure is not None:
                 tally.failed_sends += 1
-                now = time.monotonic()
-                failing_since = now if failing_since is None else failing_since
-                if now - failing_since > limit_s:
-                    raise ReceiverUnavailable(
-                        f"every send to the receiver failed for {now - failing_since:.0f} s, longer than the "
-                        f"{limit_s:.0f} s this task waits (last: {attempt.failure}). The profiles stay "
-                        "queued; the task's retry sends them. If it keeps failing, check the receiver and "
-                        "the Airflow connection that names it"
-                    )
-                wait = next(delays)
+                wait = failing.wait_after(attempt.failure)
                 log.warning(
-                    "send of %d profiles failed (%s); retrying in %.1f s",
+                    "send of %d profiles failed (%s); they go again in %.1f s",
                     attempt.profiles,
                     attempt.failure,
                     wait,
                 )
                 time.sleep(wait)
-                continue
-            if attempt.sent:
-                failing_since, delays = None, backoff.delays()
-                tally.batches += 1
+            elif attempt.sent:
+                failing.reset()
+                tally.add(attempt.sent)
                 for sent in attempt.sent:
-                    if sent.outcome == "accepted":
-                        tally.accepted += 1
-                    else:
-                        tally.duplicates += 1
-                    profile = sent.profile
-                    log.info(
-                        sent_line(
-                            profile["name"], profile["sex"], profile["job"], sent.age, sent.outcome, locale
-                        )
-                    )
-                continue
-            sent_at = store.run(lambda conn: _finish(conn, run_id), what=f"finishing run {run_id}")
-            if sent_at is not None:
+                    name, sex, job = (sent.profile[key] for key in ("name", "sex", "job"))
+                    log.info(sent_line(name, sex, job, sent.age, sent.outcome, locale))
+            elif (sent_at := store.run(lambda conn: _finish(conn, run_id), what="finishing")) is not None:
                 result = tally.result(sent_at)
                 log.info(
                     "send finished: %d profiles delivered in %d batches (%d the receiver had already), "
@@ -406,7 +415,8 @@ def run_sender(
                     result.failed_sends,
                 )
                 return result
-            time.sleep(poll_seconds)
+            else:
+                time.sleep(poll_seconds)
 
 
 def _send_batch(
@@ -471,12 +481,12 @@ class _Store:
         self,
         connect: Callable[[], psycopg.Connection],
         *,
-        outage_limit_s: float,
+        outage_limit: timedelta,
         backoff: Backoff,
         log: logging.Logger,
     ) -> None:
         self._connect = connect
-        self._outage_limit = outage_limit_s
+        self._outage_limit = outage_limit.total_seconds()
         self._backoff = backoff
         self._log = log
         self._conn: psycopg.Connection | None = connect()
