@@ -30,18 +30,18 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
 import psycopg
 import requests
 
 from include.common.failures import ConfigurationError, PermanentFailure
-from include.common.postgres import WarehouseUnavailable, read_sql
+from include.common.postgres import read_sql
+from include.profile_relay.reconnect import Backoff, ReconnectingStore
+from include.profile_relay.texts import sent_line
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 SQL_DIR = Path(__file__).parent / "sql"
 RECEIVER_CONN_ID = "profile_receiver"
@@ -52,6 +52,8 @@ DEFAULT_OUTAGE_LIMIT = timedelta(minutes=10)
 RETRIED_CLIENT_STATUSES = frozenset({408, 425, 429})
 # Of a refusal's body, what goes into the task's error: the receiver's message, not a page.
 KEPT_DETAIL_CHARS = 500
+# Waits between failed sends: 0.2 s doubling to 5 s.
+SEND_BACKOFF = Backoff(initial=0.2)
 
 
 class SendFailed(RuntimeError):
@@ -263,26 +265,6 @@ def idempotency_key(run_id: str, seq: int) -> str:
     return f"{run_id}/{seq}"
 
 
-# TODO(lead): texts.sent_line — swap for include.profile_relay.texts.sent_line at merge.
-def sent_line(profile_name: str, sex: str, job: str, age: int, outcome: str, locale: str) -> str:
-    verdict = "Sent" if outcome == "accepted" else "Sent (the receiver had it already)"
-    return f"{verdict}: {profile_name}, {sex}, {job}, {age}"
-
-
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """Waits between failed sends (and reconnects): ``initial`` seconds doubling up to ``maximum``."""
-
-    initial: float = 0.2
-    maximum: float = 5.0
-
-    def delays(self) -> Iterator[float]:
-        delay = self.initial
-        while True:
-            yield delay
-            delay = min(delay * 2, self.maximum)
-
-
 @dataclass(frozen=True, slots=True)
 class SendResult:
     """What one sender delivered (XCom-small); other senders of the run count their own."""
@@ -369,7 +351,7 @@ def run_sender(
     poll_seconds: float,
     outage_limit: timedelta = DEFAULT_OUTAGE_LIMIT,
     log: logging.Logger = log,
-    backoff: Backoff = Backoff(),
+    backoff: Backoff = SEND_BACKOFF,
 ) -> SendResult:
     """Deliver the run's outbox until process has ended and the outbox is empty (module docstring).
 
@@ -380,7 +362,7 @@ def run_sender(
     """
     tally = _Tally()
     failing = _FailingSends(outage_limit, backoff)
-    with _Store(connect, outage_limit=outage_limit, backoff=backoff, log=log) as store:
+    with ReconnectingStore(connect, outage_limit=outage_limit, backoff=backoff, logger=log) as store:
         while True:
             attempt = store.run(
                 lambda conn: _send_batch(conn, receiver, run_id=run_id, batch_size=batch_size),
@@ -467,67 +449,3 @@ def _finish(conn: psycopg.Connection, run_id: str) -> datetime | None:
         )
     _, sent_at = state
     return sent_at
-
-
-class _Store:
-    """One connection to the store that outlives PostgreSQL restarting (bounded by ``outage_limit``).
-
-    Each step is one transaction and safe to repeat (a claim that never committed is claimed
-    again), so after a lost connection the step simply runs again on a new one. The first
-    connection is not retried: a wrong address or password fails the task at once.
-    """
-
-    def __init__(
-        self,
-        connect: Callable[[], psycopg.Connection],
-        *,
-        outage_limit: timedelta,
-        backoff: Backoff,
-        log: logging.Logger,
-    ) -> None:
-        self._connect = connect
-        self._outage_limit = outage_limit.total_seconds()
-        self._backoff = backoff
-        self._log = log
-        self._conn: psycopg.Connection | None = connect()
-
-    def __enter__(self) -> _Store:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._drop()
-
-    def run(self, step: Callable[[psycopg.Connection], T], *, what: str) -> T:
-        down_since: float | None = None
-        delays = self._backoff.delays()
-        while True:
-            try:
-                if self._conn is None:
-                    self._conn = self._connect()
-                result = step(self._conn)
-            except (psycopg.OperationalError, WarehouseUnavailable) as error:
-                self._drop()
-                now = time.monotonic()
-                reason = " ".join(str(error).split()) or type(error).__name__
-                if down_since is None:
-                    down_since = now
-                    self._log.warning("PostgreSQL lost while %s (%s): reconnecting", what, reason)
-                elif now - down_since > self._outage_limit:
-                    raise WarehouseUnavailable(
-                        f"PostgreSQL unreachable for {now - down_since:.0f} s while {what}, longer than the "
-                        f"{self._outage_limit:.0f} s this task waits ({reason}). Nothing sent is lost: the "
-                        "task's retry resumes from the outbox"
-                    ) from None
-                time.sleep(next(delays))
-                continue
-            if down_since is not None:
-                self._log.info("PostgreSQL back after %.1f s", time.monotonic() - down_since)
-            return result
-
-    def _drop(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            try:
-                conn.close()
-            except psycopg.Error:
-                self._log.debug("closing a broken connection failed", exc_info=True)

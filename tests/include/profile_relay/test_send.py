@@ -18,8 +18,8 @@ import pytest
 from devservices.postgres import LocalPostgres
 from devservices.profile_receiver import ProfileReceiver
 from include.common.migrations import migrate
+from include.profile_relay.reconnect import Backoff
 from include.profile_relay.send import (
-    Backoff,
     ReceiverClient,
     ReceiverRefused,
     ReceiverUnavailable,
