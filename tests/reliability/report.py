@@ -54,13 +54,28 @@ USAGE_COLUMNS = (
     "Units off",
     "Quarantined",
 )
+# The profile relay's table: what it must deliver is each in-range profile once, so the
+# receiver's books beside the store's, and the generator's ticks while the fault lasted.
+RELAY_COLUMNS = (
+    "Fault",
+    "How it was injected",
+    "What the pipeline did",
+    "In range",
+    "Lost",
+    "Doubled",
+    "Out of range sent",
+    "Duplicates the receiver dropped",
+    "Generator's ticks during the fault",
+)
 HARNESS, AIRFLOW, BOTH = "harness", "Airflow", "both"
 CSV_PIPELINE = "csv_folder_import"
 USAGE_PIPELINE = "usage_files_ingest"
+RELAY_PIPELINE = "user_profiles_relay"
+PIPELINES = (CSV_PIPELINE, USAGE_PIPELINE, RELAY_PIPELINE)
 
 INTRO = """\
-# Reliability: the fault tables of `learning_platform_etl`, [`csv_folder_import`](#csv_folder_import) \
-and [`usage_files_ingest`](#usage_files_ingest)
+# Reliability: the fault tables of `learning_platform_etl`, [`csv_folder_import`](#csv_folder_import), \
+[`usage_files_ingest`](#usage_files_ingest) and [`user_profiles_relay`](#user_profiles_relay)
 
 Each row is one test of `tests/reliability/` (`test_faults.py`; landing retention's in
 `test_landing_retention_faults.py`). It runs a day of the DAG task by
@@ -159,6 +174,39 @@ A test also fails when a file's applied and quarantined lines differ from the ma
 is not done, so a green suite means every row below reads 0 / 0 / 0.
 """
 
+RELAY_INTRO = """## user_profiles_relay
+
+Each row is one test of `tests/reliability/test_user_profiles_faults.py`. It runs one run's three
+stages at the same time, as the DAG does: `generate`, `process` and `send`, each in a worker
+process of its own calling the function its task's body calls
+(`tests/reliability/profile_relay_harness.py`), against a real PostgreSQL and the real receiver
+(`devservices/profile_receiver.py`), with 150-300 profiles one every 50 ms. It injects one fault,
+through real means: the receiver's own faults (its listening socket closed; a batch stored and
+its connection dropped unanswered; a POST held unanswered), SIGKILL, `pg_ctl stop` and `start`.
+A killed or failed try is followed by a new worker running the same stage, as Airflow's retry
+would. To strike inside a batch whatever the machine's speed, the receiver holds the POST, or
+the test holds a lock on the deliveries table until PostgreSQL shows the sender waiting for it
+(the receiver has stored the batch, the store has not recorded it). What the run ends with is
+judged from the receiver's own store and the pipeline's, against the run's people regenerated
+from its seed and their ages counted by the harness on the run's reference date:
+
+- **in range**: the run's profiles aged 30..40, which the receiver must hold once each;
+- **lost**: in-range profiles the receiver does not hold;
+- **doubled**: people the receiver holds more than once (under two keys; one key is stored once);
+- **out of range sent**: profiles the receiver holds whose age is outside 30..40;
+- **duplicates the receiver dropped**: profiles posted again after the receiver had stored them
+  (it answered `duplicate` and kept one copy): the price of at-least-once sending, which the
+  idempotency key turns into exactly once;
+- **generator's ticks during the fault**: the gaps between the ticks made while the fault lasted,
+  against the 50 ms interval. Reported, not asserted: it depends on the machine. The tests assert
+  only that ticks went on during the fault.
+
+A test also fails when a profile the receiver holds differs from the one generated or belongs to
+no in-range profile of the run, when the outbox is not empty, when the store's deliveries are not
+exactly the in-range profiles, or when `sent_at` is not after `processed_at`, so a green suite
+means every row below reads 0 / 0 / 0.
+"""
+
 RERUN = """\
 ## How to rerun it
 
@@ -166,9 +214,9 @@ RERUN = """\
 make reliability   # runs tests/reliability, then rewrites this file from their output
 ```
 
-The harness's rows (the flagship's, `csv_folder_import`'s and `usage_files_ingest`'s) and the
-executor's scheduled, SIGKILL and quality-gate rows also run in `make test`; the executor's other
-rows only here.
+The harness's rows (the flagship's, `csv_folder_import`'s, `usage_files_ingest`'s and
+`user_profiles_relay`'s) and the executor's scheduled, SIGKILL and quality-gate rows also run in
+`make test`; the executor's other rows only here.
 The table the tests write lands in `.local/test-artifacts/reliability/faults.json`.
 """
 
@@ -176,7 +224,8 @@ The table the tests write lands in `.local/test-artifacts/reliability/faults.jso
 def render(rows: list[dict[str, Any]], *, generated: str) -> str:
     csv_rows = [row for row in rows if row.get("pipeline") == CSV_PIPELINE]
     usage_rows = [row for row in rows if row.get("pipeline") == USAGE_PIPELINE]
-    flagship = [row for row in rows if row.get("pipeline") not in (CSV_PIPELINE, USAGE_PIPELINE)]
+    relay_rows = [row for row in rows if row.get("pipeline") == RELAY_PIPELINE]
+    flagship = [row for row in rows if row.get("pipeline") not in PIPELINES]
     harness = [row for row in flagship if row.get("ran_under", HARNESS) == HARNESS]
     airflow = [row for row in flagship if row.get("ran_under") == "airflow"]
     where = ran_under(harness, airflow)
@@ -236,6 +285,25 @@ def render(rows: list[dict[str, Any]], *, generated: str) -> str:
                     row["quarantined"],
                 )
                 for row in usage_rows
+            ),
+        )
+    if relay_rows:
+        lines.append(RELAY_INTRO)
+        lines += _table(
+            RELAY_COLUMNS,
+            (
+                (
+                    row["fault"],
+                    row["injection"],
+                    row["behaviour"],
+                    row["in_range"],
+                    row["lost"],
+                    row["doubled"],
+                    row["out_of_range_sent"],
+                    row["duplicates_dropped"],
+                    row["ticks"],
+                )
+                for row in relay_rows
             ),
         )
     lines.append(RERUN)
