@@ -32,6 +32,7 @@ from typing import Any
 import psycopg
 
 from devservices.profile_receiver import ProfileReceiver
+from include.common.dag_defaults import TASK_RETRIES
 from include.profile_relay import store
 from include.profile_relay.generate import run_generator
 from include.profile_relay.process import run_processor
@@ -42,8 +43,9 @@ from tests.reliability.workers import Worker
 
 # A fixed date: the run's ages do not move with the day the suite runs.
 REFERENCE_DATE = date(2026, 12, 6)
-# The DAG's retries of each stage task: a failed try is followed by at most this many more.
-RETRIES = 3
+# A failed try of a stage is followed by at most this many more: the deployment default of
+# every pipeline's tasks (``include.common.dag_defaults``).
+RETRIES = TASK_RETRIES
 STAGES = ("generate", "process", "send")
 
 

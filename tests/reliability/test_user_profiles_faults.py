@@ -1,8 +1,8 @@
 """The fault table of ``user_profiles_relay``: every in-range profile delivered exactly once.
 
 Each test runs one run's three stages at the same time, as the DAG does (``generate``,
-``process`` and ``send``, each in a worker process of its own: tests/reliability/
-profile_relay_harness.py), against a real PostgreSQL and the real receiver
+``process`` and ``send``, each in a worker process of its own: see
+``tests/reliability/profile_relay_harness.py``), against a real PostgreSQL and the real receiver
 (``devservices.profile_receiver``), injects one fault, lets the run recover as Airflow would (a
 try that fails or is SIGKILLed is followed by a new process running the same stage), and judges
 from the receiver's own store and the pipeline's: every profile of the run aged 30..40 on its
@@ -23,6 +23,7 @@ whatever the machine: the generator ticked while the fault lasted (it waits for 
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,6 +34,7 @@ import pytest
 
 from devservices.postgres import LocalPostgres
 from devservices.profile_receiver import ProfileReceiver
+from include.profile_relay.send import ReceiverClient, idempotency_key
 from include.profile_relay.settings import DAG_ID
 from tests.reliability.conftest import FaultDatabase, record_harness_row, wait_until_blocked, warehouse_db
 from tests.reliability.profile_relay_harness import (
@@ -70,8 +72,8 @@ def relay(
     """Registers a run of ``count`` profiles; its workers still running at the end are killed."""
     runs: list[RelayRun] = []
 
-    def register(count: int) -> RelayRun:
-        run = RelayRun.register(database.conninfo, receiver, tmp_path, count=count, interval_seconds=INTERVAL)
+    def register(count: int, interval: float = INTERVAL) -> RelayRun:
+        run = RelayRun.register(database.conninfo, receiver, tmp_path, count=count, interval_seconds=interval)
         runs.append(run)
         return run
 
@@ -117,10 +119,9 @@ def test_the_receiver_down_for_10_s_mid_run(relay, receiver: ProfileReceiver, fa
     expected = Expected.of(run.spec)
     run.start()
     delivered_at_least(run, 3)
+    before = run.progress()
     down_at = now()
     receiver.set_fault("down", seconds=OUTAGE_S)
-    during = run.progress()
-    wait_for(receiver.is_down, "the receiver came back at once")  # set_fault returns once it is down
     wait_for(lambda: not receiver.is_down(), "the receiver never came back", timeout_s=OUTAGE_S + 30)
     up_at = now()
     tries = run.finish()
@@ -131,12 +132,12 @@ def test_the_receiver_down_for_10_s_mid_run(relay, receiver: ProfileReceiver, fa
     record(
         fault_table,
         fault=f"receiver down for {OUTAGE_S} s mid-run",
-        injection=f"the receiver's `down` fault after {during.delivered} deliveries: its listening socket "
+        injection=f"the receiver's `down` fault after {before.delivered} deliveries: its listening socket "
         f"closed and open connections cut, connections refused for {OUTAGE_S} s, then listening again "
         "on the same port",
         behaviour=f"send kept failing and backing off (failed sends: {kinds(failures)}), the profiles "
         "stayed in the outbox; generate and process went on, and send delivered the backlog once the "
-        f"receiver was back; tries: {_tries(tries)}",
+        f"receiver was back{_resent(outcome)}; tries: {_tries(tries)}",
         outcome=outcome,
         ticks=ticks,
     )
@@ -169,9 +170,10 @@ def test_the_receiver_accepting_then_dropping_the_connection(
         fault=f"receiver accepting then dropping the connection ({DROPS} batches in a row)",
         injection=f"the receiver's `drop_after_accept` fault for the next {DROPS} batches: each stored, then "
         "its connection closed without an answer",
-        behaviour=f"send saw {resets} dropped connections ({resent} profiles in them) and sent those "
-        f"profiles again with the next batch; the receiver answered `duplicate` for the {duplicates} it "
-        f"had stored, which the store recorded as delivered once (outcome duplicate); tries: {_tries(tries)}",
+        behaviour=f"send saw {resets} dropped connections (carrying {resent} profiles, a resend counted "
+        "again) and sent those profiles again with the next batch; the receiver answered `duplicate` for "
+        f"the {duplicates} it had stored, which the store recorded as delivered once (outcome duplicate); "
+        f"tries: {_tries(tries)}",
         outcome=outcome,
         ticks=run.ticks(armed_at, dropped_at),
     )
@@ -215,7 +217,7 @@ def test_send_killed_mid_batch_twice(
         injection="SIGKILL of the send worker (1) while the receiver held its POST unanswered (the "
         "receiver's `timeout` fault), (2) while the retry waited, inside its batch's transaction, for a "
         f"lock the test held on the deliveries table, after the receiver had stored the batch "
-        f"({len(unrecorded)} profiles the receiver held and the store did not record)",
+        f"(profiles the receiver held and the store did not record: {len(unrecorded)})",
         behaviour="PostgreSQL rolled back each killed claim, so its profiles stayed in the outbox; each "
         "retry (a new worker) claimed and sent them again; the receiver answered `duplicate` for the "
         f"{len(unrecorded)} it had stored, recorded as delivered once ({_counted(recorded_as)}); "
@@ -262,6 +264,39 @@ def test_postgres_restarted_mid_run(relay, database: FaultDatabase, fault_table)
     assert tries == {"generate": 1, "process": 1, "send": 1}
     assert all(n >= 1 for n in reconnects.values()), reconnects
     assert outcome.exact, outcome
+
+
+def test_the_measure_sees_a_profile_lost_doubled_sent_out_of_range_or_left_queued(
+    relay, receiver: ProfileReceiver, database: FaultDatabase, tmp_path: Path
+) -> None:
+    """The rows above read 0 / 0 / 0 because the run was exact, not because the measure is blind."""
+    run = relay(count=80, interval=0)
+    expected = Expected.of(run.spec)
+    run.start().finish()
+    assert RelayOutcome.measure(run, expected).exact
+    first, second, *_ = sorted(expected.in_range)
+    out_of_range = min(set(expected.profiles) - expected.in_range)
+    with sqlite3.connect(tmp_path / "receiver.sqlite") as receiver_db:
+        receiver_db.execute("DELETE FROM accepted WHERE key = ?", (idempotency_key(run.spec.run_id, first),))
+    with ReceiverClient(receiver.url) as client:
+        client.post_batch(
+            [
+                ("another-run/1", expected.profiles[second]),
+                ("another-run/2", expected.profiles[out_of_range]),
+            ]
+        )
+    with psycopg.connect(database.conninfo) as conn:
+        conn.execute(
+            "WITH undone AS (DELETE FROM profile_relay.deliveries WHERE run_id = %s AND seq = %s"
+            " RETURNING run_id, seq) INSERT INTO profile_relay.outbox (run_id, seq) SELECT * FROM undone",
+            (run.spec.run_id, second),
+        )
+
+    outcome = RelayOutcome.measure(run, expected)
+
+    assert (outcome.lost, outcome.doubled, outcome.out_of_range_sent) == (1, 1, 1)
+    assert (outcome.foreign_or_altered, outcome.outbox_left, outcome.deliveries_off) == (2, 1, 1)
+    assert not outcome.exact
 
 
 class DeliveriesLocked:
@@ -312,6 +347,16 @@ def _duplicate_deliveries(run: RelayRun) -> int:
 
 def _counted(outcomes: dict[str, int]) -> str:
     return ", ".join(f"{n} {outcome}" for outcome, n in sorted(outcomes.items())) or "none"
+
+
+def _resent(outcome: RelayOutcome) -> str:
+    """What the row says of profiles sent again after the receiver had stored them, if any were."""
+    if not outcome.duplicates_dropped:
+        return ""
+    return (
+        f"; {outcome.duplicates_dropped} profiles of a batch the receiver stored as it cut the "
+        "connection were sent again, answered `duplicate`"
+    )
 
 
 def _tries(tries: dict[str, int]) -> str:
