@@ -1,6 +1,6 @@
 """Write docs/RELIABILITY.md from the fault table the reliability tests wrote.
 
-    python -m tests.reliability.report [--table PATH] [--output PATH]
+    python -m tests.reliability.report [--table PATH] [--output PATH] [--only PIPELINE]
 
 ``make reliability`` runs tests/reliability (which writes the table as JSON) and then this.
 """
@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -222,9 +223,6 @@ The table the tests write lands in `.local/test-artifacts/reliability/faults.jso
 
 
 def render(rows: list[dict[str, Any]], *, generated: str) -> str:
-    csv_rows = [row for row in rows if row.get("pipeline") == CSV_PIPELINE]
-    usage_rows = [row for row in rows if row.get("pipeline") == USAGE_PIPELINE]
-    relay_rows = [row for row in rows if row.get("pipeline") == RELAY_PIPELINE]
     flagship = [row for row in rows if row.get("pipeline") not in PIPELINES]
     harness = [row for row in flagship if row.get("ran_under", HARNESS) == HARNESS]
     airflow = [row for row in flagship if row.get("ran_under") == "airflow"]
@@ -267,12 +265,44 @@ def render(rows: list[dict[str, Any]], *, generated: str) -> str:
                 for row in airflow
             ),
         )
-    if csv_rows:
-        lines.append(CSV_INTRO)
-        lines += _csv_table(csv_rows)
-    if usage_rows:
-        lines.append(USAGE_INTRO)
-        lines += _table(
+    for pipeline in PIPELINES:
+        own = [row for row in rows if row.get("pipeline") == pipeline]
+        if own:
+            lines += section(pipeline, own)
+    lines.append(RERUN)
+    return "\n".join(lines)
+
+
+def section(pipeline: str, rows: list[dict[str, Any]]) -> list[str]:
+    """The lines of ``pipeline``'s section (``## <pipeline>``, its intro and its table)."""
+    return {CSV_PIPELINE: _csv_section, USAGE_PIPELINE: _usage_section, RELAY_PIPELINE: _relay_section}[
+        pipeline
+    ](rows)
+
+
+def replace_section(document: str, pipeline: str, rows: list[dict[str, Any]]) -> str:
+    """``document`` with ``pipeline``'s section rendered from ``rows`` (added before "How to rerun
+    it" if it had none) and its frame (title, "How to rerun it") brought up to date; every other
+    section, the flagship's tables and their "Generated" line, kept as they were."""
+    heading = f"## {pipeline}"
+    # Sections begin at their "## " headings; the first chunk is the title and the flagship's part.
+    chunks = re.split(r"(?m)^(?=## )", document)
+    rest = chunks[0].partition("\n")[2]
+    chunks[0] = INTRO.partition("\n")[0] + "\n" + rest
+    new = "\n".join(section(pipeline, rows))
+    rerun = RERUN.partition("\n")[0]
+    kept = [chunk for chunk in chunks[1:] if chunk.partition("\n")[0] not in (heading, rerun)]
+    return "".join([chunks[0], *[chunk.rstrip("\n") + "\n\n" for chunk in kept], new + "\n", RERUN])
+
+
+def _csv_section(rows: list[dict[str, Any]]) -> list[str]:
+    return [CSV_INTRO, *_csv_table(rows)]
+
+
+def _usage_section(rows: list[dict[str, Any]]) -> list[str]:
+    return [
+        USAGE_INTRO,
+        *_table(
             USAGE_COLUMNS,
             (
                 (
@@ -284,12 +314,16 @@ def render(rows: list[dict[str, Any]], *, generated: str) -> str:
                     row["units_off"],
                     row["quarantined"],
                 )
-                for row in usage_rows
+                for row in rows
             ),
-        )
-    if relay_rows:
-        lines.append(RELAY_INTRO)
-        lines += _table(
+        ),
+    ]
+
+
+def _relay_section(rows: list[dict[str, Any]]) -> list[str]:
+    return [
+        RELAY_INTRO,
+        *_table(
             RELAY_COLUMNS,
             (
                 (
@@ -303,11 +337,10 @@ def render(rows: list[dict[str, Any]], *, generated: str) -> str:
                     row["duplicates_dropped"],
                     row["ticks"],
                 )
-                for row in relay_rows
+                for row in rows
             ),
-        )
-    lines.append(RERUN)
-    return "\n".join(lines)
+        ),
+    ]
 
 
 def _csv_table(rows: list[dict[str, Any]]) -> list[str]:
@@ -387,10 +420,23 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--table", type=Path, default=TABLE_FILE)
     parser.add_argument("--output", type=Path, default=OUTPUT)
+    parser.add_argument(
+        "--only",
+        choices=PIPELINES,
+        help="rewrite only this pipeline's section of the existing output from the table (after running "
+        "its module alone, whose table holds only its rows), keeping the other sections as they were",
+    )
     args = parser.parse_args(argv)
     if not args.table.exists():
         sys.exit(f"{args.table} not found: run `make reliability` (or pytest tests/reliability) first")
     rows = json.loads(args.table.read_text())
+    if args.only:
+        own = [row for row in rows if row.get("pipeline") == args.only]
+        if not own:
+            sys.exit(f"{args.table} has no row of {args.only}: run its fault tests first")
+        args.output.write_text(replace_section(args.output.read_text(), args.only, own))
+        print(f"rewrote the {args.only} section of {args.output} ({len(own)} faults)")  # noqa: T201
+        return 0
     written = datetime.fromtimestamp(args.table.stat().st_mtime, UTC).strftime("%Y-%m-%d %H:%M UTC")
     generated = f"{written} on {os.cpu_count()} cores, Python {platform.python_version()}"
     args.output.write_text(render(rows, generated=generated))
