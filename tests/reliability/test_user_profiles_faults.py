@@ -24,6 +24,7 @@ whatever the machine: the generator ticked while the fault lasted (it waits for 
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,6 +51,7 @@ pytestmark = pytest.mark.timeout(180)
 # Short ticks, so that a run of a few hundred profiles spans its fault in seconds.
 INTERVAL = 0.05
 OUTAGE_S = 10
+PG_DOWN_S = 2
 DROPS = 3
 
 
@@ -137,7 +139,8 @@ def test_the_receiver_down_for_10_s_mid_run(relay, receiver: ProfileReceiver, fa
         "on the same port",
         behaviour=f"send kept failing and backing off (failed sends: {kinds(failures)}), the profiles "
         "stayed in the outbox; generate and process went on, and send delivered the backlog once the "
-        f"receiver was back{_resent(outcome)}; tries: {_tries(tries)}",
+        f"receiver was back{_resent(outcome, 'whose connection the receiver cut as it went down')}; "
+        f"tries: {_tries(tries)}",
         outcome=outcome,
         ticks=ticks,
     )
@@ -238,6 +241,8 @@ def test_postgres_restarted_mid_run(relay, database: FaultDatabase, fault_table)
     delivered_at_least(run, 3)
     stopped_at = now()
     database.cluster.stop()
+    # Down for a while, not just the restart's fraction of a second: the ticks must go on meanwhile.
+    time.sleep(PG_DOWN_S)
     database.cluster.start()
     back_at = now()
     tries = run.finish()
@@ -248,12 +253,13 @@ def test_postgres_restarted_mid_run(relay, database: FaultDatabase, fault_table)
     record(
         fault_table,
         fault="PostgreSQL restarted mid-run",
-        injection="`pg_ctl stop -m fast` (every session terminated) then `pg_ctl start`, "
-        f"{(back_at - stopped_at).total_seconds():.1f} s in all, while the three stages ran",
+        injection=f"`pg_ctl stop -m fast` (every session terminated), {PG_DOWN_S} s down, then "
+        f"`pg_ctl start`: {(back_at - stopped_at).total_seconds():.1f} s in all, while the three stages ran",
         behaviour="each stage lost its connection, waited and reconnected, and repeated the step it was "
         "in (a step is one transaction, safe to repeat); the generator's writer held the ticked profiles "
         "in its queue meanwhile and stored them in the batch after; reconnects: "
         + ", ".join(f"{stage} {n}" for stage, n in reconnects.items())
+        + _resent(outcome, "posted in a transaction the stop rolled back")
         + f"; tries: {_tries(tries)}",
         outcome=outcome,
         ticks=ticks,
@@ -349,13 +355,13 @@ def _counted(outcomes: dict[str, int]) -> str:
     return ", ".join(f"{n} {outcome}" for outcome, n in sorted(outcomes.items())) or "none"
 
 
-def _resent(outcome: RelayOutcome) -> str:
+def _resent(outcome: RelayOutcome, batch: str) -> str:
     """What the row says of profiles sent again after the receiver had stored them, if any were."""
     if not outcome.duplicates_dropped:
         return ""
     return (
-        f"; {outcome.duplicates_dropped} profiles of a batch the receiver stored as it cut the "
-        "connection were sent again, answered `duplicate`"
+        f"; profiles of a batch {batch}, which the receiver had stored, sent again and answered "
+        f"`duplicate`: {outcome.duplicates_dropped}"
     )
 
 
