@@ -101,27 +101,35 @@ class LocalAirflow:
         conf: dict[str, Any],
         *,
         log_name: str,
-        concurrent: bool = False,
+        executor: ExecutionApi | None = None,
     ) -> DagTest:
         """Run ``dag_id`` once for ``logical_date`` with ``conf``; a failed run is returned, not raised.
 
-        ``concurrent``: with the LocalExecutor, so that tasks free to run at the same time do
-        (Airflow's start-up then includes an Execution API server's, about 15 s).
+        With ``executor`` (see :meth:`execution_api`), the LocalExecutor runs the tasks, each in a
+        process of its own, so that tasks free to run at the same time do.
         """
         started = time.monotonic()
         args = ["dags", "test", dag_id, logical_date, "--conf", json.dumps(conf)]
-        with contextlib.ExitStack() as stack:
-            env = self.env
-            if concurrent:
-                env = stack.enter_context(ExecutionApi(self.env)).executor_environment()
-                args.append("--use-executor")
-            completed = self.run(args, log_name=log_name, check=False, env=env)
+        env = self.env
+        if executor is not None:
+            env = executor.ready()
+            args.append("--use-executor")
+        completed = self.run(args, log_name=log_name, check=False, env=env)
         return DagTest(completed.returncode, log_path(log_name), time.monotonic() - started)
 
-    def dags_test_now(self, dag_id: str, conf: dict[str, Any], *, concurrent: bool = False) -> DagTest:
+    def dags_test_now(
+        self, dag_id: str, conf: dict[str, Any], *, executor: ExecutionApi | None = None
+    ) -> DagTest:
         """``dags_test`` of an unscheduled DAG, as a person triggers it: now as its logical date."""
         now = datetime.now(UTC).isoformat(timespec="seconds")
-        return self.dags_test(dag_id, now, conf, log_name=f"dags-test-{dag_id}", concurrent=concurrent)
+        return self.dags_test(dag_id, now, conf, log_name=f"dags-test-{dag_id}", executor=executor)
+
+    def execution_api(self) -> ExecutionApi:
+        """The Execution API a ``dags_test`` with the LocalExecutor needs (after :meth:`migrate`).
+
+        Enter it early: its start-up (about 15 s) then overlaps whatever comes before the run.
+        """
+        return ExecutionApi(self.env)
 
     def task_spans(self, dag_id: str, run_id: str) -> dict[str, TaskSpan]:
         """The run's task instances, when the metadata database is the Airflow home's SQLite file."""
@@ -210,12 +218,10 @@ class ExecutionApi:
         }
         self._log = log_path("airflow-execution-api")
         self._process: subprocess.Popen[bytes] | None = None
-
-    def executor_environment(self) -> dict[str, str]:
-        """The environment of an ``airflow dags test --use-executor`` served by this API."""
-        return dict(self._env)
+        self._healthy = False
 
     def __enter__(self) -> Self:
+        """Start the server; :meth:`ready` waits for it."""
         command = [_airflow_executable(), "api-server", "--apps", "execution"]
         command += ["--host", EXECUTION_API_HOST, "--port", str(self.port), "--workers", "1"]
         with self._log.open("w") as out:
@@ -228,18 +234,22 @@ class ExecutionApi:
                 cwd=PROJECT_ROOT,
                 start_new_session=True,
             )
-        try:
-            self._wait_until_healthy()
-        except BaseException:
-            self._stop()
-            raise
-        log.info("Airflow's Execution API on %s", self.url)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self._stop()
 
+    def ready(self) -> dict[str, str]:
+        """Wait until the server answers; the environment of a ``dags test --use-executor`` it serves."""
+        if not self._healthy:
+            self._wait_until_healthy()
+            self._healthy = True
+            log.info("Airflow's Execution API on %s", self.url)
+        return dict(self._env)
+
     def _wait_until_healthy(self) -> None:
+        if self._process is None:
+            raise RuntimeError("the Execution API is not started: enter it first")
         deadline = time.monotonic() + EXECUTION_API_START_TIMEOUT_S
         while True:
             if self._process.poll() is not None:

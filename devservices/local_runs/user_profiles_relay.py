@@ -56,19 +56,30 @@ from include.profile_relay.texts import sent_line, total_line
 SQL_DIR = Path(__file__).parent / "sql"
 STAGES = ("generate", "process", "send")
 RECEIVER_TIMEOUT_S = 30
+OPTION_OF_PARAM = {
+    "count": "--count",
+    "interval_seconds": "--interval",
+    "age_min": "--age-min",
+    "age_max": "--age-max",
+    "locale": "--locale",
+}
 
 log = logging.getLogger("make run")
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    # One line per batch it received: the sent lines printed after the run say it per profile.
+    logging.getLogger("devservices.profile_receiver").setLevel(logging.WARNING)
     params = _parse_args(argv)
     airflow = LocalAirflow()
     conninfo = conninfo_from_connection(connection_from_env(DEFAULT_CONN_ID))
     receiver = connection_from_env(DEFAULT_RECEIVER_CONN_ID)
     with ExitStack() as services:
-        start_local_services(services, profile_receiver=True)
         airflow.migrate()
+        # Started first: its start-up overlaps the local services'.
+        executor = services.enter_context(airflow.execution_api())
+        start_local_services(services, profile_receiver=True)
         with psycopg.connect(conninfo, connect_timeout=10) as conn:
             (since,) = conn.execute("SELECT now()").fetchone()
         log.info(
@@ -76,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{params['count']:,}",
             params["interval_seconds"],
         )
-        dag_test = airflow.dags_test_now(DAG_ID, params, concurrent=True)
+        dag_test = airflow.dags_test_now(DAG_ID, params, executor=executor)
         with psycopg.connect(conninfo, connect_timeout=10) as conn:
             run_id = _latest_run(conn, since)
             if run_id is None:
@@ -302,8 +313,16 @@ def _parse_args(argv: list[str] | None) -> dict[str, Any]:
         # The DAG's own validation, before anything starts: a run it would refuse is not begun.
         RelaySpec.from_params(params, run_id="make run", reference_date=datetime.now(UTC).date())
     except ConfigurationError as error:
-        parser.error(f"{error} (the options --count, --interval, --age-min, --age-max and --locale set them)")
+        parser.error(_in_options(str(error)))
     return params
+
+
+def _in_options(message: str) -> str:
+    """The DAG's message about its params, naming this command's options instead."""
+    message = message.replace("the params ", "the options ").replace("the param ", "the option ")
+    for param, option in OPTION_OF_PARAM.items():
+        message = message.replace(f"'{param}'", option)
+    return message
 
 
 if __name__ == "__main__":
