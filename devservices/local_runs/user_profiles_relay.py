@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     # One line per batch it received: the sent lines printed after the run say it per profile.
     logging.getLogger("devservices.profile_receiver").setLevel(logging.WARNING)
-    params = _parse_args(argv)
+    params = parse_args(argv)
     airflow = LocalAirflow()
     conninfo = conninfo_from_connection(connection_from_env(DEFAULT_CONN_ID))
     receiver = connection_from_env(DEFAULT_RECEIVER_CONN_ID)
@@ -101,9 +101,9 @@ def main(argv: list[str] | None = None) -> int:
             ]
         # Asked while the receiver still runs: it stops with the other local services.
         check = (
-            _check_receiver(_accepted_keys(receiver), run_id, report.progress.count, in_range)
+            check_receiver(_accepted_keys(receiver), run_id, report.progress.count, in_range)
             if flag("START_LOCAL_PROFILE_RECEIVER")
-            else _Check(True, "receiver   not checked: not the local one (START_LOCAL_PROFILE_RECEIVER=0)")
+            else Check(True, "receiver   not checked: not the local one (START_LOCAL_PROFILE_RECEIVER=0)")
         )
     spans = airflow.task_spans(DAG_ID, run_id)
     print(
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(total_line(report.progress.delivered, report.progress.count, params["locale"]))
     print(_describe(report, spans))
-    books = _check_books(report)
+    books = check_books(report)
     print(books.message)
     print(check.message)
     print(f"\nrun {run_id}; Airflow log of the run: {dag_test.log}")
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 @dataclass(frozen=True)
-class _Report:
+class Report:
     progress: store.RunProgress
     failures: dict[str, tuple[int, int]]
     tick_median: float | None
@@ -144,14 +144,14 @@ def _sent_lines(conn: psycopg.Connection, run_id: str, locale: str) -> Iterator[
             yield sent_line(name, sex, job, age, outcome, locale)
 
 
-def _report(conn: psycopg.Connection, run_id: str) -> _Report:
+def _report(conn: psycopg.Connection, run_id: str) -> Report:
     progress = store.run_progress(conn, run_id)
     failures = store.failures_by_kind(conn, run_id)
     timing = conn.execute(read_sql(SQL_DIR, "relay_timing"), {"run_id": run_id}).fetchone()
-    return _Report(progress, failures, *timing)
+    return Report(progress, failures, *timing)
 
 
-def _describe(report: _Report, spans: dict[str, TaskSpan]) -> str:
+def _describe(report: Report, spans: dict[str, TaskSpan]) -> str:
     progress = report.progress
     failed_sends = sum(sends for sends, _ in report.failures.values())
     kinds = ", ".join(f"{kind} {sends}" for kind, (sends, _) in sorted(report.failures.items()))
@@ -172,7 +172,7 @@ def _describe(report: _Report, spans: dict[str, TaskSpan]) -> str:
     )
 
 
-def _overlap(report: _Report) -> str:
+def _overlap(report: Report) -> str:
     if report.first_delivery is None or report.first_tick is None or report.last_tick is None:
         return "overlap    nothing was delivered"
     after_first = (report.first_delivery - report.first_tick).total_seconds()
@@ -215,12 +215,12 @@ def _seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f} s"
 
 
-class _Check(NamedTuple):
+class Check(NamedTuple):
     ok: bool
     message: str
 
 
-def _check_books(report: _Report) -> _Check:
+def check_books(report: Report) -> Check:
     """The store's own account: every profile judged, the outbox empty, in range = delivered."""
     p = report.progress
     problems = [
@@ -240,8 +240,8 @@ def _check_books(report: _Report) -> _Check:
         ),
     ]
     if problems:
-        return _Check(False, "store      WRONG: " + "; ".join(problems))
-    return _Check(True, f"store      every in-range profile delivered once ({p.delivered:,}), none other")
+        return Check(False, "store      WRONG: " + "; ".join(problems))
+    return Check(True, f"store      every in-range profile delivered once ({p.delivered:,}), none other")
 
 
 def _accepted_keys(receiver: ConnectionSettings) -> list[str]:
@@ -254,7 +254,7 @@ def _accepted_keys(receiver: ConnectionSettings) -> list[str]:
     return response.json()["keys"]
 
 
-def _check_receiver(accepted: list[str], run_id: str, count: int, in_range: list[int]) -> _Check:
+def check_receiver(accepted: list[str], run_id: str, count: int, in_range: list[int]) -> Check:
     """The receiver's keys of this run against the run's in-range profiles: each exactly once.
 
     The receiver's store outlives runs: only the keys of this run's profiles count.
@@ -266,15 +266,15 @@ def _check_receiver(accepted: list[str], run_id: str, count: int, in_range: list
     missing = sorted(expected - of_run.keys())
     unexpected = sorted(of_run.keys() - expected)
     if twice or missing or unexpected:
-        return _Check(
+        return Check(
             False,
             f"receiver   WRONG: {len(missing):,} in-range profiles missing, {len(unexpected):,} not in range "
             f"accepted, {len(twice):,} accepted twice (e.g. {(missing + unexpected + twice)[0]})",
         )
-    return _Check(True, f"receiver   accepted keys = the {len(expected):,} in-range profiles, each once")
+    return Check(True, f"receiver   accepted keys = the {len(expected):,} in-range profiles, each once")
 
 
-def _parse_args(argv: list[str] | None) -> dict[str, Any]:
+def parse_args(argv: list[str] | None) -> dict[str, Any]:
     """The DAG's params from the options; refused (exit 2) as the DAG would refuse them."""
     parser = argparse.ArgumentParser(
         prog="make run DAG=user_profiles_relay COUNT=<n> ARGS=...",
