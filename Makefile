@@ -7,6 +7,8 @@ DAG ?= learning_platform_etl
 # UTC day for `make run` of the learning platform DAG; default: yesterday.
 DATE ?= $(shell date -u -d yesterday +%F)
 RUN_ARGS_learning_platform_etl = --date $(DATE) $(if $(filter 1 true,$(TEST_MODE)),--test-mode)
+# How many profiles `make run DAG=user_profiles_relay` generates: required, no default.
+RUN_ARGS_user_profiles_relay = $(if $(COUNT),--count $(COUNT))
 
 .PHONY: help setup run airflow airflow-cli test reliability lint format lock simulator bench bench-csv bench-usage
 
@@ -19,7 +21,7 @@ setup: ## create .venv from the lock files and install PostgreSQL if it is missi
 	@scripts/bootstrap.sh
 	@scripts/install_postgres.sh
 
-run: setup ## run DAG (default learning_platform_etl, for DATE: yesterday) on local services and print what it did
+run: setup ## run DAG (default learning_platform_etl, for DATE: yesterday; user_profiles_relay needs COUNT) on local services and print what it did
 	$(VENV_PYTHON) -m devservices.local_run --dag $(DAG) $(RUN_ARGS_$(DAG)) $(ARGS)
 
 airflow: setup ## Airflow with its UI on http://127.0.0.1:8080 (admin/admin) and the local services, until Ctrl-C

@@ -1,0 +1,10 @@
+-- What a run delivered, in the order the receiver acknowledged it: the fields of its sent lines.
+SELECT p.profile ->> 'name' AS name,
+       p.profile ->> 'sex' AS sex,
+       p.profile ->> 'job' AS job,
+       p.age,
+       d.outcome
+FROM profile_relay.deliveries AS d
+JOIN profile_relay.profiles AS p USING (run_id, seq)
+WHERE d.run_id = %(run_id)s
+ORDER BY d.sent_at, d.seq
