@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from devservices.profile_receiver import TOKEN_ENV as RECEIVER_TOKEN_VARIABLE
 from devservices.simulator.__main__ import ENV_PREFIX as SIMULATOR_ENV_PREFIX
 from include.common.alerts import ALERT_RECIPIENTS_VARIABLE
 from include.common.dag_defaults import RETRY_DELAY_SECONDS, TASK_RETRIES
@@ -77,7 +78,6 @@ PIPELINE_CONNECTIONS = (
 )
 PIPELINE_VARIABLES = (REPORT_VARIABLE, ALERT_RECIPIENTS_VARIABLE, CSV_VARIABLE, USAGE_VARIABLE)
 RECEIVER_MODULE = "devservices.profile_receiver"
-RECEIVER_TOKEN_VARIABLE = "PROFILE_RECEIVER_TOKEN"
 # WAL written by a day of 1M attempts, measured on PostgreSQL 15 (pg_current_wal_lsn before and
 # after each stage): extract 685 MB, validate 481 MB, load 559 MB.
 DAY_WAL_BYTES = (685 + 481 + 559) * 1000**2
