@@ -63,7 +63,7 @@ REFERENCE_DATE = date(2026, 1, 1)
 # The lag run keeps every age (the factory's birthdates span 100 years), so that each of its
 # ticks gives a delivery to time; the default 30-40 would give about one in nine.
 EVERY_AGE = (0, 100)
-OURS, SEED = "ours", "seed's design"
+OURS, SEED, OURS_ALONE = "ours", "seed's design", "ours, one stage at a time"
 STAGES = ("generate", "process", "send")
 THROUGHPUT_FLOOR = 0.5
 JITTER_TOLERANCE = 0.10
@@ -76,19 +76,32 @@ def our_design(run: RelayRun, conninfo: str, *, state_dir: Path) -> dict[str, An
     """Our three stages (``run_generator``, ``run_processor``, ``run_sender``) at once, each in a
     process of its own as on three workers' slots, on a migrated store with the run registered
     (what ``prepare`` does); the ticks and deliveries as the store recorded them, and its account."""
+    return _ours(run, conninfo, state_dir=state_dir, together=True)
+
+
+def our_stages_alone(run: RelayRun, conninfo: str, *, state_dir: Path) -> dict[str, Any]:
+    """Our three stages one after the other, each alone on the whole run: what each sustains when
+    nothing upstream holds it back (together, a stage cannot outrun the one before it)."""
+    return _ours(run, conninfo, state_dir=state_dir, together=False)
+
+
+def _ours(run: RelayRun, conninfo: str, *, state_dir: Path, together: bool) -> dict[str, Any]:
     from include.profile_relay import store
 
     spec = _our_spec(run)
     with psycopg.connect(conninfo) as conn:
         store.migrate_schema(conn)
         store.register_run(conn, spec)
-    started_at, reports = stages_together(
-        {
-            stage: (_our_stage, (stage, spec, run, conninfo, str(state_dir / f"{stage}.log")))
-            for stage in STAGES
-        },
-        process_name="ours {}",
-    )
+    stages = {
+        stage: (_our_stage, (stage, spec, run, conninfo, str(state_dir / f"{stage}.log"))) for stage in STAGES
+    }
+    if together:
+        started_at, reports = stages_together(stages, process_name="ours {}")
+    else:
+        reports = {}
+        for stage, work in stages.items():
+            reports |= stages_together({stage: work}, process_name="ours {} alone")[1]
+        started_at = reports["generate"]["figures"]["started_at"]
     with psycopg.connect(conninfo) as conn:
         ticks = _events(conn, "profiles", "ticked_at", run.run_id)
         deliveries = _events(conn, "deliveries", "sent_at", run.run_id)
@@ -99,6 +112,7 @@ def our_design(run: RelayRun, conninfo: str, *, state_dir: Path) -> dict[str, An
         "ticks": ticks,
         "deliveries": deliveries,
         "account": account,
+        "together": together,
     }
 
 
@@ -216,9 +230,11 @@ def _profile_maker(locale: str, seed: int, reference_date: date) -> Callable[[in
     return ProfileFactory(locale, seed, reference_date).make
 
 
-LANES = {OURS: our_design, SEED: seed_design}
+LANES = {OURS: our_design, SEED: seed_design, OURS_ALONE: our_stages_alone}
 # Each lane's folder in the state folder: its receiver stores and its stages' logs.
-LANE_FOLDERS = {OURS: "ours", SEED: "seed"}
+LANE_FOLDERS = {OURS: "ours", SEED: "seed", OURS_ALONE: "ours-alone"}
+# The lag run measures the stages together: alone, a profile would wait for the stage before.
+PACED_LANES = (OURS, SEED)
 
 
 # --- one measured run ---------------------------------------------------------------------------
@@ -271,7 +287,7 @@ def _figures(lane: str, run: RelayRun, outcome: dict[str, Any]) -> dict[str, Any
     started_at = outcome["started_at"]
     stages = {}
     for name, stage in outcome["stages"].items():
-        wall_s = stage["ended_at"] - started_at
+        wall_s = stage["ended_at"] - stage["started_at"]
         stages[name] = {
             "profiles": stage["profiles"],
             "wall_s": round(wall_s, 3),
@@ -281,9 +297,13 @@ def _figures(lane: str, run: RelayRun, outcome: dict[str, Any]) -> dict[str, Any
         }
     ticks = dict(outcome["ticks"])
     delivered = dict(outcome["deliveries"])
-    total_s = max(stage["ended_at"] for stage in outcome["stages"].values()) - started_at
+    if outcome.get("together", True):
+        total_s = max(stage["ended_at"] for stage in outcome["stages"].values()) - started_at
+    else:  # one stage after the other: their times, not the processes' start-ups between them
+        total_s = sum(stage["wall_s"] for stage in stages.values())
     last_tick, last_delivery = max(ticks.values()), max(delivered.values(), default=None)
-    lags = sorted(delivered[seq] - ticks[seq] for seq in delivered)
+    # One stage at a time, a profile waits for the whole stage before: no lag worth the name.
+    lags = sorted(delivered[seq] - ticks[seq] for seq in delivered) if outcome.get("together", True) else []
     steps = [later - earlier for earlier, later in itertools.pairwise(sorted(ticks.values()))]
     figures: dict[str, Any] = {
         "lane": lane,
@@ -291,6 +311,8 @@ def _figures(lane: str, run: RelayRun, outcome: dict[str, Any]) -> dict[str, Any
         "interval_s": run.interval_s,
         "ages": [run.age_min, run.age_max],
         "delivered": len(delivered),
+        # The stages overlapped: deliveries made while the generator was still ticking.
+        "delivered_before_last_tick": sum(moment < last_tick for moment in delivered.values()),
         "stages": stages,
         "total_s": round(total_s, 3),
         "profiles_per_s": round(run.count / total_s, 1),
@@ -313,8 +335,8 @@ def _figures(lane: str, run: RelayRun, outcome: dict[str, Any]) -> dict[str, Any
             "worst_deviation": round(max(deviations), 4),
             "within_tolerance": sum(deviation <= JITTER_TOLERANCE for deviation in deviations) / len(steps),
         }
-    if "summary" in outcome:
-        figures["summary"] = outcome["summary"]
+    if "account" in outcome:
+        figures["account"] = outcome["account"]
     return figures
 
 
@@ -374,8 +396,8 @@ def _measure(state_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
 
     def measure(server: LocalPostgres, _: int) -> dict[str, Any]:
         runs: dict[str, Any] = {"fast": {}, "paced": {}}
-        for key, run in (("fast", fast), ("paced", paced)):
-            for lane in LANES:
+        for key, run, lanes in (("fast", fast, LANES), ("paced", paced, PACED_LANES)):
+            for lane in lanes:
                 log.info("%s: %d profiles at interval %g s", lane, run.count, run.interval_s)
                 runs[key][lane] = measure_run(server, lane, run, state_dir)
                 log.info("  %s", _run_sentence(runs[key][lane]))
@@ -509,10 +531,18 @@ def _stage_rows(runs: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
-TOTAL_HEADER = ("lane", "profiles/s", "total s", "last tick -> last delivery s", "delivered")
+TOTAL_HEADER = (
+    "lane",
+    "profiles/s",
+    "total s",
+    "last tick -> last delivery s",
+    "delivered",
+    "of them before the last tick",
+)
 
 
 def _total_rows(runs: dict[str, Any]) -> list[list[str]]:
+    together = {lane: run for lane, run in runs.items() if lane != OURS_ALONE}
     return [
         [
             lane,
@@ -520,8 +550,9 @@ def _total_rows(runs: dict[str, Any]) -> list[list[str]]:
             f"{run['total_s']:.2f}",
             f"{run['last_tick_to_last_delivery_s']:.2f}",
             f"{run['delivered']:,}",
+            f"{run['delivered_before_last_tick']:,}",
         ]
-        for lane, run in runs.items()
+        for lane, run in together.items()
     ]
 
 
@@ -563,9 +594,10 @@ def _ratio_rows(results: dict[str, Any]) -> list[list[str]]:
 def _run_sentence(run: dict[str, Any]) -> str:
     text = (
         f"{run['profiles_per_s']:,.0f} profiles/s over {run['total_s']:.2f} s, {run['delivered']} delivered, "
-        f"last tick -> last delivery {run['last_tick_to_last_delivery_s']:.2f} s, "
-        f"lag median {run['lag_median_s']:.3f} s"
+        f"last tick -> last delivery {run['last_tick_to_last_delivery_s']:.2f} s"
     )
+    if run["lag_median_s"] is not None:
+        text += f", lag median {run['lag_median_s']:.3f} s"
     return text + (f", worst tick {run['ticks']['worst_deviation']:.1%} off" if "ticks" in run else "")
 
 

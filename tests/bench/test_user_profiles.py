@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.user_profiles import OURS, SECTION_TITLE, SEED, STAGES, write_docs
+from bench.user_profiles import OURS, OURS_ALONE, SECTION_TITLE, SEED, STAGES, write_docs
 from tests.bench.runs import run_quick
 
 COUNT, PACED_COUNT, PACED_INTERVAL = 200, 6, 0.2
@@ -39,6 +39,7 @@ def test_both_designs_deliver_the_same_profiles_in_range_once(results: dict) -> 
 
 
 def test_every_stage_of_both_designs_reports_its_figures(results: dict) -> None:
+    assert list(results["fast"]) == [OURS, SEED, OURS_ALONE]
     for lane in (OURS, SEED):
         run = results["fast"][lane]
         assert list(run["stages"]) == list(STAGES), lane
@@ -53,7 +54,22 @@ def test_every_stage_of_both_designs_reports_its_figures(results: dict) -> None:
         assert run["lag_median_s"] <= run["lag_p95_s"] <= run["lag_max_s"]
 
 
+def test_our_stages_one_at_a_time_each_handle_the_whole_run(results: dict) -> None:
+    alone, together = results["fast"][OURS_ALONE], results["fast"][OURS]
+
+    assert alone["delivered"] == together["delivered"]
+    assert [stage["profiles"] for stage in alone["stages"].values()] == [COUNT, COUNT, alone["delivered"]]
+    # One after the other: the run's time is the stages' own times added up, and nothing was
+    # delivered before generation ended.
+    assert alone["total_s"] == pytest.approx(
+        sum(stage["wall_s"] for stage in alone["stages"].values()), abs=0.01
+    )
+    assert alone["delivered_before_last_tick"] == 0
+    assert alone["lag_median_s"] is None
+
+
 def test_the_paced_run_times_every_tick_and_every_delivery(results: dict) -> None:
+    assert list(results["paced"]) == [OURS, SEED]
     for lane in (OURS, SEED):
         run = results["paced"][lane]
         assert run["interval_s"] == PACED_INTERVAL
