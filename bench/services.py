@@ -250,23 +250,31 @@ Stage = tuple[Callable[..., StageWork], tuple[Any, ...]]
 
 
 def stages_together(
-    stages: dict[str, Stage], *, process_name: str = "{}", timeout_s: float = WARM_UP_TIMEOUT_S
+    stages: dict[str, Stage],
+    *,
+    one_at_a_time: bool = False,
+    process_name: str = "{}",
+    timeout_s: float = WARM_UP_TIMEOUT_S,
 ) -> tuple[float, dict[str, dict[str, Any]]]:
     """Each stage in a ``spawn``ed process of its own, all started at one line; when, and what each did.
 
     The clock starts once every stage has prepared (imported what a task imports, as an Airflow
-    worker has before it runs one), so that start-up is not counted as the stage's time. Returns
-    the start (epoch seconds) and ``{name: {"figures": {profiles, started_at, ended_at, cpu_s,
-    peak_rss_mb}, "events": [...]}}``; a stage that failed or died raises here.
+    worker has before it runs one), so that start-up is not counted as the stage's time. With
+    ``one_at_a_time``, the stages start in order, each once the one before has ended. Returns
+    the first start (epoch seconds) and ``{name: {"figures": {profiles, started_at, ended_at,
+    cpu_s, peak_rss_mb}, "events": [...]}}``; a stage that failed or died raises here.
     """
     context = multiprocessing.get_context("spawn")
     ready = context.Barrier(len(stages) + 1)
-    receivers, processes = {}, []
+    receivers, starts, processes = {}, {}, []
     try:
         for name, (target, args) in stages.items():
             receiver, sender = context.Pipe(duplex=False)
+            starts[name] = context.Event()
             process = context.Process(
-                target=_run_stage, args=(target, args, ready, sender), name=process_name.format(name)
+                target=_run_stage,
+                args=(target, args, ready, starts[name], sender),
+                name=process_name.format(name),
             )
             process.start()
             sender.close()
@@ -274,7 +282,13 @@ def stages_together(
             processes.append(process)
         ready.wait(timeout=timeout_s)
         started_at = time.time()
-        reports = {name: _stage_report(name, receiver) for name, receiver in receivers.items()}
+        reports = {}
+        if not one_at_a_time:
+            for start in starts.values():
+                start.set()
+        for name, receiver in receivers.items():
+            starts[name].set()
+            reports[name] = _stage_report(name, receiver)
     except BaseException:
         for process in processes:
             process.kill()
@@ -296,11 +310,16 @@ def _stage_report(name: str, receiver: Connection) -> dict[str, Any]:
 
 
 def _run_stage(
-    target: Callable[..., StageWork], args: tuple[Any, ...], ready: threading.Barrier, sender: Connection
+    target: Callable[..., StageWork],
+    args: tuple[Any, ...],
+    ready: threading.Barrier,
+    start: threading.Event,
+    sender: Connection,
 ) -> None:
     try:
         work = target(*args)
         ready.wait(timeout=WARM_UP_TIMEOUT_S)
+        start.wait()
         before = resource.getrusage(resource.RUSAGE_SELF)
         started_at = time.time()
         handled, events = work()

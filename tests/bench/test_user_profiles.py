@@ -50,6 +50,7 @@ def test_every_stage_of_both_designs_reports_its_figures(results: dict) -> None:
             assert 0 < stage["wall_s"] <= run["total_s"], (lane, name)
         assert run["stages"]["generate"]["profiles"] == run["stages"]["process"]["profiles"] == COUNT
         assert run["profiles_per_s"] > 0
+        assert run["repeats_profiles_per_s"] == [run["profiles_per_s"]]  # --quick: one run per lane
         assert run["last_tick_to_last_delivery_s"] >= 0
         assert run["lag_median_s"] <= run["lag_p95_s"] <= run["lag_max_s"]
 
