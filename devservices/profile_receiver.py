@@ -175,7 +175,8 @@ class Fault:
     seconds: float = DEFAULT_HOLD_S
 
     def to_json(self) -> dict[str, Any]:
-        return {"mode": self.mode, "times": self.times, "seconds": self.seconds}
+        held = {"seconds": self.seconds} if self.mode == "timeout" else {}
+        return {"mode": self.mode, "times": self.times, **held}
 
 
 class FaultError(ValueError):

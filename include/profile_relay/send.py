@@ -30,18 +30,18 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
 import psycopg
 import requests
 
 from include.common.failures import ConfigurationError, PermanentFailure
-from include.common.postgres import WarehouseUnavailable, read_sql
+from include.common.postgres import read_sql
+from include.profile_relay.reconnect import Backoff, ReconnectingStore
+from include.profile_relay.texts import sent_line
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 SQL_DIR = Path(__file__).parent / "sql"
 RECEIVER_CONN_ID = "profile_receiver"
@@ -52,6 +52,8 @@ DEFAULT_OUTAGE_LIMIT = timedelta(minutes=10)
 RETRIED_CLIENT_STATUSES = frozenset({408, 425, 429})
 # Of a refusal's body, what goes into the task's error: the receiver's message, not a page.
 KEPT_DETAIL_CHARS = 500
+# Waits between failed sends: 0.2 s doubling to 5 s.
+SEND_BACKOFF = Backoff(initial=0.2)
 
 
 class SendFailed(RuntimeError):
@@ -174,6 +176,10 @@ class ReceiverClient:
                 f"{what}. Set the password of the Airflow connection '{self._conn_id}' to the receiver's "
                 "token (or clear it if the receiver needs none)"
             )
+        if status in (404, 405):
+            return (
+                f"{what}. Check that the Airflow connection '{self._conn_id}' points at the profile receiver"
+            )
         return f"{what}. The batch breaks the receiver's contract; fix the sender or the receiver"
 
     def _outcomes(self, answer: bytes, keys: list[str]) -> list[str]:
@@ -259,26 +265,6 @@ def idempotency_key(run_id: str, seq: int) -> str:
     return f"{run_id}/{seq}"
 
 
-# TODO(lead): texts.sent_line — swap for include.profile_relay.texts.sent_line at merge.
-def sent_line(profile_name: str, sex: str, job: str, age: int, outcome: str, locale: str) -> str:
-    verdict = "Sent" if outcome == "accepted" else "Sent (the receiver had it already)"
-    return f"{verdict}: {profile_name}, {sex}, {job}, {age}"
-
-
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """Waits between failed sends (and reconnects): ``initial`` seconds doubling up to ``maximum``."""
-
-    initial: float = 0.2
-    maximum: float = 5.0
-
-    def delays(self) -> Iterator[float]:
-        delay = self.initial
-        while True:
-            yield delay
-            delay = min(delay * 2, self.maximum)
-
-
 @dataclass(frozen=True, slots=True)
 class SendResult:
     """What one sender delivered (XCom-small); other senders of the run count their own."""
@@ -289,24 +275,6 @@ class SendResult:
     batches: int
     failed_sends: int
     sent_at: datetime
-
-
-@dataclass(slots=True)
-class _Tally:
-    accepted: int = 0
-    duplicates: int = 0
-    batches: int = 0
-    failed_sends: int = 0
-
-    def result(self, sent_at: datetime) -> SendResult:
-        return SendResult(
-            self.accepted + self.duplicates,
-            self.accepted,
-            self.duplicates,
-            self.batches,
-            self.failed_sends,
-            sent_at,
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,6 +296,51 @@ class _Attempt:
     profiles: int = 0
 
 
+@dataclass(slots=True)
+class _Tally:
+    accepted: int = 0
+    duplicates: int = 0
+    batches: int = 0
+    failed_sends: int = 0
+
+    def add(self, sent: Sequence[_Sent]) -> None:
+        self.batches += 1
+        accepted = sum(1 for profile in sent if profile.outcome == "accepted")
+        self.accepted += accepted
+        self.duplicates += len(sent) - accepted
+
+    def result(self, sent_at: datetime) -> SendResult:
+        delivered = self.accepted + self.duplicates
+        return SendResult(delivered, self.accepted, self.duplicates, self.batches, self.failed_sends, sent_at)
+
+
+class _FailingSends:
+    """Consecutive failed sends: how long to wait before the next, and how long they may go on."""
+
+    def __init__(self, limit: timedelta, backoff: Backoff) -> None:
+        self._limit_s = limit.total_seconds()
+        self._backoff = backoff
+        self.reset()
+
+    def reset(self) -> None:
+        self._since: float | None = None
+        self._delays = self._backoff.delays()
+
+    def wait_after(self, failure: SendFailed) -> float:
+        """Seconds to wait before the next send; raises once failures have lasted past the limit."""
+        now = time.monotonic()
+        if self._since is None:
+            self._since = now
+        elif now - self._since > self._limit_s:
+            raise ReceiverUnavailable(
+                f"every send to the receiver failed for {now - self._since:.0f} s, longer than the "
+                f"{self._limit_s:.0f} s this task waits (last: {failure}). The profiles stay queued; the "
+                "task's retry sends them. If it keeps failing, check the receiver and the Airflow "
+                "connection that names it"
+            )
+        return next(self._delays)
+
+
 def run_sender(
     connect: Callable[[], psycopg.Connection],
     receiver: ReceiverClient,
@@ -338,7 +351,7 @@ def run_sender(
     poll_seconds: float,
     outage_limit: timedelta = DEFAULT_OUTAGE_LIMIT,
     log: logging.Logger = log,
-    backoff: Backoff = Backoff(),
+    backoff: Backoff = SEND_BACKOFF,
 ) -> SendResult:
     """Deliver the run's outbox until process has ended and the outbox is empty (module docstring).
 
@@ -347,11 +360,9 @@ def run_sender(
     ``outage_limit`` bounds both a run of consecutive failed sends and an outage of the store:
     beyond it the task fails, and Airflow's retry resumes from the outbox.
     """
-    limit_s = outage_limit.total_seconds()
     tally = _Tally()
-    failing_since: float | None = None
-    delays = backoff.delays()
-    with _Store(connect, outage_limit_s=limit_s, backoff=backoff, log=log) as store:
+    failing = _FailingSends(outage_limit, backoff)
+    with ReconnectingStore(connect, outage_limit=outage_limit, backoff=backoff, logger=log) as store:
         while True:
             attempt = store.run(
                 lambda conn: _send_batch(conn, receiver, run_id=run_id, batch_size=batch_size),
@@ -361,41 +372,21 @@ def run_sender(
                 raise attempt.refusal
             if attempt.failure is not None:
                 tally.failed_sends += 1
-                now = time.monotonic()
-                failing_since = now if failing_since is None else failing_since
-                if now - failing_since > limit_s:
-                    raise ReceiverUnavailable(
-                        f"every send to the receiver failed for {now - failing_since:.0f} s, longer than the "
-                        f"{limit_s:.0f} s this task waits (last: {attempt.failure}). The profiles stay "
-                        "queued; the task's retry sends them. If it keeps failing, check the receiver and "
-                        "the Airflow connection that names it"
-                    )
-                wait = next(delays)
+                wait = failing.wait_after(attempt.failure)
                 log.warning(
-                    "send of %d profiles failed (%s); retrying in %.1f s",
+                    "send of %d profiles failed (%s); they go again in %.1f s",
                     attempt.profiles,
                     attempt.failure,
                     wait,
                 )
                 time.sleep(wait)
-                continue
-            if attempt.sent:
-                failing_since, delays = None, backoff.delays()
-                tally.batches += 1
+            elif attempt.sent:
+                failing.reset()
+                tally.add(attempt.sent)
                 for sent in attempt.sent:
-                    if sent.outcome == "accepted":
-                        tally.accepted += 1
-                    else:
-                        tally.duplicates += 1
-                    profile = sent.profile
-                    log.info(
-                        sent_line(
-                            profile["name"], profile["sex"], profile["job"], sent.age, sent.outcome, locale
-                        )
-                    )
-                continue
-            sent_at = store.run(lambda conn: _finish(conn, run_id), what=f"finishing run {run_id}")
-            if sent_at is not None:
+                    name, sex, job = (sent.profile[key] for key in ("name", "sex", "job"))
+                    log.info(sent_line(name, sex, job, sent.age, sent.outcome, locale))
+            elif (sent_at := store.run(lambda conn: _finish(conn, run_id), what="finishing")) is not None:
                 result = tally.result(sent_at)
                 log.info(
                     "send finished: %d profiles delivered in %d batches (%d the receiver had already), "
@@ -406,7 +397,8 @@ def run_sender(
                     result.failed_sends,
                 )
                 return result
-            time.sleep(poll_seconds)
+            else:
+                time.sleep(poll_seconds)
 
 
 def _send_batch(
@@ -457,67 +449,3 @@ def _finish(conn: psycopg.Connection, run_id: str) -> datetime | None:
         )
     _, sent_at = state
     return sent_at
-
-
-class _Store:
-    """One connection to the store that outlives PostgreSQL restarting (bounded by ``outage_limit``).
-
-    Each step is one transaction and safe to repeat (a claim that never committed is claimed
-    again), so after a lost connection the step simply runs again on a new one. The first
-    connection is not retried: a wrong address or password fails the task at once.
-    """
-
-    def __init__(
-        self,
-        connect: Callable[[], psycopg.Connection],
-        *,
-        outage_limit_s: float,
-        backoff: Backoff,
-        log: logging.Logger,
-    ) -> None:
-        self._connect = connect
-        self._outage_limit = outage_limit_s
-        self._backoff = backoff
-        self._log = log
-        self._conn: psycopg.Connection | None = connect()
-
-    def __enter__(self) -> _Store:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._drop()
-
-    def run(self, step: Callable[[psycopg.Connection], T], *, what: str) -> T:
-        down_since: float | None = None
-        delays = self._backoff.delays()
-        while True:
-            try:
-                if self._conn is None:
-                    self._conn = self._connect()
-                result = step(self._conn)
-            except (psycopg.OperationalError, WarehouseUnavailable) as error:
-                self._drop()
-                now = time.monotonic()
-                reason = " ".join(str(error).split()) or type(error).__name__
-                if down_since is None:
-                    down_since = now
-                    self._log.warning("PostgreSQL lost while %s (%s): reconnecting", what, reason)
-                elif now - down_since > self._outage_limit:
-                    raise WarehouseUnavailable(
-                        f"PostgreSQL unreachable for {now - down_since:.0f} s while {what}, longer than the "
-                        f"{self._outage_limit:.0f} s this task waits ({reason}). Nothing sent is lost: the "
-                        "task's retry resumes from the outbox"
-                    ) from None
-                time.sleep(next(delays))
-                continue
-            if down_since is not None:
-                self._log.info("PostgreSQL back after %.1f s", time.monotonic() - down_since)
-            return result
-
-    def _drop(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            try:
-                conn.close()
-            except psycopg.Error:
-                self._log.debug("closing a broken connection failed", exc_info=True)

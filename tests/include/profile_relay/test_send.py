@@ -7,9 +7,10 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -17,8 +18,8 @@ import pytest
 from devservices.postgres import LocalPostgres
 from devservices.profile_receiver import ProfileReceiver
 from include.common.migrations import migrate
+from include.profile_relay.reconnect import Backoff
 from include.profile_relay.send import (
-    Backoff,
     ReceiverClient,
     ReceiverRefused,
     ReceiverUnavailable,
@@ -339,7 +340,9 @@ def test_a_lost_database_connection_is_reconnected_and_nothing_is_sent_twice(
     queue(db, range(1, 3))
     sender = SenderThread(lambda: send(connect, client))
     sender.start()
-    wait_for(lambda: len(receiver.accepted_keys()) == 2, "the first profiles are delivered")
+    # Recorded, not only received: the connection is lost between batches. (Lost in a batch's
+    # COMMIT, the batch goes again and comes back "duplicate", as a dropped answer does.)
+    wait_for(lambda: len(deliveries(db)) == 2, "the first deliveries are recorded")
 
     terminated = db.execute(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s", (APPLICATION,)
@@ -352,6 +355,44 @@ def test_a_lost_database_connection_is_reconnected_and_nothing_is_sent_twice(
     assert receiver.accepted_keys() == keys(range(1, 5))
     assert receiver.duplicate_posts() == {}
     assert [outcome for _, _, outcome, _ in deliveries(db)] == ["accepted"] * 4
+
+
+class LosesTheStoreAfterItsFirstAnswer(ReceiverClient):
+    """The real client; once its first batch is acknowledged, PostgreSQL drops the sender's
+    connection before the sender can commit the deliveries (a restart at the worst moment)."""
+
+    def __init__(self, url: str, db: psycopg.Connection) -> None:
+        super().__init__(url)
+        self._db = db
+        self.cut = False
+
+    def post_batch(self, items: Sequence[tuple[str, Mapping[str, Any]]]) -> list[str]:
+        outcomes = super().post_batch(items)
+        if not self.cut:
+            self.cut = True
+            self._db.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+                (APPLICATION,),
+            )
+        return outcomes
+
+
+def test_a_connection_lost_before_the_deliveries_commit_resends_the_batch_as_duplicates(
+    db: psycopg.Connection, connect: Callable[[], psycopg.Connection], receiver: ProfileReceiver
+) -> None:
+    register_run(db, count=3, processed=True)
+    queue(db, range(1, 4))
+
+    with LosesTheStoreAfterItsFirstAnswer(receiver.url, db) as client:
+        result = send(connect, client)
+
+    assert client.cut
+    assert receiver.accepted_keys() == keys(range(1, 4))
+    assert receiver.duplicate_posts() == dict.fromkeys(keys(range(1, 4)), 1)
+    # The lost transaction took its claim with it: the store knows of one send, the duplicate.
+    assert deliveries(db) == [(seq, f"{RUN}/{seq}", "duplicate", 1) for seq in range(1, 4)]
+    assert (result.delivered, result.duplicates) == (3, 3)
+    assert outbox(db) == []
 
 
 def test_a_4xx_fails_the_task_with_the_receivers_message_and_leaves_the_rows_queued(
@@ -460,3 +501,19 @@ def test_the_client_is_built_from_the_airflow_http_connection(
 
         assert outcomes == ["accepted", "duplicate"]
         assert client.address == receiver.url
+
+
+def test_a_connection_that_points_elsewhere_is_refused_with_what_to_check(receiver: ProfileReceiver) -> None:
+    with (
+        ReceiverClient(f"{receiver.url}/api/v2", conn_id="my_receiver") as client,
+        pytest.raises(
+            ReceiverRefused, match="refused a batch with 404: no such path: /api/v2/profiles"
+        ) as refused,
+    ):
+        client.post_batch([("run/1", {"name": "Иванов"})])
+
+    assert refused.value.kind == "http_404"
+    assert "Check that the Airflow connection 'my_receiver' points at the profile receiver" in str(
+        refused.value
+    )
+    assert receiver.accepted_keys() == []
