@@ -724,10 +724,7 @@ def _where_the_time_goes(results: dict[str, Any]) -> list[str]:
         "thread's INSERTs included). Alone on the whole run, our process judged "
         f"{process['profiles_per_s']:,.0f} profiles/s and our send delivered {send['profiles_per_s']:,.0f}/s "
         f"(in batches of {results['batch_size']}), against {generate['profiles_per_s']:,.0f}/s generated: "
-        "neither durable hand-over is the bottleneck. Our generator made "
-        f"{ours['stages']['generate']['profiles_per_s']:,.0f} profiles/s together with the other two "
-        f"stages, PostgreSQL and the receiver on the same {results['machine']['nproc']} CPUs, "
-        f"{generate['profiles_per_s']:,.0f}/s alone. Together, ours delivered "
+        "neither durable hand-over is the bottleneck. Together, ours delivered "
         f"{ours['delivered_before_last_tick']:,} of its {ours['delivered']:,} profiles before the last tick: "
         "the three stages overlap. The repeats' profiles/s (the machine is shared, so they vary): "
         f"{repeats}.",
