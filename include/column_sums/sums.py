@@ -37,7 +37,6 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from include.column_sums.cells import ExactSum, is_blank, parse_number, unquote
 from include.column_sums.columns import Header, read_header
@@ -49,18 +48,13 @@ from include.column_sums.problems import EmptyFile, MalformedCsv, UnreadableEnco
 CHUNK_BYTES = 4 << 20
 MAX_RECORD_BYTES = 16 << 20
 SAMPLES = 5
+MAX_CELLS_SUMMED = 1 << 20  # at a time: sums of parts below 10^8 stay exact in a float
 SAMPLE_BYTES = 100  # of a non-numeric cell shown in the result
 # The longest cell on the vectorised path: a sign, 14 digits and a dot. Longer ones are rare
 # and go through Python; wider matrices would cost every cell.
 WIDTH = 16
 NEWLINE, CARRIAGE_RETURN, DOT, MINUS, ZERO = (ord(c) for c in "\n\r.-0")
 _WIDE_BOMS = (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
-# The power of ten of a digit in matrix column k of a number whose dot is in column `dot`
-# (WIDTH: no dot), in units of 10^-WIDTH so that every power is a non-negative integer.
-_PLACES = tuple(
-    tuple(10 ** (WIDTH + (dot - k - 1 if k < dot else dot - k)) for k in range(WIDTH))
-    for dot in range(WIDTH + 1)
-)
 
 
 def sum_columns(
@@ -283,37 +277,36 @@ class _Summer:
     def _add_plain(
         self, arr: np.ndarray, stop: np.ndarray, length: np.ndarray, column: np.ndarray
     ) -> np.ndarray:
-        """Sum the cells that are plain numbers (a sign, digits, a dot); which ones were."""
-        matrix = sliding_window_view(arr, WIDTH)[stop - WIDTH]  # right-aligned: the cell ends each row
-        lanes = np.arange(WIDTH)
-        inside = lanes >= (WIDTH - length)[:, None]
-        digits = matrix - np.uint8(ZERO)
-        is_digit = (digits < 10) & inside
-        is_dot = (matrix == DOT) & inside
-        negative = matrix[np.arange(len(stop)), WIDTH - length] == MINUS
-        digit_count, dot_count = is_digit.sum(axis=1), is_dot.sum(axis=1)
-        plain = (digit_count > 0) & (dot_count <= 1) & (digit_count + dot_count + negative == length)
-        dot = np.where(dot_count > 0, is_dot.argmax(axis=1), WIDTH)[plain]
-        groups = 2 * (WIDTH + 1)
-        key = (column[plain] * (WIDTH + 1) + dot) * 2 + negative[plain]
-        cells = np.bincount(key, minlength=groups * len(self.totals))
-        # Digit sums per (column, dot, sign) and matrix column: at most 9 per cell, exact in a float.
-        digit_sums = np.bincount(
-            (key[:, None] * WIDTH + lanes).ravel(),
-            weights=(digits * is_digit)[plain].ravel(),
-            minlength=len(cells) * WIDTH,
-        ).reshape(len(cells), WIDTH)
-        for group in np.flatnonzero(cells).tolist():
-            index, rest = divmod(group, groups)
-            dot_at, sign = divmod(rest, 2)
-            units = sum(
-                int(total) * place for total, place in zip(digit_sums[group].tolist(), _PLACES[dot_at])
-            )
-            self.totals[index].add(-units if sign else units, -WIDTH)
-            if dot_at < WIDTH:
-                self.totals[index].show_scale(WIDTH - 1 - dot_at)
-            self.numeric[index] += int(cells[group])
+        """Sum the cells that are plain numbers; which ones were."""
+        plain = np.zeros(len(stop), dtype=bool)
+        for low in range(0, len(stop), MAX_CELLS_SUMMED):
+            part = slice(low, low + MAX_CELLS_SUMMED)
+            plain[part] = self._add_plain_part(arr, stop[part], length[part], column[part])
         return plain
+
+    def _add_plain_part(
+        self, arr: np.ndarray, stop: np.ndarray, length: np.ndarray, column: np.ndarray
+    ) -> np.ndarray:
+        numbers = _plain_numbers(arr, stop, length)
+        key = column[numbers.plain] * (WIDTH + 1) + numbers.dot
+        groups = len(self.totals) * (WIDTH + 1)
+        cells = np.bincount(key, minlength=groups)
+        # Each part below 10^8, at most MAX_CELLS_SUMMED cells: every sum is exact in a float.
+        sign = 1.0 - 2.0 * numbers.negative
+        parts = [
+            np.bincount(key, weights=sign * part, minlength=groups).tolist()
+            for number in (numbers.whole, numbers.fraction)
+            for part in divmod(number, _HUNDRED_MILLION)
+        ]
+        for group in np.flatnonzero(cells).tolist():
+            index, dot = divmod(group, WIDTH + 1)
+            whole_high, whole_low, fraction_high, fraction_low = (int(part[group]) for part in parts)
+            scale = WIDTH - 1 - dot if dot < WIDTH else 0
+            units = (whole_high * 10**8 + whole_low) * 10**scale + fraction_high * 10**8 + fraction_low
+            self.totals[index].add(units, -scale)
+            self.totals[index].show_scale(scale)
+            self.numeric[index] += int(cells[group])
+        return numbers.plain
 
     def _add_slow(
         self,
@@ -367,3 +360,100 @@ class _Summer:
             ragged_rows=self.ragged,
             ragged_samples=tuple(self.ragged_found),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _PlainNumbers:
+    plain: np.ndarray  # which cells are plain numbers; the rest are for plain ones only
+    dot: np.ndarray  # the dot's lane in the right-aligned window, WIDTH if none
+    negative: np.ndarray
+    whole: np.ndarray  # the digits before the dot, as uint64
+    fraction: np.ndarray  # the digits after it
+
+
+def _plain_numbers(arr: np.ndarray, stop: np.ndarray, length: np.ndarray) -> _PlainNumbers:
+    """The cells ``[stop - length, stop)`` (1 to WIDTH bytes, ``stop >= WIDTH``) read as numbers.
+
+    Each cell is read as two unaligned little-endian uint64 words, the 16 bytes that end where
+    it ends (its first byte in the lowest byte of ``high``), and judged 8 bytes at a time (SWAR):
+    which bytes are digits, dots, minus signs, with exact per-byte tests that never carry into
+    the next byte; the digits' value by three multiplications a word.
+    """
+    packed = np.ndarray((len(arr) - 7,), dtype="<u8", buffer=arr, strides=(1,))
+    words = (packed[stop - WIDTH], packed[stop - 8])
+    inside, first = _INSIDE[:, length], _FIRST[:, length]
+    digit = [_bytes_below_ten(word ^ _REPEAT(ZERO)) & mask for word, mask in zip(words, inside, strict=True)]
+    dot = [_zero_bytes(word ^ _REPEAT(DOT)) & mask for word, mask in zip(words, inside, strict=True)]
+    minus = [_zero_bytes(word ^ _REPEAT(MINUS)) & mask for word, mask in zip(words, first, strict=True)]
+    digits = np.bitwise_count(digit[0]) + np.bitwise_count(digit[1])
+    dots = np.bitwise_count(dot[0]) + np.bitwise_count(dot[1])
+    negative = (minus[0] | minus[1]) != 0
+    plain = (digits > 0) & (dots <= 1) & (digits.astype(np.int64) + dots + negative == length)
+    words, digit, dot = [w[plain] for w in words], [d[plain] for d in digit], [d[plain] for d in dot]
+    # A flag is bit 7 of its byte: k = popcount(flag - 1) // 8 is its byte, 8 when there is none.
+    dot_lane = np.where(
+        dot[0] != 0, np.bitwise_count(dot[0] - _ONE) // 8, 8 + np.bitwise_count(dot[1] - _ONE) // 8
+    ).astype(np.intp)
+    value = [
+        _eight_digits(word & ((flags >> np.uint64(7)) * np.uint64(0x0F)))
+        for word, flags in zip(words, digit, strict=True)
+    ]
+    # The dot reads as a 0 digit: the part before it is above its place, the part after below.
+    number = value[0] * np.uint64(10**8) + value[1]
+    return _PlainNumbers(
+        plain=plain,
+        dot=dot_lane,
+        negative=negative[plain],
+        whole=number // _WHOLE_DIVISOR[dot_lane],
+        fraction=number % _FRACTION_DIVISOR[dot_lane],
+    )
+
+
+def _REPEAT(byte: int) -> np.uint64:  # noqa: N802 (reads as the constant it makes)
+    return np.uint64(int.from_bytes(bytes([byte]) * 8, "little"))
+
+
+_ONE = np.uint64(1)
+_HUNDRED_MILLION = np.uint64(10**8)
+_LOW_SEVEN, _HIGH_BIT, _UP_TO_NINE = _REPEAT(0x7F), _REPEAT(0x80), _REPEAT(0x76)
+# Per cell length (column) and word (row): the flag bits of the bytes inside the cell, and of its
+# first byte. Lane k of the window is byte k % 8 of word k // 8.
+_INSIDE = np.array(
+    [
+        [sum(0x80 << 8 * (k % 8) for k in range(WIDTH - n, WIDTH) if k // 8 == w) for n in range(WIDTH + 1)]
+        for w in (0, 1)
+    ],
+    dtype=np.uint64,
+)
+_FIRST = np.array(
+    [
+        [0x80 << 8 * ((WIDTH - n) % 8) if n and (WIDTH - n) // 8 == w else 0 for n in range(WIDTH + 1)]
+        for w in (0, 1)
+    ],
+    dtype=np.uint64,
+)
+# Lane `dot` holds the dot (WIDTH: none): the whole part is the number's digits above place
+# WIDTH - 1 - dot (the dot's own, a 0), the fraction those below it.
+_WHOLE_DIVISOR = np.array([10 ** (WIDTH - dot) for dot in range(WIDTH + 1)], dtype=np.uint64)
+_FRACTION_DIVISOR = np.array([10 ** max(WIDTH - 1 - dot, 0) for dot in range(WIDTH + 1)], dtype=np.uint64)
+
+
+def _zero_bytes(word: np.ndarray) -> np.ndarray:
+    """Bit 7 of each byte of ``word`` that is 0 (exact: no carry crosses a byte)."""
+    return ~(((word & _LOW_SEVEN) + _LOW_SEVEN) | word) & _HIGH_BIT
+
+
+def _bytes_below_ten(word: np.ndarray) -> np.ndarray:
+    """Bit 7 of each byte of ``word`` below 10 (exact: no carry crosses a byte)."""
+    return ~(((word & _LOW_SEVEN) + _UP_TO_NINE) | word) & _HIGH_BIT
+
+
+def _eight_digits(digits: np.ndarray) -> np.ndarray:
+    """Eight digit values (0-9, one a byte, the first in the lowest) in a uint64 → their value.
+
+    Multiplications wrap modulo 2^64 on purpose: each step combines neighbouring numbers,
+    1-digit into 2-digit, 2 into 4, 4 into 8 (the trick from simdjson, as in usage_ingest).
+    """
+    v = (digits * np.uint64(2561)) >> np.uint64(8)
+    v = ((v & np.uint64(0x00FF00FF00FF00FF)) * np.uint64(6553601)) >> np.uint64(16)
+    return ((v & np.uint64(0x0000FFFF0000FFFF)) * np.uint64(42949672960001)) >> np.uint64(32)
