@@ -27,7 +27,8 @@ class Dialect:
         for name, value in (("delimiter", self.delimiter), ("quote", self.quote)):
             if len(value) != 1 or not value.isascii() or value in "\r\n0123456789.+- ":
                 raise ValueError(
-                    f"the {name} must be one ASCII character other than a digit, sign, dot, space or line break, not {value!r}"
+                    f"the {name} must be one ASCII character other than a digit, sign, dot, space "
+                    f"or line break, not {value!r}"
                 )
         if self.delimiter == self.quote:
             raise ValueError(f"the delimiter and the quote must differ, both are {self.delimiter!r}")
