@@ -16,7 +16,8 @@ lane finds it in the page cache:
 Each lane reports wall seconds, CPU seconds, MB/s (the file's size over the wall time) and its
 process's peak RSS, and whether its sums and counts equal the generator's. Then the ratios, the
 targets of issue 15 (compute ≤ 1.5× the fastest engine, peak RSS < 300 MB and flat from the
-smallest to the largest file) and, as the last line, one JSON object with every figure. Polars
+smallest to the largest file) and, as the last line, one JSON object with every figure (also written to
+``<state dir>/results.json``). Polars
 and PyArrow are not installed, so not measured. Timing on a busy machine is noisy: compare CPU
 seconds too, and run it on a machine left alone before quoting it.
 """
@@ -251,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     results = measure(state_dir, sizes, args.columns)
     results["seconds"] = round(time.perf_counter() - started, 1)
+    (state_dir / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
     print(text(results))
     print(json.dumps(results, default=str))
     return 0

@@ -60,3 +60,6 @@ def _single_byte_ascii_compatible(name: str) -> bool:
         return codecs.decode(bytes(range(256)), name, errors="replace") == one_by_one
     except (UnicodeError, LookupError):
         return False
+
+
+COMMA_SEPARATED = Dialect()

@@ -41,7 +41,7 @@ import numpy as np
 
 from include.column_sums.cells import ExactSum, is_blank, parse_number, unquote
 from include.column_sums.columns import Header, read_header
-from include.column_sums.dialect import Dialect
+from include.column_sums.dialect import COMMA_SEPARATED, Dialect
 from include.column_sums.model import Cell, ColumnSum, ColumnSums, RaggedRow
 from include.column_sums.problems import EmptyFile, MalformedCsv, UnreadableEncoding
 
@@ -61,7 +61,7 @@ _WIDE_BOMS = (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE, codecs.BOM_UTF16_LE, cod
 def sum_columns(
     stream: BinaryIO,
     *,
-    dialect: Dialect = Dialect(),  # noqa: B008 (frozen: safe to share)
+    dialect: Dialect = COMMA_SEPARATED,
     chunk_bytes: int = CHUNK_BYTES,
     samples: int = SAMPLES,
     max_record_bytes: int = MAX_RECORD_BYTES,
@@ -101,7 +101,7 @@ def sum_columns(
                 )
             if summer is None:
                 summer = _Summer.from_header(block, buf, dialect, encoding, samples)
-            if summer is not None:
+            if summer is not None and len(block.ends):
                 if added is not None:
                     added.result()
                 added = summing.submit(summer.add, block, buf, line_base)
