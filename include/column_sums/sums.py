@@ -78,21 +78,35 @@ def sum_columns(
     encoding = dialect.checked_encoding()
     splitter = _Splitter(dialect)
     summer: _Summer | None = None
-    raw = _read(stream, chunk_bytes)
-    data, bytes_read = _without_bom(raw), len(raw)
-    carry, line_base = b"", 1
+    # Two buffers read into in turn, each reused: while one block is summed, the next is read.
+    buffers = [bytearray(), bytearray()]
+    carry, bytes_read, line_base = b"", 0, 1
     # Two stages on two threads (NumPy releases the GIL in its loops): this one reads and splits
     # the next block while the other sums the last one, in order.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="column-sums") as summing:
         added: Future[None] | None = None
+        added_to: bytearray | None = None
         while True:
-            final = len(raw) < chunk_bytes  # a short read only at the end of the stream
-            buf = carry + data if carry else data
-            if not buf:
+            buf = buffers[0]
+            if len(buf) < len(carry) + chunk_bytes + 1:  # room for a missing last line break
+                buf = bytearray(len(carry) + chunk_bytes + 1)
+            buffers.reverse()
+            buffers[1] = buf
+            if added is not None and added_to is buf:  # still being summed: wait before overwriting
+                added.result()
+            buf[: len(carry)] = carry
+            got = _fill(stream, buf, len(carry), chunk_bytes)
+            size = len(carry) + got
+            if not bytes_read:
+                size = _without_bom(buf, size)
+            bytes_read += got
+            final = got < chunk_bytes  # a short read only at the end of the stream
+            if not size:
                 break
-            if final and buf[-1:] != b"\n":
-                buf += b"\n"
-            block = splitter.split(buf)
+            if final and buf[size - 1] != NEWLINE:
+                buf[size] = NEWLINE
+                size += 1
+            block = splitter.split(buf, size)
             if final and block.open_quote is not None:
                 line = line_base + buf.count(b"\n", 0, block.open_quote)
                 raise MalformedCsv(
@@ -104,9 +118,9 @@ def sum_columns(
             if summer is not None and len(block.ends):
                 if added is not None:
                     added.result()
-                added = summing.submit(summer.add, block, buf, line_base)
+                added, added_to = summing.submit(summer.add, block, buf, size, line_base), buf
             line_base += block.newlines
-            carry = buf[block.cut :]
+            carry = bytes(buf[block.cut : size])
             if final:
                 break
             if len(carry) > max_record_bytes:
@@ -115,9 +129,6 @@ def sum_columns(
                     "bytes: most likely a quote opened and never closed (a quote inside an unquoted "
                     "field is not allowed by RFC 4180): fix that record"
                 )
-            raw = _read(stream, chunk_bytes)
-            data = raw
-            bytes_read += len(raw)
         if added is not None:
             added.result()
     if summer is None:
@@ -125,27 +136,39 @@ def sum_columns(
     return summer.result(bytes_read)
 
 
-def _read(stream: BinaryIO, size: int) -> bytes:
-    """Up to ``size`` bytes, fewer only at the end: a network stream's short reads are gathered."""
-    parts, have = [], 0
-    while have < size:
-        part = stream.read(size - have)
-        if not part:
-            break
-        parts.append(part)
-        have += len(part)
-    return parts[0] if len(parts) == 1 else b"".join(parts)
+def _fill(stream: BinaryIO, buf: bytearray, offset: int, count: int) -> int:
+    """Read up to ``count`` bytes into ``buf`` at ``offset``, fewer only at the end of the stream:
+    a network stream's short reads are gathered."""
+    readinto = getattr(stream, "readinto", None)
+    have = 0
+    with memoryview(buf) as view:
+        while have < count:
+            window = view[offset + have : offset + count]
+            if readinto is not None:
+                got = readinto(window) or 0
+            else:
+                part = stream.read(count - have)
+                got = len(part)
+                window[:got] = part
+            window.release()
+            if not got:
+                break
+            have += got
+    return have
 
 
-def _without_bom(head: bytes) -> bytes:
-    if head.startswith(codecs.BOM_UTF8):
-        return head[len(codecs.BOM_UTF8) :]
-    if head.startswith(_WIDE_BOMS):
+def _without_bom(buf: bytearray, size: int) -> int:
+    """The size of the file's first block once a UTF-8 byte-order mark is dropped from it."""
+    if buf.startswith(codecs.BOM_UTF8):
+        bom = len(codecs.BOM_UTF8)
+        buf[: size - bom] = buf[bom:size]
+        return size - bom
+    if buf.startswith(_WIDE_BOMS):
         raise UnreadableEncoding(
             "the file is UTF-16 or UTF-32 (it starts with a byte-order mark): save or convert it "
             "as UTF-8 (for example with iconv) and submit it again"
         )
-    return head
+    return size
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,21 +187,23 @@ class _Splitter:
         self.delimiter, self.quote = ord(dialect.delimiter), ord(dialect.quote)
         self.quote_byte = dialect.quote.encode()
 
-    def split(self, buf: bytes) -> _Block:
-        arr = np.frombuffer(buf, dtype=np.uint8)
-        separators = np.flatnonzero((arr == self.delimiter) | (arr == NEWLINE))
+    def split(self, buf: bytearray, size: int) -> _Block:
+        arr = np.frombuffer(buf, dtype=np.uint8, count=size)
+        is_separator = arr == self.delimiter
+        is_separator |= arr == NEWLINE
+        separators = np.flatnonzero(is_separator)
         quoted_newlines = separators[:0]
         open_quote = None
-        if self.quote_byte in buf:
+        if buf.find(self.quote_byte, 0, size) >= 0:
             # Quotes pair up in order: each opening quote with the next one. A doubled quote
             # inside a quoted field closes and reopens it, with nothing in between.
             quotes = np.flatnonzero(arr == self.quote)
-            opens, closes = quotes[0::2], quotes[1::2]
+            bounds = np.searchsorted(separators, quotes)  # of the separators after each quote
             if len(quotes) % 2:
                 open_quote = int(quotes[-1])
-                closes = np.append(closes, len(buf))
-            low = np.searchsorted(separators, opens)
-            counts = np.searchsorted(separators, closes) - low
+                bounds = np.append(bounds, len(separators))
+            low = bounds[0::2]
+            counts = bounds[1::2] - low
             quoted = int(counts.sum())
             if quoted:
                 inside = np.repeat(low - (np.cumsum(counts) - counts), counts) + np.arange(quoted)
@@ -215,7 +240,7 @@ class _Summer:
 
     @classmethod
     def from_header(
-        cls, block: _Block, buf: bytes, dialect: Dialect, encoding: str, samples: int
+        cls, block: _Block, buf: bytearray, dialect: Dialect, encoding: str, samples: int
     ) -> _Summer | None:
         """The summer of the file whose first non-blank record is in ``block``; None if it has none."""
         start = 0
@@ -226,8 +251,8 @@ class _Summer:
             start = end + 1
         return None
 
-    def add(self, block: _Block, buf: bytes, line_base: int) -> None:
-        arr = np.frombuffer(buf, dtype=np.uint8)
+    def add(self, block: _Block, buf: bytearray, size: int, line_base: int) -> None:
+        arr = np.frombuffer(buf, dtype=np.uint8, count=size)
         separators, ends = block.separators, block.ends
         firsts = np.concatenate(([0], ends[:-1] + 1))  # each record's first separator
         starts = np.concatenate(([0], separators[ends[:-1]] + 1))  # each record's first byte
@@ -251,7 +276,7 @@ class _Summer:
     def _add_cells(
         self,
         arr: np.ndarray,
-        buf: bytes,
+        buf: bytearray,
         separators: np.ndarray,
         firsts: np.ndarray,
         fields: np.ndarray,
@@ -259,14 +284,15 @@ class _Summer:
         line_base: int,
     ) -> None:
         """The summed cells of every record at once: plain numbers vectorised, the rest in Python."""
-        records, columns = [], []
-        for column, position in enumerate(self.positions.tolist()):
-            present = np.flatnonzero(fields > position)
-            self.blank[column] += len(fields) - len(present)  # missing from a short record
-            records.append(present)
-            columns.append(np.full(len(present), column, dtype=np.int64))
-        record = np.concatenate(records)
-        column = np.concatenate(columns)
+        count = len(self.totals)
+        if len(fields) and fields.min() > self.positions[-1]:  # every record has every summed column
+            record = np.repeat(np.arange(len(fields)), count)
+            column = np.tile(np.arange(count), len(fields))
+        else:
+            present = fields[:, None] > self.positions
+            record, column = np.nonzero(present)
+            for index, missing in enumerate((len(fields) - present.sum(axis=0)).tolist()):
+                self.blank[index] += missing  # from records too short to have the column
         at = firsts[record] + self.positions[column]
         begin, end = separators[at - 1] + 1, separators[at]
         # The last field of a CRLF record ends before its CR.
@@ -323,7 +349,7 @@ class _Summer:
     def _add_slow(
         self,
         cell: int,
-        buf: bytes,
+        buf: bytearray,
         begin: np.ndarray,
         end: np.ndarray,
         column: np.ndarray,
@@ -348,7 +374,7 @@ class _Summer:
             shown = value[:SAMPLE_BYTES].decode(self.encoding, errors="backslashreplace")
             self.found[index].append(Cell(row, line, shown))
 
-    def _where(self, record: int, buf: bytes, starts: np.ndarray, line_base: int) -> tuple[int, int]:
+    def _where(self, record: int, buf: bytearray, starts: np.ndarray, line_base: int) -> tuple[int, int]:
         """The row (the header is row 1) and the line a record of this block starts on."""
         return self.rows + record + 2, line_base + buf.count(b"\n", 0, int(starts[record]))
 
