@@ -1,6 +1,7 @@
 """``python -m bench.column_sums``: summing every 10th column of a CSV, ours against the engines.
 
-    python -m bench.column_sums [--rows 300000,3000000] [--columns 30] [--quick] [--state-dir DIR]
+    python -m bench.column_sums [--rows 300000,3000000] [--columns 30] [--repeat 3] [--quick]
+                                [--state-dir DIR]
 
 For each size a file is written by ``devservices.csv_columns`` (kept in the state folder for the
 next run) and summed by each lane in a fresh process, after the file is read once so that every
@@ -14,12 +15,12 @@ lane finds it in the page cache:
   most users write: float sums, so its drift from the exact sum is shown.
 
 Each lane reports wall seconds, CPU seconds, MB/s (the file's size over the wall time) and its
-process's peak RSS, and whether its sums and counts equal the generator's. Then the ratios, the
-targets of issue 15 (compute ≤ 1.5× the fastest engine, peak RSS < 300 MB and flat from the
-smallest to the largest file) and, as the last line, one JSON object with every figure (also written to
-``<state dir>/results.json``). Polars
-and PyArrow are not installed, so not measured. Timing on a busy machine is noisy: compare CPU
-seconds too, and run it on a machine left alone before quoting it.
+process's peak RSS, from the median of ``--repeat`` runs (lanes take turns, so that a busy
+moment hits them all), and whether its sums and counts equal the generator's. Then the ratios,
+the targets of issue 15 (compute ≤ 1.5× the fastest engine, peak RSS < 300 MB and flat from the
+smallest to the largest file) and, as the last line, one JSON object with every figure (also
+``<state dir>/results.json``). Polars and PyArrow are not installed, so not measured. Timing on
+a busy machine is noisy: compare CPU seconds too, and quote a run on a machine left alone.
 """
 
 from __future__ import annotations
@@ -175,16 +176,26 @@ def written_file(state_dir: Path, rows: int, columns: int) -> Written:
     return written
 
 
-def measure(state_dir: Path, sizes: list[int], columns: int) -> dict[str, Any]:
+def measure(state_dir: Path, sizes: list[int], columns: int, repeat: int) -> dict[str, Any]:
     points = []
     for rows in sizes:
         written = written_file(state_dir, rows, columns)
-        lanes = {}
-        for name in LANES:
-            log.info("%s on %s rows", name, f"{rows:,}")
-            lanes[name] = run_lane(name, written)
-        points.append({"rows": rows, "columns": columns, "bytes": written.bytes, "lanes": lanes})
+        runs: dict[str, list[dict[str, Any]]] = {name: [] for name in LANES}
+        for round_ in range(repeat):  # lanes take turns, so that a busy moment hits them all
+            for name in LANES:
+                log.info("%s on %s rows (run %d of %d)", name, f"{rows:,}", round_ + 1, repeat)
+                runs[name].append(run_lane(name, written))
+        lanes = {name: _median(lane_runs) for name, lane_runs in runs.items()}
+        points.append(
+            {"rows": rows, "columns": columns, "bytes": written.bytes, "repeat": repeat, "lanes": lanes}
+        )
     return {"points": points, "targets": targets(points), "cpus": os.cpu_count()}
+
+
+def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the median wall time, and the range of the wall times."""
+    ordered = sorted(runs, key=lambda run: run["wall_s"])
+    return {**ordered[len(ordered) // 2], "wall_s_range": [ordered[0]["wall_s"], ordered[-1]["wall_s"]]}
 
 
 def targets(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -221,7 +232,10 @@ def text(results: dict[str, Any]) -> str:
     lines = []
     for point in results["points"]:
         lanes = point["lanes"]
-        lines.append(f"{point['rows']:,} rows x {point['columns']} columns, {point['bytes'] / 1e6:.0f} MB")
+        lines.append(
+            f"{point['rows']:,} rows x {point['columns']} columns, {point['bytes'] / 1e6:.0f} MB "
+            f"(median of {point['repeat']} runs)"
+        )
         lines.append(
             f"  {'lane':8} {'wall s':>8} {'cpu s':>8} {'MB/s':>8} {'peak RSS MB':>12}  exact  vs ours"
         )
@@ -244,13 +258,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", default="300000,3000000", help="comma-separated file sizes in rows")
     parser.add_argument("--columns", type=int, default=30)
     parser.add_argument("--quick", action="store_true", help="one file of 20,000 rows: a smoke test")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each lane; the median is reported")
     parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
     args = parser.parse_args(argv)
     sizes = [20_000] if args.quick else [int(rows) for rows in args.rows.split(",")]
+    repeat = 1 if args.quick else args.repeat
     state_dir: Path = args.state_dir.resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    results = measure(state_dir, sizes, args.columns)
+    results = measure(state_dir, sizes, args.columns, repeat)
     results["seconds"] = round(time.perf_counter() - started, 1)
     (state_dir / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
     print(text(results))
