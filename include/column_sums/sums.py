@@ -33,6 +33,10 @@ price: the code is denser than a loop and a quote inside an unquoted field (``5"
 from __future__ import annotations
 
 import codecs
+import multiprocessing
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -65,95 +69,208 @@ def sum_columns(
     chunk_bytes: int = CHUNK_BYTES,
     samples: int = SAMPLES,
     max_record_bytes: int = MAX_RECORD_BYTES,
+    processes: int = 1,
 ) -> ColumnSums:
     """Every 10th column of the CSV ``stream`` summed, read once from where it stands.
 
-    Raises a :class:`~include.column_sums.problems.CsvProblem` for a file that cannot be summed
-    (empty, no header, fewer than 10 columns, an encoding that cannot be read, an unclosed quote).
+    With ``processes`` > 1 the blocks are summed by that many worker processes while this one
+    reads the stream and cuts it into blocks of whole records. Raises a
+    :class:`~include.column_sums.problems.CsvProblem` for a file that cannot be summed (empty, no
+    header, fewer than 10 columns, an encoding that cannot be read, an unclosed quote).
     """
-    if chunk_bytes < 1 or max_record_bytes < 1:
+    if chunk_bytes < 1 or max_record_bytes < 1 or processes < 1:
         raise ValueError(
-            f"chunk_bytes and max_record_bytes must be positive, not {chunk_bytes}, {max_record_bytes}"
+            "chunk_bytes, max_record_bytes and processes must be positive, not "
+            f"{chunk_bytes}, {max_record_bytes}, {processes}"
         )
     encoding = dialect.checked_encoding()
-    splitter = _Splitter(dialect)
     summer: _Summer | None = None
-    buf = bytearray()  # reused: each block is read into it after the last one's unfinished record
-    carry, bytes_read, line_base = b"", 0, 1
-    while True:
-        if len(buf) < len(carry) + chunk_bytes + 1:  # room for a missing last line break
-            buf = bytearray(len(carry) + chunk_bytes + 1)
-        buf[: len(carry)] = carry
-        got = _fill(stream, buf, len(carry), chunk_bytes)
-        size = len(carry) + got
-        if not bytes_read:
-            size = _without_bom(buf, size)
-        bytes_read += got
-        final = got < chunk_bytes  # a short read only at the end of the stream
-        if not size:
-            break
-        if final and buf[size - 1] != NEWLINE:
-            buf[size] = NEWLINE
-            size += 1
-        block = splitter.split(buf, size)
-        if final and block.open_quote is not None:
-            line = line_base + buf.count(b"\n", 0, block.open_quote)
-            raise MalformedCsv(
+    first_line = 1  # the header's line: after any blank lines
+    records = _WholeRecords(stream, dialect.quote.encode(), chunk_bytes, max_record_bytes)
+    unfinished: _Unfinished | None = None
+    with _InOrder(processes) as blocks:
+        try:
+            for block in records:
+                skip = 0
+                if summer is None:
+                    split = _Splitter(dialect).split(block, len(block))
+                    summer = _Summer.from_header(split, block, dialect, encoding, samples, first_line)
+                    if summer is None:  # blank lines only, so far
+                        first_line += split.newlines
+                        continue
+                    skip = summer.skip
+                for partial, newlines in blocks.run(
+                    _Job(block, summer.header, dialect, encoding, samples, skip)
+                ):
+                    summer.merge(partial, newlines)
+        except _Unfinished as error:
+            unfinished = error
+        for partial, newlines in blocks.rest():
+            summer.merge(partial, newlines)  # type: ignore[union-attr]  (a block ran: summer is set)
+    if unfinished is not None:
+        raise unfinished.problem(first_line if summer is None else summer.next_line)
+    if summer is None:
+        raise EmptyFile("the file is empty: it has no header and no rows; upload the complete file")
+    return summer.result(records.bytes_read)
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    """One block of whole records to sum, all a worker process needs."""
+
+    block: bytes
+    header: Header
+    dialect: Dialect
+    encoding: str
+    samples: int
+    skip: int  # records up to the header, in the header's block
+
+
+def _sum_block(job: _Job) -> tuple[_Summer, int]:
+    """The sums of one block (rows and lines counted from the block's start), and its line breaks."""
+    split = _Splitter(job.dialect).split(job.block, len(job.block))
+    partial = _Summer(job.header, job.dialect, job.encoding, job.samples, job.skip)
+    partial.add(split, job.block, len(job.block), line_base=1)
+    return partial, split.newlines
+
+
+class _InOrder:
+    """Runs block jobs here or on worker processes; their results in submission order, with at
+    most two blocks a process in flight so that memory stays bounded."""
+
+    def __init__(self, processes: int) -> None:
+        self.limit = 2 * processes
+        self.pending: deque[Future[tuple[_Summer, int]]] = deque()
+        # spawn: a task's process may run threads, which a fork would copy in any state.
+        self.pool = (
+            ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"))
+            if processes > 1
+            else None
+        )
+
+    def __enter__(self) -> _InOrder:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def run(self, job: _Job) -> Iterator[tuple[_Summer, int]]:
+        """Submit ``job``; the results that are due (here: at once)."""
+        if self.pool is None:
+            yield _sum_block(job)
+            return
+        self.pending.append(self.pool.submit(_sum_block, job))
+        while len(self.pending) > self.limit:
+            yield self.pending.popleft().result()
+
+    def rest(self) -> Iterator[tuple[_Summer, int]]:
+        while self.pending:
+            yield self.pending.popleft().result()
+
+
+class _Unfinished(Exception):
+    """The stream ended inside a quoted field, or a record outgrew its limit: a MalformedCsv
+    once the line it is on is known (after the blocks before it are counted)."""
+
+    def __init__(self, tail: bytes, quote_at: int | None, max_record_bytes: int) -> None:
+        self.tail, self.quote_at, self.max_record_bytes = tail, quote_at, max_record_bytes
+
+    def problem(self, line_base: int) -> MalformedCsv:
+        if self.quote_at is not None:
+            line = line_base + self.tail.count(b"\n", 0, self.quote_at)
+            return MalformedCsv(
                 f"a quoted field opened on line {line} is never closed: close its quote, or "
                 "quote the field and double the quotes inside it (RFC 4180)"
             )
-        if summer is None:
-            summer = _Summer.from_header(block, buf, dialect, encoding, samples)
-        if summer is not None and len(block.ends):
-            summer.add(block, buf, size, line_base)
-        line_base += block.newlines
-        carry = bytes(buf[block.cut : size])
-        if final:
-            break
-        if len(carry) > max_record_bytes:
-            raise MalformedCsv(
-                f"the record starting on line {line_base} is longer than {max_record_bytes:,} "
-                "bytes: most likely a quote opened and never closed (a quote inside an unquoted "
-                "field is not allowed by RFC 4180): fix that record"
-            )
-    if summer is None:
-        raise EmptyFile("the file is empty: it has no header and no rows; upload the complete file")
-    return summer.result(bytes_read)
+        return MalformedCsv(
+            f"the record starting on line {line_base} is longer than {self.max_record_bytes:,} "
+            "bytes: most likely a quote opened and never closed (a quote inside an unquoted "
+            "field is not allowed by RFC 4180): fix that record"
+        )
 
 
-def _fill(stream: BinaryIO, buf: bytearray, offset: int, count: int) -> int:
-    """Read up to ``count`` bytes into ``buf`` at ``offset``, fewer only at the end of the stream:
-    a network stream's short reads are gathered."""
-    readinto = getattr(stream, "readinto", None)
-    have = 0
-    with memoryview(buf) as view:
-        while have < count:
-            window = view[offset + have : offset + count]
-            if readinto is not None:
-                got = readinto(window) or 0
+class _WholeRecords:
+    """The stream in blocks of whole records, each ending with a line break outside quotes (one
+    is added after a last record without it); ``bytes_read`` counts what the stream gave."""
+
+    def __init__(self, stream: BinaryIO, quote: bytes, chunk_bytes: int, max_record_bytes: int) -> None:
+        self.stream, self.quote = stream, quote
+        self.chunk_bytes, self.max_record_bytes = chunk_bytes, max_record_bytes
+        self.bytes_read = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        carry = b""
+        while True:
+            data = _read(self.stream, self.chunk_bytes)
+            final = len(data) < self.chunk_bytes  # a short read only at the end of the stream
+            if not self.bytes_read:
+                self.bytes_read = len(data)
+                data = _without_bom(data)
             else:
-                part = stream.read(count - have)
-                got = len(part)
-                window[:got] = part
-            window.release()
-            if not got:
-                break
-            have += got
-    return have
+                self.bytes_read += len(data)
+            buf = carry + data if carry else data
+            if final:
+                if not buf:
+                    return
+                if not buf.endswith(b"\n"):
+                    buf += b"\n"
+                if _quote_parity(buf, self.quote):
+                    raise _Unfinished(buf, _Splitter.open_quote(buf, self.quote), self.max_record_bytes)
+                yield buf
+                return
+            cut = _last_record_end(buf, self.quote)
+            if cut:
+                yield buf[:cut]
+            carry = buf[cut:]
+            if len(carry) > self.max_record_bytes:
+                raise _Unfinished(carry, None, self.max_record_bytes)
 
 
-def _without_bom(buf: bytearray, size: int) -> int:
-    """The size of the file's first block once a UTF-8 byte-order mark is dropped from it."""
-    if buf.startswith(codecs.BOM_UTF8):
-        bom = len(codecs.BOM_UTF8)
-        buf[: size - bom] = buf[bom:size]
-        return size - bom
-    if buf.startswith(_WIDE_BOMS):
+def _quote_parity(buf: bytes, quote: bytes, end: int | None = None) -> int:
+    """1 if an odd number of quotes comes before ``end``: a quoted field is open there."""
+    if buf.find(quote, 0, end) < 0:
+        return 0
+    arr = np.frombuffer(buf, dtype=np.uint8, count=len(buf) if end is None else end)
+    return int(np.count_nonzero(arr == ord(quote))) % 2
+
+
+def _last_record_end(buf: bytes, quote: bytes) -> int:
+    """Just after the last line break of ``buf`` outside quotes (``buf`` starts a record); 0 if none."""
+    end = buf.rfind(b"\n")
+    if end < 0:
+        return 0
+    inside = _quote_parity(buf, quote, end)
+    while inside:  # that line break is inside a quoted field: try the one before
+        previous = buf.rfind(b"\n", 0, end)
+        if previous < 0:
+            return 0
+        inside ^= buf.count(quote, previous, end) % 2
+        end = previous
+    return end + 1
+
+
+def _read(stream: BinaryIO, size: int) -> bytes:
+    """Up to ``size`` bytes, fewer only at the end: a network stream's short reads are gathered."""
+    parts, have = [], 0
+    while have < size:
+        part = stream.read(size - have)
+        if not part:
+            break
+        parts.append(part)
+        have += len(part)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def _without_bom(head: bytes) -> bytes:
+    if head.startswith(codecs.BOM_UTF8):
+        return head[len(codecs.BOM_UTF8) :]
+    if head.startswith(_WIDE_BOMS):
         raise UnreadableEncoding(
             "the file is UTF-16 or UTF-32 (it starts with a byte-order mark): save or convert it "
             "as UTF-8 (for example with iconv) and submit it again"
         )
-    return size
+    return head
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +281,7 @@ class _Block:
     ends: np.ndarray  # the index in `separators` of each record's line break
     cut: int  # bytes of whole records; the rest starts the next buffer
     newlines: int  # line breaks before `cut`, quoted ones included: for line numbers
+    quoted_newlines: np.ndarray  # offsets of the line breaks inside quoted fields
     open_quote: int | None  # offset of a quote still open at the buffer's end
 
 
@@ -172,7 +290,13 @@ class _Splitter:
         self.delimiter, self.quote = ord(dialect.delimiter), ord(dialect.quote)
         self.quote_byte = dialect.quote.encode()
 
-    def split(self, buf: bytearray, size: int) -> _Block:
+    @staticmethod
+    def open_quote(buf: bytes, quote: bytes) -> int | None:
+        """Where the quote that is still open at the end of ``buf`` is, if one is."""
+        quotes = np.flatnonzero(np.frombuffer(buf, dtype=np.uint8) == ord(quote))
+        return int(quotes[-1]) if len(quotes) % 2 else None
+
+    def split(self, buf: bytes, size: int) -> _Block:
         arr = np.frombuffer(buf, dtype=np.uint8, count=size)
         is_separator = arr == self.delimiter
         is_separator |= arr == NEWLINE
@@ -199,16 +323,18 @@ class _Splitter:
                 separators = separators[keep]
         ends = np.flatnonzero(arr[separators] == NEWLINE)
         if not len(ends):
-            return _Block(separators[:0], ends, 0, 0, open_quote)
+            return _Block(separators[:0], ends, 0, 0, quoted_newlines, open_quote)
         cut = int(separators[ends[-1]]) + 1
         newlines = len(ends) + int(np.searchsorted(quoted_newlines, cut))
-        return _Block(separators[: ends[-1] + 1], ends, cut, newlines, open_quote)
+        return _Block(separators[: ends[-1] + 1], ends, cut, newlines, quoted_newlines, open_quote)
 
 
 class _Summer:
     """The running sums of the summed columns, block after block."""
 
-    def __init__(self, header: Header, dialect: Dialect, encoding: str, samples: int, skip: int) -> None:
+    def __init__(
+        self, header: Header, dialect: Dialect, encoding: str, samples: int, skip: int, first_line: int = 1
+    ) -> None:
         self.header = header
         self.encoding = encoding
         self.quote, self.quote_byte = ord(dialect.quote), dialect.quote.encode()
@@ -222,23 +348,26 @@ class _Summer:
         self.ragged = 0
         self.ragged_found: list[RaggedRow] = []
         self.skip = skip  # records of the first block up to the header, not data
+        self.next_line = first_line  # where the next merged block starts
 
     @classmethod
     def from_header(
-        cls, block: _Block, buf: bytearray, dialect: Dialect, encoding: str, samples: int
+        cls, block: _Block, buf: bytes, dialect: Dialect, encoding: str, samples: int, first_line: int
     ) -> _Summer | None:
         """The summer of the file whose first non-blank record is in ``block``; None if it has none."""
         start = 0
         for number, end in enumerate(block.separators[block.ends].tolist(), start=1):
             record = buf[start:end].removesuffix(b"\r")
             if record:
-                return cls(read_header(record, dialect, encoding), dialect, encoding, samples, skip=number)
+                header = read_header(record, dialect, encoding)
+                return cls(header, dialect, encoding, samples, skip=number, first_line=first_line)
             start = end + 1
         return None
 
-    def add(self, block: _Block, buf: bytearray, size: int, line_base: int) -> None:
+    def add(self, block: _Block, buf: bytes, size: int, line_base: int) -> None:
         arr = np.frombuffer(buf, dtype=np.uint8, count=size)
         separators, ends = block.separators, block.ends
+        lines = _Lines(line_base, separators[ends], block.quoted_newlines)
         firsts = np.concatenate(([0], ends[:-1] + 1))  # each record's first separator
         starts = np.concatenate(([0], separators[ends[:-1]] + 1))  # each record's first byte
         if self.skip:
@@ -253,20 +382,20 @@ class _Summer:
         ragged = np.flatnonzero(fields != self.header.fields)
         self.ragged += len(ragged)
         for record in ragged[: max(0, self.samples - len(self.ragged_found))].tolist():
-            row, line = self._where(record, buf, starts, line_base)
+            row, line = self._where(record, starts, lines)
             self.ragged_found.append(RaggedRow(row, line, int(fields[record])))
-        self._add_cells(arr, buf, separators, firsts, fields, starts, line_base)
+        self._add_cells(arr, buf, separators, firsts, fields, starts, lines)
         self.rows += len(firsts)
 
     def _add_cells(
         self,
         arr: np.ndarray,
-        buf: bytearray,
+        buf: bytes,
         separators: np.ndarray,
         firsts: np.ndarray,
         fields: np.ndarray,
         starts: np.ndarray,
-        line_base: int,
+        lines: _Lines,
     ) -> None:
         """The summed cells of every record at once: plain numbers vectorised, the rest in Python."""
         count = len(self.totals)
@@ -293,7 +422,7 @@ class _Summer:
         if len(candidates):
             plain[candidates] = self._add_plain(arr, stop[candidates], length[candidates], column[candidates])
         for cell in np.flatnonzero(~plain & ~empty).tolist():
-            self._add_slow(cell, buf, begin, end, column, record, starts, line_base)
+            self._add_slow(cell, buf, begin, end, column, record, starts, lines)
         for index, blanks in enumerate(np.bincount(column[empty], minlength=len(self.totals)).tolist()):
             self.blank[index] += blanks
 
@@ -334,13 +463,13 @@ class _Summer:
     def _add_slow(
         self,
         cell: int,
-        buf: bytearray,
+        buf: bytes,
         begin: np.ndarray,
         end: np.ndarray,
         column: np.ndarray,
         record: np.ndarray,
         starts: np.ndarray,
-        line_base: int,
+        lines: _Lines,
     ) -> None:
         index = int(column[cell])
         value = unquote(buf[begin[cell] : end[cell]], self.quote_byte)
@@ -355,13 +484,36 @@ class _Summer:
             return
         self.non_numeric[index] += 1
         if len(self.found[index]) < self.samples:
-            row, line = self._where(int(record[cell]), buf, starts, line_base)
+            row, line = self._where(int(record[cell]), starts, lines)
             shown = value[:SAMPLE_BYTES].decode(self.encoding, errors="backslashreplace")
             self.found[index].append(Cell(row, line, shown))
 
-    def _where(self, record: int, buf: bytearray, starts: np.ndarray, line_base: int) -> tuple[int, int]:
+    def _where(self, record: int, starts: np.ndarray, lines: _Lines) -> tuple[int, int]:
         """The row (the header is row 1) and the line a record of this block starts on."""
-        return self.rows + record + 2, line_base + buf.count(b"\n", 0, int(starts[record]))
+        return self.rows + record + 2, lines.of(int(starts[record]))
+
+    def merge(self, block: _Summer, newlines: int) -> None:
+        """Add the next block's sums (its rows and lines counted from its start) and its line breaks."""
+        line_base = self.next_line
+        for index, total in enumerate(block.totals):
+            self.totals[index].add(total.coefficient, total.exponent)
+            self.totals[index].show_scale(total.scale)
+            self.numeric[index] += block.numeric[index]
+            self.blank[index] += block.blank[index]
+            self.non_numeric[index] += block.non_numeric[index]
+            room = self.samples - len(self.found[index])
+            self.found[index] += [
+                Cell(cell.row + self.rows, cell.line + line_base - 1, cell.value)
+                for cell in block.found[index][:room]
+            ]
+        room = self.samples - len(self.ragged_found)
+        self.ragged_found += [
+            RaggedRow(row.row + self.rows, row.line + line_base - 1, row.fields)
+            for row in block.ragged_found[:room]
+        ]
+        self.ragged += block.ragged
+        self.rows += block.rows
+        self.next_line += newlines
 
     def result(self, bytes_read: int) -> ColumnSums:
         return ColumnSums(
@@ -383,6 +535,20 @@ class _Summer:
             ragged_rows=self.ragged,
             ragged_samples=tuple(self.ragged_found),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _Lines:
+    """Line numbers in a block: it starts on line ``base``; where its line breaks are."""
+
+    base: int
+    record_breaks: np.ndarray
+    quoted_breaks: np.ndarray
+
+    def of(self, offset: int) -> int:
+        """The line of the byte at ``offset``."""
+        before = np.searchsorted(self.record_breaks, offset) + np.searchsorted(self.quoted_breaks, offset)
+        return self.base + int(before)
 
 
 @dataclass(frozen=True, slots=True)

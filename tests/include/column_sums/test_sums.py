@@ -164,6 +164,22 @@ def test_a_generated_file_sums_to_what_its_generator_expects(tmp_path: Path) -> 
     assert found == [(e.sum, e.numeric, e.blank, e.non_numeric) for e in written.expected]
 
 
+def test_worker_processes_give_the_result_of_one_process(tmp_path: Path) -> None:
+    written = write_csv(tmp_path / "file.csv", rows=20_000, columns=31, seed=9, junk_share=0.01, crlf=True)
+    results = []
+    for processes in (1, 2):
+        with open(written.path, "rb") as stream:
+            results.append(sum_columns(stream, chunk_bytes=32 * 1024, processes=processes).to_json())
+    assert results[0] == results[1]
+    assert results[0]["columns"][0]["non_numeric_samples"][0]["row"] > 1
+
+
+def test_worker_processes_report_an_unclosed_quote_on_its_line() -> None:
+    data = csv_bytes(HEADER, *(row(str(index)) for index in range(2000)), '1,"2', row("3"))
+    with pytest.raises(MalformedCsv, match="opened on line 2002 is never closed"):
+        summed(data, chunk_bytes=1024, processes=2)
+
+
 class TrickleStream(io.RawIOBase):
     """A stream that answers at most ``most`` bytes a read, as a network body can."""
 
