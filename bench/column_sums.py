@@ -15,13 +15,15 @@ lane finds it in the page cache:
 - ``pandas``: ``read_csv`` of the summed columns and ``to_numeric(errors="coerce").sum()``, what
   most users write: float sums, so its drift from the exact sum is shown.
 
-Each lane reports wall seconds, CPU seconds, MB/s (the file's size over the wall time) and its
-processes' peak RSS (for ``ours``, its own plus a worker's times their number), from the median of ``--repeat`` runs (lanes take turns, so that a busy
-moment hits them all), and whether its sums and counts equal the generator's. Then the ratios,
-the targets of issue 15 (compute ≤ 1.5× the fastest engine, peak RSS < 300 MB and flat from the
-smallest to the largest file) and, as the last line, one JSON object with every figure (also
-``<state dir>/results.json``). Polars and PyArrow are not installed, so not measured. Timing on
-a busy machine is noisy: compare CPU seconds too, and quote a run on a machine left alone.
+Each lane reports wall seconds, CPU seconds (its worker processes' included), MB/s (the file's
+size over the wall time) and peak RSS (for ``ours``, its own plus the largest worker's times the
+number of workers: an upper bound), from the median of ``--repeat`` runs (lanes take turns, so
+that a busy moment hits them all), and whether its sums and counts equal the generator's. Then
+the ratios, the targets of issue 15 (compute ≤ 1.5× the fastest engine, peak RSS < 300 MB and
+flat from the smallest to the largest file) and, as the last line, one JSON object with every
+figure (also ``<state dir>/results.json``). Polars and PyArrow are not installed, so not
+measured. Timing on a busy machine is noisy: compare CPU seconds too, and quote a run on a
+machine left alone.
 """
 
 from __future__ import annotations
