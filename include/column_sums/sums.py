@@ -2,32 +2,34 @@
 
 The decision: the file is split into fields with NumPy on the raw bytes, a block (1 MiB) of
 whole records at a time, and only the cells that are not plain numbers go through Python.
-A block's delimiters and line breaks are found in two vectorised passes; RFC 4180 quoting is
-honoured by pairing the block's quote characters (an opening quote and the next one bound a
-quoted stretch, a doubled ``""`` inside it pairs with itself) and dropping the separators
-inside those stretches, so a quoted field may hold the delimiter or a line break. A block is
-cut after its last line break outside quotes; the rest starts the next one. The summed cells of
-every record are then gathered into one fixed-width matrix (right-aligned, ``WIDTH`` bytes)
-and checked all at once: a sign, digits and at most one dot is a plain number. Its digits are
-summed per column of the matrix, grouped by where the dot is and by sign, so the sum of a
-block is a few hundred small integers times powers of ten, combined exactly in Python: no
-float ever touches a value and nothing can overflow (a digit column sums at most 9 per row).
-Everything else, a quoted cell with odd content, an exponent, a long number, junk, goes through
-:mod:`include.column_sums.cells`, the rules written plainly, against which a property test
-holds this module.
+The reading process cuts the stream after the last line break of each block that is outside
+quotes (an even number of quote characters before it); a block's delimiters and line breaks
+are then found in two vectorised passes, and RFC 4180 quoting is honoured by pairing its quote
+characters in order (an opening quote and the next one bound a quoted stretch; a doubled ``""``
+inside closes and reopens it) and dropping the separators inside those stretches, so a quoted
+field may hold the delimiter or a line break. The summed cells are judged all at once, each
+read as the two unaligned 64-bit words that end where it ends, 8 bytes at a time (SWAR):
+a sign, digits and at most one dot is a plain number, valued by three multiplications a word.
+Sums are kept per (column, position of the dot) as sums of parts below 10^8, exact in a
+float64 for a million cells, and combined in Python integers: no float ever holds a value,
+nothing can overflow. Everything else (a quoted cell with odd content, an exponent, a long
+number, junk) goes through :mod:`include.column_sums.cells`, the rules written plainly, which
+a property test holds this module to. With ``processes`` > 1, blocks are summed by worker
+processes and their partial sums merged in order; threads would not do, as NumPy keeps the
+GIL in bincount, searchsorted and fancy indexing (measured: no gain from a second thread).
 
-Why not DuckDB, which is as fast on two cores (``bench/column_sums.py`` measures both): it
-reads files and URLs, not the resumable stream the task reads S3 through (resume at the last
-byte after a cut, detect a changed object by its ETag); it sums into DECIMAL(38, s), so it
-needs the scale chosen before reading and rounds cells with more fraction digits; it reports
-neither the row nor the line of a non-numeric cell without a second pass. Python's :mod:`csv`
-and :class:`~decimal.Decimal`, the plain way, reads about 1 MB/s per column summed.
+Why not DuckDB, the fastest engine at this (``bench/column_sums.py`` measures both): it reads
+files and URLs, not the resumable stream the task reads S3 through (resume at the last byte
+after a cut, detect a changed object by its ETag); it sums into DECIMAL(38, s), so it needs the
+scale chosen before reading and rounds cells with more fraction digits; and it gives neither
+the row nor the line of a non-numeric cell without a second pass.
 
-Memory is bounded whatever the file: one block plus the longest record (at most
-``max_record_bytes``, so a stray quote fails the file instead of reading it all into memory),
-the separator positions of one block (8 bytes per field) and the summed cells' matrix. The
-price: the code is denser than a loop and a quote inside an unquoted field (``5"``), which RFC
-4180 does not allow, opens a quoted stretch: the file then fails as malformed, naming the line.
+Memory is bounded whatever the file: a few blocks in flight plus the longest record (at most
+``max_record_bytes``, so a stray quote fails the file instead of reading all of it into
+memory), and per block the separator positions (8 bytes per field) and the summed cells'
+words. The price: the code is denser than a loop, and a quote inside an unquoted field
+(``5"``), which RFC 4180 does not allow, opens a quoted stretch: the file then fails as
+malformed, naming the line where the quote opened or the record that grew too long.
 """
 
 from __future__ import annotations

@@ -14,8 +14,9 @@ def test_every_lane_runs_and_ours_equals_the_generator(tmp_path: Path) -> None:
     results = run_quick("bench.column_sums", tmp_path)
     (point,) = results["points"]
     lanes = point["lanes"]
-    assert set(lanes) == {"ours", "duckdb", "pandas"}
+    assert set(lanes) == {"ours", "ours_processes", "duckdb", "pandas"}
     assert lanes["ours"]["exact"]
+    assert lanes["ours_processes"]["exact"]
     assert lanes["duckdb"]["exact"]
     assert lanes["pandas"]["counts_right"]
     for lane in lanes.values():
