@@ -95,7 +95,7 @@ def sum_columns(
             for block in records:
                 skip = 0
                 if summer is None:
-                    split = _Splitter(dialect).split(block, len(block))
+                    split = _Splitter(dialect).split(block)
                     summer = _Summer.from_header(split, block, dialect, encoding, samples, first_line)
                     if summer is None:  # blank lines only, so far
                         first_line += split.newlines
@@ -130,9 +130,9 @@ class _Job:
 
 def _sum_block(job: _Job) -> tuple[_Summer, int]:
     """The sums of one block (rows and lines counted from the block's start), and its line breaks."""
-    split = _Splitter(job.dialect).split(job.block, len(job.block))
+    split = _Splitter(job.dialect).split(job.block)
     partial = _Summer(job.header, job.dialect, job.encoding, job.samples, job.skip)
-    partial.add(split, job.block, len(job.block), line_base=1)
+    partial.add(split, job.block, line_base=1)
     return partial, split.newlines
 
 
@@ -277,14 +277,12 @@ def _without_bom(head: bytes) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class _Block:
-    """The whole records at the start of a buffer."""
+    """Where the fields of a block of whole records are."""
 
-    separators: np.ndarray  # offsets of the delimiters and line breaks outside quotes, to `cut`
+    separators: np.ndarray  # offsets of the delimiters and line breaks outside quotes
     ends: np.ndarray  # the index in `separators` of each record's line break
-    cut: int  # bytes of whole records; the rest starts the next buffer
-    newlines: int  # line breaks before `cut`, quoted ones included: for line numbers
+    newlines: int  # line breaks, quoted ones included: for line numbers
     quoted_newlines: np.ndarray  # offsets of the line breaks inside quoted fields
-    open_quote: int | None  # offset of a quote still open at the buffer's end
 
 
 class _Splitter:
@@ -298,21 +296,19 @@ class _Splitter:
         quotes = np.flatnonzero(np.frombuffer(buf, dtype=np.uint8) == ord(quote))
         return int(quotes[-1]) if len(quotes) % 2 else None
 
-    def split(self, buf: bytes, size: int) -> _Block:
-        arr = np.frombuffer(buf, dtype=np.uint8, count=size)
+    def split(self, buf: bytes) -> _Block:
+        """``buf``: whole records, the last one ending with a line break outside quotes."""
+        arr = np.frombuffer(buf, dtype=np.uint8)
         is_separator = arr == self.delimiter
         is_separator |= arr == NEWLINE
         separators = np.flatnonzero(is_separator)
         quoted_newlines = separators[:0]
-        open_quote = None
-        if buf.find(self.quote_byte, 0, size) >= 0:
+        if self.quote_byte in buf:
             # Quotes pair up in order: each opening quote with the next one. A doubled quote
-            # inside a quoted field closes and reopens it, with nothing in between.
+            # inside a quoted field closes and reopens it, with nothing in between. Whole
+            # records hold an even number of quotes.
             quotes = np.flatnonzero(arr == self.quote)
             bounds = np.searchsorted(separators, quotes)  # of the separators after each quote
-            if len(quotes) % 2:
-                open_quote = int(quotes[-1])
-                bounds = np.append(bounds, len(separators))
             low = bounds[0::2]
             counts = bounds[1::2] - low
             quoted = int(counts.sum())
@@ -324,11 +320,7 @@ class _Splitter:
                 quoted_newlines = quoted_separators[arr[quoted_separators] == NEWLINE]
                 separators = separators[keep]
         ends = np.flatnonzero(arr[separators] == NEWLINE)
-        if not len(ends):
-            return _Block(separators[:0], ends, 0, 0, quoted_newlines, open_quote)
-        cut = int(separators[ends[-1]]) + 1
-        newlines = len(ends) + int(np.searchsorted(quoted_newlines, cut))
-        return _Block(separators[: ends[-1] + 1], ends, cut, newlines, quoted_newlines, open_quote)
+        return _Block(separators, ends, len(ends) + len(quoted_newlines), quoted_newlines)
 
 
 class _Summer:
@@ -366,8 +358,8 @@ class _Summer:
             start = end + 1
         return None
 
-    def add(self, block: _Block, buf: bytes, size: int, line_base: int) -> None:
-        arr = np.frombuffer(buf, dtype=np.uint8, count=size)
+    def add(self, block: _Block, buf: bytes, line_base: int) -> None:
+        arr = np.frombuffer(buf, dtype=np.uint8)
         separators, ends = block.separators, block.ends
         lines = _Lines(line_base, separators[ends], block.quoted_newlines)
         firsts = np.concatenate(([0], ends[:-1] + 1))  # each record's first separator
