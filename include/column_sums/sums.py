@@ -107,8 +107,9 @@ def sum_columns(
                     summer.merge(partial, newlines)
         except _Unfinished as error:
             unfinished = error
-        for partial, newlines in blocks.rest():
-            summer.merge(partial, newlines)  # type: ignore[union-attr]  (a block ran: summer is set)
+        if summer is not None:  # else no block was submitted
+            for partial, newlines in blocks.rest():
+                summer.merge(partial, newlines)
     if unfinished is not None:
         raise unfinished.problem(first_line if summer is None else summer.next_line)
     if summer is None:
