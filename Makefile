@@ -10,7 +10,7 @@ RUN_ARGS_learning_platform_etl = --date $(DATE) $(if $(filter 1 true,$(TEST_MODE
 # How many profiles `make run DAG=user_profiles_relay` generates: required, no default.
 RUN_ARGS_user_profiles_relay = $(if $(COUNT),--count $(COUNT))
 
-.PHONY: help setup run airflow airflow-cli test reliability lint format lock simulator bench bench-csv bench-usage
+.PHONY: help setup run airflow airflow-cli test reliability lint format lock simulator bench bench-csv bench-usage bench-profiles
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' \
@@ -49,6 +49,9 @@ bench-csv: setup ## csv_folder_import on 200 MB and 2 GB drops, vs psql \copy, t
 
 bench-usage: setup ## usage_files_ingest on 100 MB and 2 GB of usage files, vs DuckDB and the seed's upsert per line (ARGS=--quick|--write-docs)
 	$(VENV_PYTHON) -m bench.usage_ingest $(ARGS)
+
+bench-profiles: setup ## user_profiles_relay: 5,000 profiles at interval 0 and 40 at 0.5 s, vs the seed's multiprocessing queues (ARGS=--quick|--write-docs)
+	$(VENV_PYTHON) -m bench.user_profiles $(ARGS)
 
 lint: ## ruff: lint and formatting check
 	@scripts/bootstrap.sh

@@ -67,14 +67,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Self
 
-from devservices.environment import PROJECT_ROOT
-
 # Not __name__: that is "__main__" when run with -m.
 log = logging.getLogger("devservices.profile_receiver")
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8093
-DEFAULT_STORE = PROJECT_ROOT / ".local" / "profile_receiver.sqlite"
+# The project's root computed here, not imported from devservices.environment: that needs
+# python-dotenv, and docker compose runs this module on a plain Python image (standard library only).
+DEFAULT_STORE = Path(__file__).resolve().parent.parent / ".local" / "profile_receiver.sqlite"
 TOKEN_ENV = "PROFILE_RECEIVER_TOKEN"  # noqa: S105 (the variable's name, not a token)
 
 PROFILES_PATH = "/profiles"

@@ -65,7 +65,7 @@ class Ticker:
         self._clock = clock
         self._sleep = sleep
         self._start: float | None = None
-        # The latest a tick was released after it was due, in seconds.
+        # The latest a tick was released after it was due, in seconds (0 for a zero interval).
         self.max_lateness = 0.0
 
     def wait(self, k: int) -> float:
@@ -78,7 +78,8 @@ class Ticker:
             self._sleep(due - now)
             now = self._clock()
         lateness = now - due
-        self.max_lateness = max(self.max_lateness, lateness)
+        if self.interval > 0:  # without a schedule every tick is "due" at the start: no lateness
+            self.max_lateness = max(self.max_lateness, lateness)
         return lateness
 
 

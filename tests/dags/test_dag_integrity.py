@@ -21,7 +21,7 @@ PARSE_BUDGET_S = 2.0
 # Tasks that are never retried on purpose (each DAG file says why): the report email must not
 # wait for publishing's retries, and a watcher only marks its run failed.
 # DAGs whose runs end failed whenever a task failed, through a watcher task "mark_run_failed".
-WATCHED_DAGS = ("learning_platform_etl", "csv_folder_import", "usage_files_ingest")
+WATCHED_DAGS = ("learning_platform_etl", "csv_folder_import", "usage_files_ingest", "user_profiles_relay")
 NOT_RETRIED = {("learning_platform_etl", "publish_report")} | {
     (dag, "mark_run_failed") for dag in WATCHED_DAGS
 }

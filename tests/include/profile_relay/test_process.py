@@ -144,3 +144,28 @@ def test_an_idle_processor_keeps_waiting_while_profiles_keep_coming(conn, connec
     result = process(connect, spec, clock=clock, sleep=sleep, stall_limit=timedelta(minutes=15))
 
     assert result.judged == 3
+
+
+def test_a_processor_whose_connection_is_dropped_reconnects_and_judges_on(conn, relay_conninfo) -> None:
+    spec = registered(conn, 200)
+    factory = ProfileFactory(spec.locale, spec.seed, spec.reference_date)
+    store.store_profiles(conn, spec.run_id, [(factory.make(seq), TICK) for seq in range(1, 101)])
+    session = "relay-test-processor"
+    polls = []
+
+    def sleep(seconds: float) -> None:
+        # While it waits for more: PostgreSQL drops its connection, and the rest of the run arrives.
+        polls.append(seconds)
+        if len(polls) == 1:
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+                (session,),
+            )
+            conn.commit()
+            store.store_profiles(conn, spec.run_id, [(factory.make(seq), TICK) for seq in range(101, 201)])
+            store.mark_generated(conn, spec.run_id)
+
+    result = process(lambda: psycopg.connect(relay_conninfo, application_name=session), spec, sleep=sleep)
+
+    assert (result.judged, result.reconnects) == (200, 1)
+    assert outbox(conn, spec.run_id) == expected_in_range(spec)

@@ -47,6 +47,7 @@ def test_a_zero_interval_never_sleeps() -> None:
     released(clock, ticker, [0.001] * 100)
 
     assert clock.sleeps == []
+    assert ticker.max_lateness == 0
 
 
 def test_a_tick_is_not_released_before_its_time_when_sleep_wakes_early() -> None:
