@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -75,6 +76,20 @@ def main(argv: list[str] | None = None) -> int:
     # One line per batch it received: the sent lines printed after the run say it per profile.
     logging.getLogger("devservices.profile_receiver").setLevel(logging.WARNING)
     params = parse_args(argv)
+    # SIGTERM (a supervisor, `kill`) stops the run and the services as cleanly as Ctrl-C.
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return _run(params)
+    except KeyboardInterrupt:
+        log.info("interrupted: stopped the run, Airflow and the local services")
+        return 130
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _run(params: dict[str, Any]) -> int:
     airflow = LocalAirflow()
     conninfo = conninfo_from_connection(connection_from_env(DEFAULT_CONN_ID))
     receiver = connection_from_env(DEFAULT_RECEIVER_CONN_ID)
@@ -92,11 +107,14 @@ def main(argv: list[str] | None = None) -> int:
         )
         with psycopg.connect(conninfo, connect_timeout=10, autocommit=True) as conn:
             follower = _Follower(conn, since, params["locale"])
-            with ThreadPoolExecutor(max_workers=1) as pool:
-                running = pool.submit(airflow.dags_test_now, DAG_ID, params, executor=executor)
-                while not wait([running], timeout=FOLLOW_SECONDS).done:
-                    follower.poll()
-                dag_test = running.result()
+            # The run stays in this thread, so that Ctrl-C reaches the wait for it and stops it.
+            following = threading.Thread(target=follower.follow, name="sent lines", daemon=True)
+            following.start()
+            try:
+                dag_test = airflow.dags_test_now(DAG_ID, params, executor=executor)
+            finally:
+                follower.stop()
+                following.join()
             follower.poll()
             run_id = follower.run_id
             if run_id is None:
@@ -167,6 +185,15 @@ class _Follower:
         self._locale = locale
         self._printed: set[int] = set()
         self._latest = since
+        self._stopping = threading.Event()
+
+    def follow(self) -> None:
+        """Poll every ``FOLLOW_SECONDS`` until :meth:`stop`."""
+        while not self._stopping.wait(FOLLOW_SECONDS):
+            self.poll()
+
+    def stop(self) -> None:
+        self._stopping.set()
 
     def poll(self) -> None:
         if self.run_id is None:
