@@ -53,6 +53,10 @@ EXECUTOR_PARALLELISM = 4
 EXECUTION_API_HOST = "127.0.0.1"
 EXECUTION_API_START_TIMEOUT_S = 120
 EXECUTION_API_STOP_GRACE_S = 30
+# How long `dags test --use-executor` may take to exit after its run has finished (it takes a
+# few seconds: each worker's supervisor winds down) before it is taken for hung.
+EXECUTOR_SHUTDOWN_GRACE_S = 30
+TERMINAL_RUN_STATES = frozenset({"success", "failed"})
 
 log = logging.getLogger("make run")
 
@@ -110,12 +114,18 @@ class LocalAirflow:
         """
         started = time.monotonic()
         args = ["dags", "test", dag_id, logical_date, "--conf", json.dumps(conf)]
-        env = self.env
-        if executor is not None:
+        if executor is None:
+            returncode = self.run(args, log_name=log_name, check=False).returncode
+        else:
             env = executor.ready()
-            args.append("--use-executor")
-        completed = self.run(args, log_name=log_name, check=False, env=env)
-        return DagTest(completed.returncode, log_path(log_name), time.monotonic() - started)
+            returncode = run_until_its_run_ends(
+                [_airflow_executable(), *args, "--use-executor"],
+                env=env,
+                output=log_path(log_name),
+                database=sqlite_metadata_db(self.home, env),
+                dag_id=dag_id,
+            )
+        return DagTest(returncode, log_path(log_name), time.monotonic() - started)
 
     def dags_test_now(
         self, dag_id: str, conf: dict[str, Any], *, executor: ExecutionApi | None = None
@@ -137,18 +147,13 @@ class LocalAirflow:
         return {} if database is None else task_spans(database, dag_id, run_id)
 
     def run(
-        self,
-        args: list[str],
-        *,
-        log_name: str,
-        check: bool = True,
-        env: Mapping[str, str] | None = None,
+        self, args: list[str], *, log_name: str, check: bool = True
     ) -> subprocess.CompletedProcess[bytes]:
         path = log_path(log_name)
         with path.open("w") as out:
             completed = subprocess.run(
                 [_airflow_executable(), *args],
-                env=dict(self.env if env is None else env),
+                env=self.env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 cwd=PROJECT_ROOT,
@@ -271,18 +276,94 @@ class ExecutionApi:
 
     def _stop(self) -> None:
         process, self._process = self._process, None
-        if process is None:
-            return
+        if process is not None:
+            _stop_group(process, grace_s=EXECUTION_API_STOP_GRACE_S)
+
+
+def run_until_its_run_ends(
+    command: list[str],
+    *,
+    env: Mapping[str, str],
+    output: Path,
+    database: Path | None,
+    dag_id: str,
+    grace_s: float = EXECUTOR_SHUTDOWN_GRACE_S,
+) -> int:
+    """Run ``command`` (a ``dags test --use-executor``, its output into ``output``); its exit
+    status, or its run's outcome.
+
+    Airflow 3.3.2's ``dags test`` can hang after its run has finished, shutting the LocalExecutor
+    down: it sends one stop message per worker it sees alive, joins them all, and now and then
+    one worker never gets its message and waits for work forever (seen in two of about ten runs
+    here, after a failed and after a successful run). The run's outcome is in the metadata
+    ``database`` by then: once a new run of ``dag_id`` there has finished and the command has not
+    exited ``grace_s`` later, the command and its workers are stopped, and the outcome is the
+    run's state (0 for success, 1 otherwise). Without a SQLite metadata database to read
+    (``database`` None), the command is waited for as it is.
+    """
+    previous = _latest_dag_run(database, dag_id) if database is not None else None
+    with output.open("w") as out:
+        # A session of its own: its LocalExecutor workers are stopped with it.
+        process = subprocess.Popen(
+            command,
+            env=dict(env),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=PROJECT_ROOT,
+            start_new_session=True,
+        )
+    try:
+        finished_at: float | None = None
+        while True:
+            try:
+                return process.wait(timeout=1)
+            except subprocess.TimeoutExpired:
+                pass
+            run = None if database is None else _latest_dag_run(database, dag_id)
+            if run is None or (previous is not None and run[0] == previous[0]):
+                continue
+            run_id, state = run
+            if state not in TERMINAL_RUN_STATES:
+                continue
+            finished_at = finished_at or time.monotonic()
+            if time.monotonic() - finished_at > grace_s:
+                log.warning(
+                    "airflow dags test did not exit %.0f s after its run %s ended (%s): stopping it",
+                    grace_s,
+                    run_id,
+                    state,
+                )
+                return 0 if state == "success" else 1
+    finally:
+        _stop_group(process, grace_s=EXECUTION_API_STOP_GRACE_S)
+
+
+def _latest_dag_run(database: Path, dag_id: str) -> tuple[str, str | None] | None:
+    """The newest run of ``dag_id`` in the SQLite metadata ``database``: (run_id, state), or None."""
+    try:
+        with contextlib.closing(sqlite3.connect(f"{database.as_uri()}?mode=ro", uri=True)) as conn:
+            return conn.execute(
+                "SELECT run_id, state FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1", (dag_id,)
+            ).fetchone()
+    except sqlite3.Error:
+        return None
+
+
+def _stop_group(process: subprocess.Popen[bytes], *, grace_s: float) -> None:
+    """SIGTERM the process group of ``process`` if it still runs; SIGKILL what is left after ``grace_s``."""
+    if process.poll() is None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
         try:
-            process.wait(timeout=EXECUTION_API_STOP_GRACE_S)
+            process.wait(timeout=grace_s)
         except subprocess.TimeoutExpired:
-            log.warning("the Execution API did not stop within %d s: killing it", EXECUTION_API_STOP_GRACE_S)
-        # Its worker may outlive it.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+            log.warning(
+                "airflow %s did not stop within %d s: killing it", " ".join(process.args[1:3]), grace_s
+            )
+    # What it started (workers, forked servers) may outlive it.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 def _airflow_executable() -> str:

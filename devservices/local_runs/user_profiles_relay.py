@@ -7,12 +7,13 @@ time, each in a process of its own, as in a deployment. Plain ``dags test`` woul
 after another: the processor would start once the last profile was generated, and nothing
 would be sent while the generator ticks.
 
-Then prints one line per delivered profile, as the seed's console did (``Отправлено: ФИО,
-мужчина, Моторист, 33 года``), and the run's account: generated, in range, sent, duplicates the
-receiver acknowledged, failed sends retried, the generator's tick gaps, the delay from tick to
-delivery, and whether sending overlapped generating (from the data, and from the task instances'
-start and end). Last, it asks the local receiver which keys it accepted: exactly the run's
-in-range profiles, each once, or the command fails.
+While it runs, prints one line per delivered profile as the store records it, as the seed's
+console did (``Отправлено: ФИО, мужчина, Моторист, 33 года``). Then the run's account:
+generated, in range, sent, duplicates the receiver acknowledged, failed sends retried, the
+generator's tick gaps, the delay from tick to delivery, and whether sending overlapped
+generating (from the data, and from the task instances' start and end). Last, it asks the local
+receiver which keys it accepted: exactly the run's in-range profiles, each once, or the command
+fails.
 
 Exits 0 when the run succeeded and every check held, 1 otherwise, 2 (before starting anything)
 without a positive ``--count`` or with params the DAG would refuse.
@@ -22,12 +23,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 from collections import Counter
-from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -56,6 +58,8 @@ from include.profile_relay.texts import sent_line, total_line
 SQL_DIR = Path(__file__).parent / "sql"
 STAGES = ("generate", "process", "send")
 RECEIVER_TIMEOUT_S = 30
+# How often the sent lines of the deliveries so far are printed during the run.
+FOLLOW_SECONDS = 1.0
 OPTION_OF_PARAM = {
     "count": "--count",
     "interval_seconds": "--interval",
@@ -72,6 +76,20 @@ def main(argv: list[str] | None = None) -> int:
     # One line per batch it received: the sent lines printed after the run say it per profile.
     logging.getLogger("devservices.profile_receiver").setLevel(logging.WARNING)
     params = parse_args(argv)
+    # SIGTERM (a supervisor, `kill`) stops the run and the services as cleanly as Ctrl-C.
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return _run(params)
+    except KeyboardInterrupt:
+        log.info("interrupted: stopped the run, Airflow and the local services")
+        return 130
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _run(params: dict[str, Any]) -> int:
     airflow = LocalAirflow()
     conninfo = conninfo_from_connection(connection_from_env(DEFAULT_CONN_ID))
     receiver = connection_from_env(DEFAULT_RECEIVER_CONN_ID)
@@ -87,14 +105,21 @@ def main(argv: list[str] | None = None) -> int:
             f"{params['count']:,}",
             params["interval_seconds"],
         )
-        dag_test = airflow.dags_test_now(DAG_ID, params, executor=executor)
-        with psycopg.connect(conninfo, connect_timeout=10) as conn:
-            run_id = _latest_run(conn, since)
+        with psycopg.connect(conninfo, connect_timeout=10, autocommit=True) as conn:
+            follower = _Follower(conn, since, params["locale"])
+            # The run stays in this thread, so that Ctrl-C reaches the wait for it and stops it.
+            following = threading.Thread(target=follower.follow, name="sent lines", daemon=True)
+            following.start()
+            try:
+                dag_test = airflow.dags_test_now(DAG_ID, params, executor=executor)
+            finally:
+                follower.stop()
+                following.join()
+            follower.poll()
+            run_id = follower.run_id
             if run_id is None:
                 print(f"\n{DAG_ID}: the run registered nothing in the store; Airflow's log: {dag_test.log}")
                 return 1
-            for line in _sent_lines(conn, run_id, params["locale"]):
-                print(line)
             report = _report(conn, run_id)
             in_range = [
                 row[0] for row in conn.execute(read_sql(SQL_DIR, "relay_in_range"), {"run_id": run_id})
@@ -133,15 +158,57 @@ class Report:
 
 
 def _latest_run(conn: psycopg.Connection, since: datetime) -> str | None:
-    found = conn.execute(read_sql(SQL_DIR, "relay_latest_run"), {"dag_id": DAG_ID, "since": since}).fetchone()
+    """The run registered since ``since``; None before its ``prepare`` has (created the store)."""
+    try:
+        found = conn.execute(
+            read_sql(SQL_DIR, "relay_latest_run"), {"dag_id": DAG_ID, "since": since}
+        ).fetchone()
+    except psycopg.errors.UndefinedTable:
+        return None
     return None if found is None else found[0]
 
 
-def _sent_lines(conn: psycopg.Connection, run_id: str, locale: str) -> Iterator[str]:
-    with conn.cursor(name="sent_lines") as cursor:
-        cursor.execute(read_sql(SQL_DIR, "relay_sent_lines"), {"run_id": run_id})
-        for name, sex, job, age, outcome in cursor:
-            yield sent_line(name, sex, job, age, outcome, locale)
+class _Follower:
+    """Prints each profile's sent line as soon as its delivery is in the store, while the run goes on.
+
+    A delivery becomes visible when its transaction commits, moments after its ``sent_at``: each
+    look reaches back ``LOOKBACK`` before the latest line printed, and the lines printed are
+    remembered, so none is missed and none printed twice.
+    """
+
+    LOOKBACK = timedelta(seconds=10)
+
+    def __init__(self, conn: psycopg.Connection, since: datetime, locale: str) -> None:
+        self.run_id: str | None = None
+        self._conn = conn
+        self._since = since
+        self._locale = locale
+        self._printed: set[int] = set()
+        self._latest = since
+        self._stopping = threading.Event()
+
+    def follow(self) -> None:
+        """Poll every ``FOLLOW_SECONDS`` until :meth:`stop`."""
+        while not self._stopping.wait(FOLLOW_SECONDS):
+            self.poll()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    def poll(self) -> None:
+        if self.run_id is None:
+            self.run_id = _latest_run(self._conn, self._since)
+            if self.run_id is None:
+                return
+        rows = self._conn.execute(
+            read_sql(SQL_DIR, "relay_sent_lines"),
+            {"run_id": self.run_id, "after": self._latest - self.LOOKBACK},
+        )
+        for seq, sent_at, name, sex, job, age, outcome in rows:
+            if seq not in self._printed:
+                self._printed.add(seq)
+                self._latest = max(self._latest, sent_at)
+                print(sent_line(name, sex, job, age, outcome, self._locale), flush=True)
 
 
 def _report(conn: psycopg.Connection, run_id: str) -> Report:
