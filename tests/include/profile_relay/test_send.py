@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import threading
@@ -15,9 +14,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from devservices.postgres import LocalPostgres
 from devservices.profile_receiver import ProfileReceiver
-from include.common.migrations import migrate
 from include.profile_relay.reconnect import Backoff
 from include.profile_relay.send import (
     ReceiverClient,
@@ -28,13 +25,9 @@ from include.profile_relay.send import (
     SendResult,
     run_sender,
 )
+from tests.include.profile_relay.conftest import APPLICATION
 
-SCHEMA = "profile_relay"
-MIGRATIONS = Path(__file__).resolve().parents[3] / "include" / "profile_relay" / "sql" / "migrations"
-ROLE = "profile_relay"
-PASSWORD = "relay-password"
 RUN = "manual__2026-12-06T10:00:00+00:00"
-APPLICATION = "profile-relay-send-test"
 # Fast enough for tests, the same doubling as in production.
 QUICK = Backoff(initial=0.01, maximum=0.05)
 # Longer than any test runs: a thread that never ends fails its join instead of hanging.
@@ -44,29 +37,10 @@ sender_log = logging.getLogger("tests.profile_relay.send")
 
 
 @pytest.fixture
-def relay_conninfo(postgres_server: LocalPostgres, request: pytest.FixtureRequest) -> Iterator[str]:
-    """A fresh database per test, migrated, as the role that owns the profile_relay schema."""
-    name = "relay_" + hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:16]
-    postgres_server.drop_database(name)
-    postgres_server.create_database(name)
-    postgres_server.grant_schema(name, SCHEMA, ROLE, PASSWORD)
-    conninfo = postgres_server.conninfo(name, user=ROLE, password=PASSWORD)
-    with psycopg.connect(conninfo) as conn:
-        migrate(conn, SCHEMA, MIGRATIONS)
-    yield conninfo
-    postgres_server.drop_database(name)
-
-
-@pytest.fixture
 def db(relay_conninfo: str) -> Iterator[psycopg.Connection]:
     """The test's own connection (autocommit), to arrange rows and read the outcome."""
     with psycopg.connect(relay_conninfo, autocommit=True) as conn:
         yield conn
-
-
-@pytest.fixture
-def connect(relay_conninfo: str) -> Callable[[], psycopg.Connection]:
-    return lambda: psycopg.connect(relay_conninfo, application_name=APPLICATION)
 
 
 @pytest.fixture
