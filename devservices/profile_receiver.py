@@ -67,6 +67,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Self
 
+from devservices.http_bodies import read_request_body
+
 # Not __name__: that is "__main__" when run with -m.
 log = logging.getLogger("devservices.profile_receiver")
 
@@ -338,7 +340,7 @@ class _Handler(BaseHTTPRequestHandler):
             },
         }
         path = self.path.split("?", 1)[0]
-        body = self._read_body()
+        body = read_request_body(self, MAX_BODY)
         handlers = routes.get(path)
         if body is None:
             answer = _error(413, f"bodies are limited to {MAX_BODY} bytes")
@@ -407,21 +409,6 @@ class _Handler(BaseHTTPRequestHandler):
             # Answer first, then close: the caller learns the fault is set, then is refused.
             return _Answer(200, {"mode": "down", "seconds": seconds}, then=lambda: receiver.go_down(seconds))
         return _Answer(200, receiver.set_fault(mode, times=times, seconds=seconds))
-
-    def _read_body(self) -> bytes | None:
-        """The request body, ``None`` if too large to read.
-
-        Read even when unused, or its bytes would be taken for the next request on the
-        connection.
-        """
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = 0
-        if length > MAX_BODY:
-            self.close_connection = True
-            return None
-        return self.rfile.read(length) if length > 0 else b""
 
     def _reply(self, answer: _Answer) -> None:
         if answer.payload is None:
