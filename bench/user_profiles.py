@@ -135,41 +135,31 @@ def _our_stage(
     stage: str, spec: Any, run: RelayRun, conninfo: str, log_file: str
 ) -> Callable[[], tuple[int, list[Any]]]:
     """One of our stages in this process, as its task calls it; its log (the sent lines) to ``log_file``."""
-    from include.profile_relay.generate import run_generator
-    from include.profile_relay.process import run_processor
+    from include.profile_relay import stages
     from include.profile_relay.profiles import ProfileFactory
-    from include.profile_relay.send import ReceiverClient, run_sender
+    from include.profile_relay.send import ReceiverClient
 
     logging.basicConfig(filename=log_file, level=logging.INFO, format="%(name)s: %(message)s", force=True)
     connect = functools.partial(psycopg.connect, conninfo, application_name=f"bench.user_profiles.{stage}")
+    # Faker's providers load once per process, here, before the clock starts, as in a task's warm worker.
+    ProfileFactory(spec.locale, spec.seed, spec.reference_date)
     if stage == "generate":
-        factory = ProfileFactory(spec.locale, spec.seed, spec.reference_date)
 
         def work() -> tuple[int, list[Any]]:
-            run_generator(
-                connect, factory, run_id=spec.run_id, count=spec.count, interval=spec.interval_seconds
-            )
+            stages.generate(spec, connect)
             return spec.count, []
 
     elif stage == "process":
 
         def work() -> tuple[int, list[Any]]:
-            return run_processor(connect, run_id=spec.run_id, poll_seconds=spec.poll_seconds).judged, []
+            return stages.process(spec, connect).judged, []
 
     else:
         receiver = ReceiverClient(run.receiver_url, token=run.token)
 
         def work() -> tuple[int, list[Any]]:
             with receiver:
-                result = run_sender(
-                    connect,
-                    receiver,
-                    run_id=spec.run_id,
-                    batch_size=spec.batch_size,
-                    locale=spec.locale,
-                    poll_seconds=spec.poll_seconds,
-                )
-            return result.delivered, []
+                return stages.send(spec, connect, receiver).delivered, []
 
     return work
 

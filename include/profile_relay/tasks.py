@@ -21,10 +21,7 @@ import psycopg
 from include.common.alerts import check_alerts_can_be_sent
 from include.common.failures import ConfigurationError, PermanentFailure, no_retry_on_permanent_failure
 from include.common.postgres import airflow_postgres, conninfo_from_airflow
-from include.profile_relay import store
-from include.profile_relay.generate import run_generator
-from include.profile_relay.process import run_processor
-from include.profile_relay.profiles import ProfileFactory
+from include.profile_relay import stages, store
 from include.profile_relay.settings import RelaySpec
 from include.profile_relay.texts import total_line
 
@@ -63,34 +60,22 @@ def prepare(spec: RelaySpec) -> dict[str, Any]:
 @no_retry_on_permanent_failure
 def generate(spec: RelaySpec) -> dict[str, Any]:
     """Make the run's profiles one per tick and store them; resumes after the last one stored."""
-    factory = ProfileFactory(spec.locale, spec.seed, spec.reference_date)
-    result = run_generator(
-        _connector(spec), factory, run_id=spec.run_id, count=spec.count, interval=spec.interval_seconds
-    )
-    return _counts(result)
+    return _counts(stages.generate(spec, _connector(spec)))
 
 
 @no_retry_on_permanent_failure
 def process(spec: RelaySpec) -> dict[str, Any]:
     """Judge every profile as it is stored and queue the in-range ones, until the run is processed."""
-    return _counts(run_processor(_connector(spec), run_id=spec.run_id, poll_seconds=spec.poll_seconds))
+    return _counts(stages.process(spec, _connector(spec)))
 
 
 @no_retry_on_permanent_failure
 def send(spec: RelaySpec) -> dict[str, Any]:
     """Deliver the queued profiles to the receiver, each once, until the run is processed and sent."""
-    from include.profile_relay.send import ReceiverClient, run_sender  # deferred: requests is heavy
+    from include.profile_relay.send import ReceiverClient  # deferred: requests is heavy
 
     with ReceiverClient.from_airflow(spec.receiver_conn_id) as receiver:
-        result = run_sender(
-            _connector(spec),
-            receiver,
-            run_id=spec.run_id,
-            batch_size=spec.batch_size,
-            locale=spec.locale,
-            poll_seconds=spec.poll_seconds,
-        )
-    return _counts(result)
+        return _counts(stages.send(spec, _connector(spec), receiver))
 
 
 @no_retry_on_permanent_failure

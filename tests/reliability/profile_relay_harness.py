@@ -4,7 +4,7 @@
 register the run with the ``RelaySpec`` the tasks would build), and ``try_stage`` starts one try
 of ``generate``, ``process`` or ``send`` in a worker process of its own
 (``tests/reliability/workers.py``), so that a test can SIGKILL it while the other two go on. A try
-calls the function the task's body calls (``run_generator``, ``run_processor``, ``run_sender``)
+calls what the task's body calls (``include.profile_relay.stages``)
 on connections to the store opened like the task's (a new one after PostgreSQL went away) and a
 ``ReceiverClient`` of the real receiver; it writes that function's result as JSON for the test.
 ``RelayRun.finish`` waits for the stages and retries a failed try as Airflow would (a new process
@@ -33,11 +33,9 @@ import psycopg
 
 from devservices.profile_receiver import ProfileReceiver
 from include.common.dag_defaults import TASK_RETRIES
-from include.profile_relay import store
-from include.profile_relay.generate import run_generator
-from include.profile_relay.process import run_processor
+from include.profile_relay import stages, store
 from include.profile_relay.profiles import ProfileFactory
-from include.profile_relay.send import ReceiverClient, idempotency_key, run_sender
+from include.profile_relay.send import ReceiverClient, idempotency_key
 from include.profile_relay.settings import DAG_ID, RelaySpec
 from tests.reliability.workers import Worker
 
@@ -50,26 +48,16 @@ STAGES = ("generate", "process", "send")
 
 
 def _generate(spec: RelaySpec, connect: Callable[[], psycopg.Connection], receiver_url: str) -> Any:
-    factory = ProfileFactory(spec.locale, spec.seed, spec.reference_date)
-    return run_generator(
-        connect, factory, run_id=spec.run_id, count=spec.count, interval=spec.interval_seconds
-    )
+    return stages.generate(spec, connect)
 
 
 def _process(spec: RelaySpec, connect: Callable[[], psycopg.Connection], receiver_url: str) -> Any:
-    return run_processor(connect, run_id=spec.run_id, poll_seconds=spec.poll_seconds)
+    return stages.process(spec, connect)
 
 
 def _send(spec: RelaySpec, connect: Callable[[], psycopg.Connection], receiver_url: str) -> Any:
     with ReceiverClient(receiver_url) as receiver:
-        return run_sender(
-            connect,
-            receiver,
-            run_id=spec.run_id,
-            batch_size=spec.batch_size,
-            locale=spec.locale,
-            poll_seconds=spec.poll_seconds,
-        )
+        return stages.send(spec, connect, receiver)
 
 
 _STAGE_BODIES = {"generate": _generate, "process": _process, "send": _send}
