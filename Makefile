@@ -7,8 +7,10 @@ DAG ?= learning_platform_etl
 # UTC day for `make run` of the learning platform DAG; default: yesterday.
 DATE ?= $(shell date -u -d yesterday +%F)
 RUN_ARGS_learning_platform_etl = --date $(DATE) $(if $(filter 1 true,$(TEST_MODE)),--test-mode)
+# How many profiles `make run DAG=user_profiles_relay` generates: required, no default.
+RUN_ARGS_user_profiles_relay = $(if $(COUNT),--count $(COUNT))
 
-.PHONY: help setup run airflow airflow-cli test reliability lint format lock simulator bench bench-csv bench-usage
+.PHONY: help setup run airflow airflow-cli test reliability lint format lock simulator bench bench-csv bench-usage bench-profiles
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' \
@@ -19,7 +21,7 @@ setup: ## create .venv from the lock files and install PostgreSQL if it is missi
 	@scripts/bootstrap.sh
 	@scripts/install_postgres.sh
 
-run: setup ## run DAG (default learning_platform_etl, for DATE: yesterday) on local services and print what it did
+run: setup ## run DAG (default learning_platform_etl, for DATE: yesterday; user_profiles_relay needs COUNT) on local services and print what it did
 	$(VENV_PYTHON) -m devservices.local_run --dag $(DAG) $(RUN_ARGS_$(DAG)) $(ARGS)
 
 airflow: setup ## Airflow with its UI on http://127.0.0.1:8080 (admin/admin) and the local services, until Ctrl-C
@@ -47,6 +49,9 @@ bench-csv: setup ## csv_folder_import on 200 MB and 2 GB drops, vs psql \copy, t
 
 bench-usage: setup ## usage_files_ingest on 100 MB and 2 GB of usage files, vs DuckDB and the seed's upsert per line (ARGS=--quick|--write-docs)
 	$(VENV_PYTHON) -m bench.usage_ingest $(ARGS)
+
+bench-profiles: setup ## user_profiles_relay: 5,000 profiles at interval 0 and 40 at 0.5 s, vs the seed's multiprocessing queues (ARGS=--quick|--write-docs)
+	$(VENV_PYTHON) -m bench.user_profiles $(ARGS)
 
 lint: ## ruff: lint and formatting check
 	@scripts/bootstrap.sh

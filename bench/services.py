@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -240,3 +241,99 @@ def processes_peak_rss_mb(reports: list[dict[str, Any]]) -> list[float]:
     for report in reports:
         peaks[report["pid"]] = max(peaks.get(report["pid"], 0.0), report["peak_rss_mb"])
     return sorted(peaks.values())
+
+
+# A stage of ``stages_together``: ``target(*args)`` prepares (imports, builds) before the start line
+# and returns the work, which returns the profiles it handled and the events it timed.
+StageWork = Callable[[], tuple[int, list[Any]]]
+Stage = tuple[Callable[..., StageWork], tuple[Any, ...]]
+
+
+def stages_together(
+    stages: dict[str, Stage],
+    *,
+    one_at_a_time: bool = False,
+    process_name: str = "{}",
+    timeout_s: float = WARM_UP_TIMEOUT_S,
+) -> tuple[float, dict[str, dict[str, Any]]]:
+    """Each stage in a ``spawn``ed process of its own, all started at one line; when, and what each did.
+
+    The clock starts once every stage has prepared (imported what a task imports, as an Airflow
+    worker has before it runs one), so that start-up is not counted as the stage's time. With
+    ``one_at_a_time``, the stages start in order, each once the one before has ended. Returns
+    the first start (epoch seconds) and ``{name: {"figures": {profiles, started_at, ended_at,
+    cpu_s, peak_rss_mb}, "events": [...]}}``; a stage that failed or died raises here.
+    """
+    context = multiprocessing.get_context("spawn")
+    ready = context.Barrier(len(stages) + 1)
+    receivers, starts, processes = {}, {}, []
+    try:
+        for name, (target, args) in stages.items():
+            receiver, sender = context.Pipe(duplex=False)
+            starts[name] = context.Event()
+            process = context.Process(
+                target=_run_stage,
+                args=(target, args, ready, starts[name], sender),
+                name=process_name.format(name),
+            )
+            process.start()
+            sender.close()
+            receivers[name] = receiver
+            processes.append(process)
+        ready.wait(timeout=timeout_s)
+        started_at = time.time()
+        reports = {}
+        if not one_at_a_time:
+            for start in starts.values():
+                start.set()
+        for name, receiver in receivers.items():
+            starts[name].set()
+            reports[name] = _stage_report(name, receiver)
+    except BaseException:
+        for process in processes:
+            process.kill()
+        raise
+    finally:
+        for process in processes:
+            process.join()
+    return started_at, reports
+
+
+def _stage_report(name: str, receiver: Connection) -> dict[str, Any]:
+    try:
+        report = receiver.recv()
+    except EOFError:
+        raise RuntimeError(f"stage {name!r}: its process died before reporting") from None
+    if "error" in report:
+        raise RuntimeError(f"stage {name!r} failed: {report['error']}")
+    return report
+
+
+def _run_stage(
+    target: Callable[..., StageWork],
+    args: tuple[Any, ...],
+    ready: threading.Barrier,
+    start: threading.Event,
+    sender: Connection,
+) -> None:
+    try:
+        work = target(*args)
+        ready.wait(timeout=WARM_UP_TIMEOUT_S)
+        start.wait()
+        before = resource.getrusage(resource.RUSAGE_SELF)
+        started_at = time.time()
+        handled, events = work()
+        ended_at = time.time()
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        figures = {
+            "profiles": handled,
+            "started_at": started_at,
+            "ended_at": ended_at,
+            "cpu_s": after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime,
+            "peak_rss_mb": peak_rss_kib() / 1024,
+        }
+        sender.send({"figures": figures, "events": events})
+    except Exception as error:  # reported to the parent, which raises it there
+        sender.send({"error": f"{type(error).__name__}: {error}"})
+    finally:
+        sender.close()

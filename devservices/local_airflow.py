@@ -1,16 +1,17 @@
 """``make airflow``: the project's DAGs in a local Airflow with its UI, until Ctrl-C.
 
 Starts the local services the configuration asks for (PostgreSQL, the API simulator, the SMTP
-sink: see ``devservices.local_services``), keeps Airflow's metadata in a database of its own in
-the local PostgreSQL (or in ``AIRFLOW__DATABASE__SQL_ALCHEMY_CONN`` when that is set), and runs
-Airflow's api-server, scheduler, dag-processor and triggerer with the LocalExecutor. The UI is
-at http://127.0.0.1:8080 (``LOCAL_AIRFLOW_PORT``), login ``admin`` with the password
-``LOCAL_AIRFLOW_ADMIN_PASSWORD``. DAGs start unpaused, so the scheduler also runs the latest
+sink, the profile receiver: see ``devservices.local_services``), keeps Airflow's metadata in a
+database of its own in the local PostgreSQL (or in ``AIRFLOW__DATABASE__SQL_ALCHEMY_CONN`` when
+that is set), and runs Airflow's api-server, scheduler, dag-processor and triggerer with the
+LocalExecutor. The UI is at http://127.0.0.1:8080 (``LOCAL_AIRFLOW_PORT``), login ``admin`` with
+the password ``LOCAL_AIRFLOW_ADMIN_PASSWORD``. DAGs start unpaused, so the scheduler also runs the latest
 daily interval at once. Unless ``AIRFLOW_VAR_CSV_FOLDER_IMPORT`` is set, the Variable
 ``csv_folder_import`` points at the demo drop (generated once, ``CSV_DEMO_SIZE``, default 50MB,
 see ``devservices.csv_demo``), so that csv_folder_import runs from the UI with an empty form;
 likewise ``usage_files_ingest`` reads the demo folder ``.local/usage_demo/incoming`` unless
-``AIRFLOW_VAR_USAGE_FILES_INGEST`` is set (``devservices.usage_demo``).
+``AIRFLOW_VAR_USAGE_FILES_INGEST`` is set (``devservices.usage_demo``). ``user_profiles_relay``
+sends to the local profile receiver (the ``profile_receiver`` connection of ``.env``).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from pathlib import Path
 from devservices.airflow_cluster import ADMIN_USER, LocalAirflow
 from devservices.csv_demo import configure_demo_import
 from devservices.environment import PROJECT_ROOT, load_settings
-from devservices.local_services import OUTBOX, start_local_services
+from devservices.local_services import OUTBOX, RECEIVER_STORE, start_local_services
 from devservices.postgres import LocalPostgres
 from devservices.usage_demo import configure_demo_ingest, usage_demo_incoming, writing_demo_files
 
@@ -57,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         csv_import_settings = configure_demo_import()
         usage_settings = configure_demo_ingest()
         with ExitStack() as services:
-            local_postgres = start_local_services(services)
+            local_postgres = start_local_services(services, profile_receiver=True)
             airflow = LocalAirflow(
                 home=Path(os.environ["AIRFLOW_HOME"]),
                 metadata_url=metadata_url(local_postgres),
@@ -87,6 +88,8 @@ def _serve(airflow: LocalAirflow, csv_import_settings: str, usage_settings: str)
         f"\n  csv_folder_import (trigger it with an empty form) reads: {csv_import_settings}"
         f"\n  usage_files_ingest (every 5 minutes; the demo folder gets a new file every minute) reads: "
         f"{usage_settings}"
+        f"\n  user_profiles_relay (trigger it with a count) sends to the profile_receiver connection; "
+        f"the local receiver keeps what it accepted in {RECEIVER_STORE}"
         "\nCtrl-C stops everything.",
         flush=True,
     )

@@ -12,7 +12,7 @@ import sys
 
 DEFAULT_DAG = "learning_platform_etl"
 # dag_id -> the module under devservices.local_runs that runs it.
-RUNNERS = ("learning_platform_etl", "csv_folder_import", "usage_files_ingest")
+RUNNERS = ("learning_platform_etl", "csv_folder_import", "usage_files_ingest", "user_profiles_relay")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 # Airflow reads its plugins folder once, when first imported, and the DAGs' timetable is only
@@ -101,15 +102,37 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalP
     server.destroy()
 
 
+@contextmanager
+def schema_owner_database(
+    server: LocalPostgres, test_id: str, *, prefix: str, schema: str, role: str, password: str
+) -> Iterator[str]:
+    """A fresh database for the test ``test_id``, ``schema`` granted to ``role``; dropped afterwards.
+
+    Yields the database's name. The pipeline connects as ``role``, which owns its schema and may
+    do nothing else, as in a deployment where a DBA created the schema for it.
+    """
+    name = prefix + hashlib.sha256(test_id.encode()).hexdigest()[:16]
+    server.drop_database(name)
+    server.create_database(name)
+    server.grant_schema(name, schema, role, password)
+    try:
+        yield name
+    finally:
+        server.drop_database(name)
+
+
 @pytest.fixture
 def warehouse_database(postgres_server: LocalPostgres, request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh database per test, with the pipeline's schema granted to its role; dropped afterwards."""
-    name = "t_" + hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:16]
-    postgres_server.drop_database(name)
-    postgres_server.create_database(name)
-    postgres_server.grant_schema(name, SCHEMA, PIPELINE_ROLE, PIPELINE_PASSWORD)
-    yield name
-    postgres_server.drop_database(name)
+    with schema_owner_database(
+        postgres_server,
+        request.node.nodeid,
+        prefix="t_",
+        schema=SCHEMA,
+        role=PIPELINE_ROLE,
+        password=PIPELINE_PASSWORD,
+    ) as name:
+        yield name
 
 
 @pytest.fixture

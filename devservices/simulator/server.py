@@ -43,6 +43,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from devservices.http_bodies import read_request_body
 from devservices.simulator.config import ConfigError, SimulatorConfig
 from devservices.simulator.data import render_records
 from devservices.simulator.faults import FaultPlan, FaultRule, cut_short, malform
@@ -237,7 +238,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _route(self, method: str) -> None:
         received = time.monotonic()
         url = urlsplit(self.path)
-        body = self._read_body()
+        body = read_request_body(self, MAX_CONTROL_BODY)
         handlers = self._routes().get(url.path)
         if body is None:
             answer = _error(413, "too_large", f"bodies are limited to {MAX_CONTROL_BODY} bytes")
@@ -304,21 +305,6 @@ class _Handler(BaseHTTPRequestHandler):
         except ConfigError as error:
             return _error(400, "bad_request", str(error))
         return _json_answer(200, config.to_json())
-
-    def _read_body(self) -> bytes | None:
-        """The request body, ``None`` if too large to read.
-
-        Read even when unused, or its bytes would be taken for the next request on the
-        connection.
-        """
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = 0
-        if length > MAX_CONTROL_BODY:
-            self.close_connection = True
-            return None
-        return self.rfile.read(length) if length > 0 else b""
 
     def _reply(self, answer: _Answer) -> None:
         self.send_response(answer.status)

@@ -21,10 +21,7 @@ import psycopg
 from include.common.alerts import check_alerts_can_be_sent
 from include.common.failures import ConfigurationError, PermanentFailure, no_retry_on_permanent_failure
 from include.common.postgres import airflow_postgres, connect, conninfo_from_airflow
-from include.profile_relay import store
-from include.profile_relay.generate import run_generator
-from include.profile_relay.process import run_processor
-from include.profile_relay.profiles import ProfileFactory
+from include.profile_relay import stages, store
 from include.profile_relay.settings import RelaySpec
 from include.profile_relay.texts import total_line
 
@@ -63,37 +60,23 @@ def prepare(spec: RelaySpec) -> dict[str, Any]:
 @no_retry_on_permanent_failure
 def generate(spec: RelaySpec) -> dict[str, Any]:
     """Make the run's profiles one per tick and store them; resumes after the last one stored."""
-    connect = _verified_connector(spec)
-    factory = ProfileFactory(spec.locale, spec.seed, spec.reference_date)
-    result = run_generator(
-        connect, factory, run_id=spec.run_id, count=spec.count, interval=spec.interval_seconds
-    )
-    return _counts(result)
+    return _counts(stages.generate(spec, _verified_connector(spec)))
 
 
 @no_retry_on_permanent_failure
 def process(spec: RelaySpec) -> dict[str, Any]:
     """Judge every profile as it is stored and queue the in-range ones, until the run is processed."""
-    connect = _verified_connector(spec)
-    return _counts(run_processor(connect, run_id=spec.run_id, poll_seconds=spec.poll_seconds))
+    return _counts(stages.process(spec, _verified_connector(spec)))
 
 
 @no_retry_on_permanent_failure
 def send(spec: RelaySpec) -> dict[str, Any]:
     """Deliver the queued profiles to the receiver, each once, until the run is processed and sent."""
-    connect = _verified_connector(spec)
-    from include.profile_relay.send import ReceiverClient, run_sender  # deferred: requests is heavy
+    connect_store = _verified_connector(spec)
+    from include.profile_relay.send import ReceiverClient  # deferred: requests is heavy
 
     with ReceiverClient.from_airflow(spec.receiver_conn_id) as receiver:
-        result = run_sender(
-            connect,
-            receiver,
-            run_id=spec.run_id,
-            batch_size=spec.batch_size,
-            locale=spec.locale,
-            poll_seconds=spec.poll_seconds,
-        )
-    return _counts(result)
+        return _counts(stages.send(spec, connect_store, receiver))
 
 
 @no_retry_on_permanent_failure

@@ -928,6 +928,65 @@ def usage_folder_problems(document: Mapping[str, Any], root: Path, variable: str
     return problems
 
 
+def receiver_problems(
+    document: Mapping[str, Any], root: Path, conn_id: str, *, module: str, token_variable: str
+) -> list[str]:
+    """The HTTP connection ``conn_id`` of every Airflow service reaches a service running
+    ``python -m <module>`` on the connection's port, with the token that service requires (from
+    its ``token_variable``); the service keeps its ``--store`` on a named volume, as the keys it
+    accepted must outlive its container (they make a resent profile a duplicate, not a second
+    delivery); every Celery worker waits for it to be healthy."""
+    problems = []
+    services = document.get("services") or {}
+    for name, service in airflow_services(document, root).items():
+        where = f"services.{name}: connection {conn_id}"
+        fields = connections(service).get(conn_id)
+        if fields is None:
+            problems.append(f"services.{name}: AIRFLOW_CONN_{conn_id.upper()} is not set")
+            continue
+        host = connection_host(fields)
+        receiver = services.get(host) or {}
+        words = shlex.split(command_of(receiver))
+        if f"-m {module}" not in " ".join(words):
+            problems.append(f"{where}: host {host!r} does not run {module}")
+            continue
+        options = dict(pairwise(words))
+        port = options.get("--port")
+        if str(fields.get("port")) != port:
+            problems.append(f"{where}: port {fields.get('port')} is not the port {host} listens on ({port})")
+        if (fields.get("schema") or "http") != "http":
+            problems.append(f"{where}: schema {fields.get('schema')!r}; {host} speaks plain http")
+        token = environment_of(receiver).get(token_variable)
+        if not token or fields.get("password") != token:
+            problems.append(f"{where}: its password is not the token {host} requires ({token_variable})")
+        if (
+            command_of(service).startswith("celery worker")
+            and depends_on(service).get(host) != "service_healthy"
+        ):
+            problems.append(f"services.{name}: does not wait for {host} to be healthy")
+    for host in sorted({connection_host(fields) for fields in _connections_of(document, root, conn_id)}):
+        receiver = services.get(host) or {}
+        words = shlex.split(command_of(receiver))
+        store = dict(pairwise(words)).get("--store")
+        if not store:
+            problems.append(f"services.{host}: no --store, so it keeps what it accepted nowhere")
+            continue
+        mount = _mount_holding([_mount(volume) for volume in receiver.get("volumes") or []], store)
+        if mount is None or mount[0] != "volume":
+            problems.append(
+                f"services.{host}: its store {store} is not on a named volume, so a new container forgets "
+                "the keys it accepted"
+            )
+        elif mount[2]:
+            problems.append(f"services.{host}: its store {store} is mounted read-only")
+    return problems
+
+
+def _connections_of(document: Mapping[str, Any], root: Path, conn_id: str) -> list[dict[str, Any]]:
+    found = (connections(service).get(conn_id) for service in airflow_services(document, root).values())
+    return [fields for fields in found if fields is not None and connection_host(fields) is not None]
+
+
 def _mount_holding(mounts: list[tuple[str, str, bool]], path: str) -> tuple[str, str, bool] | None:
     """The mount whose container path holds ``path`` (the deepest, as the kernel resolves it)."""
     holding = [

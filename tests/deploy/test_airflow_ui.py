@@ -44,6 +44,7 @@ FAILED_GATE_DATE = date(2026, 11, 14)
 BACKFILL_FROM, BACKFILL_TO = date(2026, 11, 1), date(2026, 11, 3)
 ADMIN_PASSWORD = "ui-test-password"
 DB_PASSWORD = "ui-test-db-password"
+RECEIVER_TOKEN = "ui-test-receiver-token"
 ARTIFACTS = (
     Path(os.environ.get("PIPELINES_TEST_ARTIFACTS", PROJECT_ROOT / ".local" / "test-artifacts")) / "ui"
 )
@@ -62,11 +63,14 @@ RUN_TIMEOUT_S = 300
 
 
 class Deployment:
-    def __init__(self, url: str, db_port: int, api: AirflowApi, simulator_url: str) -> None:
+    def __init__(
+        self, url: str, db_port: int, api: AirflowApi, simulator_url: str, receiver_url: str
+    ) -> None:
         self.url = url
         self.db_port = db_port
         self.api = api
         self.simulator_url = simulator_url
+        self.receiver_url = receiver_url
 
     def warehouse(self) -> psycopg.Connection:
         return psycopg.connect(
@@ -79,6 +83,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     """``make airflow`` in a process of its own, stopped with SIGTERM as a supervisor would."""
     state = tmp_path_factory.mktemp("make_airflow")
     ui_port, db_port, api_port, smtp_port = free_port(), free_port(), free_port(), free_port()
+    receiver_port = free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith(("AIRFLOW", "START_LOCAL"))}
     env.update(
         {
@@ -92,6 +97,9 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
                 f"http://127.0.0.1:{api_port}", "ui-client", "ui-key"
             ),
             "AIRFLOW_CONN_SMTP_DEFAULT": smtp_connection(smtp_port),
+            "AIRFLOW_CONN_PROFILE_RECEIVER": json.dumps(
+                {"conn_type": "http", "host": "127.0.0.1", "port": receiver_port, "password": RECEIVER_TOKEN}
+            ),
             "AIRFLOW_VAR_LEARNING_PLATFORM_REPORT": json.dumps({"recipients": ["analysts@ui.test"]}),
             "AIRFLOW_VAR_ALERT_RECIPIENTS": "oncall@ui.test",
             "SIMULATOR_RECORDS_PER_DAY": "2000",
@@ -120,7 +128,13 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         api = AirflowApi(url, ADMIN_USER, ADMIN_PASSWORD)
         _wait_for(lambda: process.poll() is not None or _ready(api), timeout_s=240, what="make airflow")
         assert process.poll() is None, (state / "make_airflow.log").read_text()[-3000:]
-        yield Deployment(url, db_port, api, simulator_url=f"http://127.0.0.1:{api_port}")
+        yield Deployment(
+            url,
+            db_port,
+            api,
+            simulator_url=f"http://127.0.0.1:{api_port}",
+            receiver_url=f"http://127.0.0.1:{receiver_port}",
+        )
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -154,6 +168,18 @@ def page(browser: Browser, deployment: Deployment) -> Iterator[Page]:
     expect(page.get_by_role("link", name="Dags")).to_be_visible(timeout=30_000)
     yield page
     context.close()
+
+
+def test_make_airflow_starts_the_profile_receiver_with_the_connections_token(deployment: Deployment) -> None:
+    # user_profiles_relay sends there; the receiver wants the connection's password as its token.
+    assert requests.get(f"{deployment.receiver_url}/accepted", timeout=10).status_code == 401
+    accepted = requests.get(
+        f"{deployment.receiver_url}/accepted",
+        headers={"Authorization": f"Bearer {RECEIVER_TOKEN}"},
+        timeout=10,
+    )
+    assert accepted.status_code == 200
+    assert "keys" in accepted.json()
 
 
 def test_the_ui_asks_for_a_login(browser: Browser, deployment: Deployment) -> None:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import copy
 import json
 import re
+import subprocess
+import sys
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from devservices.profile_receiver import TOKEN_ENV as RECEIVER_TOKEN_VARIABLE
 from devservices.simulator.__main__ import ENV_PREFIX as SIMULATOR_ENV_PREFIX
 from include.common.alerts import ALERT_RECIPIENTS_VARIABLE
 from include.common.dag_defaults import RETRY_DELAY_SECONDS, TASK_RETRIES
@@ -29,6 +32,8 @@ from include.csv_import.spec import ImportSpec
 from include.learning_platform.api import API_CONN_ID
 from include.learning_platform.settings import REPORT_VARIABLE, parse_report_settings
 from include.learning_platform.warehouse import DB_CONN_ID, TEST_DB_CONN_ID
+from include.profile_relay.settings import DEFAULT_CONN_ID as RELAY_DB_CONN_ID
+from include.profile_relay.settings import DEFAULT_RECEIVER_CONN_ID as RELAY_RECEIVER_CONN_ID
 from include.usage_ingest.settings import DEFAULT_CONN_ID as USAGE_DB_CONN_ID
 from include.usage_ingest.settings import SETTINGS_VARIABLE as USAGE_VARIABLE
 from include.usage_ingest.settings import IngestSpec
@@ -49,6 +54,7 @@ from tests.deploy.compose_checks import (
     pipeline_environment_problems,
     port_errors,
     read_env_file,
+    receiver_problems,
     references,
     retry_problems,
     schema_errors,
@@ -62,8 +68,16 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yaml"
 ENV_EXAMPLE = ROOT / ".env.example"
 COMPOSE_SECTION = "# --- docker compose"
-PIPELINE_CONNECTIONS = (API_CONN_ID, DB_CONN_ID, DEFAULT_SMTP_CONN_ID, TEST_DB_CONN_ID, CSV_DB_CONN_ID)
+PIPELINE_CONNECTIONS = (
+    API_CONN_ID,
+    DB_CONN_ID,
+    DEFAULT_SMTP_CONN_ID,
+    TEST_DB_CONN_ID,
+    CSV_DB_CONN_ID,
+    RELAY_RECEIVER_CONN_ID,
+)
 PIPELINE_VARIABLES = (REPORT_VARIABLE, ALERT_RECIPIENTS_VARIABLE, CSV_VARIABLE, USAGE_VARIABLE)
+RECEIVER_MODULE = "devservices.profile_receiver"
 # WAL written by a day of 1M attempts, measured on PostgreSQL 15 (pg_current_wal_lsn before and
 # after each stage): extract 685 MB, validate 481 MB, load 559 MB.
 DAY_WAL_BYTES = (685 + 481 + 559) * 1000**2
@@ -199,7 +213,9 @@ def test_connections_reach_this_deployments_services(deployed: dict[str, Any]) -
     defined = connections(deployed["services"][api_server])
     simulator_port = re.search(r"--port (\d+)", " ".join(deployed["services"]["simulator"]["command"]))
     assert simulator_port
-    api, warehouse, smtp, scratch, csv_destination = (defined[conn_id] for conn_id in PIPELINE_CONNECTIONS)
+    api, warehouse, smtp, scratch, csv_destination = (
+        defined[conn_id] for conn_id in PIPELINE_CONNECTIONS[:5]
+    )
     assert (api["conn_type"], api["host"]) == ("http", f"http://simulator:{simulator_port[1]}")
     assert (warehouse["conn_type"], warehouse["host"], warehouse["port"]) == ("postgres", "warehouse", 5432)
     # Test mode's scratch warehouse: the same server, another database, which its init script makes.
@@ -280,6 +296,54 @@ def test_the_usage_variable_is_a_spec_the_pipeline_accepts(deployed: dict[str, A
     # Its store: the warehouse's database (schema usage_ingest), as csv_folder_import's destination.
     defined = connections(service)
     assert defined[spec.conn_id] == defined[USAGE_DB_CONN_ID] == defined[CSV_DB_CONN_ID]
+
+
+def test_the_relay_sends_to_the_receiver_which_keeps_its_keys_across_restarts(
+    deployed: dict[str, Any],
+) -> None:
+    assert _receiver(deployed) == []
+    [api_server] = components(deployed, ROOT)["api-server"]
+    defined = connections(deployed["services"][api_server])
+    receiver = defined[RELAY_RECEIVER_CONN_ID]
+    assert (receiver["conn_type"], receiver["host"], receiver["schema"]) == (
+        "http",
+        "profile-receiver",
+        "http",
+    )
+    # The relay's queue: the warehouse's database (schema profile_relay), as the other pipelines'.
+    assert defined[RELAY_DB_CONN_ID] == defined[CSV_DB_CONN_ID]
+
+
+def test_the_services_on_the_plain_python_image_run_on_the_standard_library_and_their_mounts(
+    deployed: dict[str, Any], tmp_path: Path
+) -> None:
+    """The simulator and the receiver run on ``python:*`` with only their source mounted: a module
+    that imports a package from the project's virtualenv (or code that is not mounted) would
+    crash there, which no check of the file alone can see."""
+    started = {}
+    for name, service in deployed["services"].items():
+        words = service.get("command") or []
+        if str(service.get("image", "")).startswith("python:") and words[:2] == ["python", "-m"]:
+            started[name] = (words[2], service)
+    assert {module for module, _ in started.values()} >= {"devservices.simulator", RECEIVER_MODULE}
+    for name, (module, service) in started.items():
+        # The container's project folder: only what the service mounts into it.
+        project = tmp_path / name
+        project.mkdir()
+        for volume in service.get("volumes") or []:
+            source, target = volume.split(":")[:2]
+            if source.startswith(".") and target.startswith(service["working_dir"] + "/"):
+                (project / target.removeprefix(service["working_dir"] + "/")).symlink_to(ROOT / source)
+        # -I -S: no PYTHONPATH, no site-packages; only the standard library and that folder.
+        probe = (
+            f"import importlib, sys; sys.path.insert(0, {str(project)!r}); "
+            f"module = importlib.import_module({module!r}); "
+            f"hasattr(module, '__path__') and importlib.import_module({module!r} + '.__main__')"
+        )
+        completed = subprocess.run(
+            [sys.executable, "-I", "-S", "-c", probe], capture_output=True, text=True, check=False
+        )
+        assert completed.returncode == 0, f"services.{name}: {completed.stderr.strip().splitlines()[-1]}"
 
 
 def test_the_simulator_accepts_the_credentials_the_api_connection_sends(deployed: dict[str, Any]) -> None:
@@ -368,6 +432,20 @@ def _drop_folder(document: dict[str, Any]) -> list[str]:
 
 def _usage_folders(document: dict[str, Any]) -> list[str]:
     return usage_folder_problems(document, ROOT, USAGE_VARIABLE)
+
+
+def _receiver(document: dict[str, Any]) -> list[str]:
+    return receiver_problems(
+        document, ROOT, RELAY_RECEIVER_CONN_ID, module=RECEIVER_MODULE, token_variable=RECEIVER_TOKEN_VARIABLE
+    )
+
+
+def _receiver_command(change: Callable[[list[str]], list[str]]) -> Callable[[dict[str, Any]], None]:
+    def mutate(document: dict[str, Any]) -> None:
+        service = document["services"]["profile-receiver"]
+        service["command"] = change(list(service["command"]))
+
+    return mutate
 
 
 def _worker_volumes(
@@ -658,6 +736,52 @@ BROKEN = [
         _deployed_check(_usage_folders),
         "is not a JSON object with an incoming and an archive",
         id="usage-variable-without-archive",
+    ),
+    pytest.param(
+        lambda d: _set_conn(d, "airflow-worker-2", RELAY_RECEIVER_CONN_ID, port=8765),
+        _deployed_check(_receiver),
+        "is not the port profile-receiver listens on",
+        id="receiver-wrong-port",
+    ),
+    pytest.param(
+        lambda d: _set_conn(d, "airflow-worker-1", RELAY_RECEIVER_CONN_ID, host="simulator"),
+        _deployed_check(_receiver),
+        f"does not run {RECEIVER_MODULE}",
+        id="receiver-connection-to-another-service",
+    ),
+    pytest.param(
+        lambda d: _set_env(d, "profile-receiver", RECEIVER_TOKEN_VARIABLE, "another-token"),
+        _deployed_check(_receiver),
+        "its password is not the token profile-receiver requires",
+        id="receiver-token-differs",
+    ),
+    pytest.param(
+        lambda d: d["services"]["profile-receiver"].update(
+            volumes=[
+                v for v in d["services"]["profile-receiver"]["volumes"] if "profile-receiver-data" not in v
+            ]
+        ),
+        _deployed_check(_receiver),
+        "is not on a named volume",
+        id="receiver-store-in-the-container",
+    ),
+    pytest.param(
+        _receiver_command(lambda words: words[: words.index("--store")]),
+        _deployed_check(_receiver),
+        "no --store",
+        id="receiver-without-store",
+    ),
+    pytest.param(
+        lambda d: d["services"]["airflow-worker-2"].update(
+            depends_on={
+                name: spec
+                for name, spec in d["services"]["airflow-worker-2"]["depends_on"].items()
+                if name != "profile-receiver"
+            }
+        ),
+        _deployed_check(_receiver),
+        "airflow-worker-2: does not wait for profile-receiver",
+        id="worker-does-not-wait-for-the-receiver",
     ),
     pytest.param(
         lambda d: _set_conn(d, "airflow-worker-2", CSV_DB_CONN_ID, host="postgres"),

@@ -8,14 +8,21 @@ missing schema. These tests build the SQLite files and Airflow homes by hand; th
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import sys
 from contextlib import closing
 from importlib.metadata import version
 from pathlib import Path
 
 import pytest
 
-from devservices.dag_test import MIGRATED_STAMP, metadata_db_is_current, sqlite_metadata_db
+from devservices.dag_test import (
+    MIGRATED_STAMP,
+    metadata_db_is_current,
+    run_until_its_run_ends,
+    sqlite_metadata_db,
+)
 
 REVISION = "d2f4e1b3c5a7"
 
@@ -97,3 +104,55 @@ def test_a_database_only_airflow_can_locate_is_always_migrated(
     (tmp_path / "airflow.cfg").write_text(config)
 
     assert sqlite_metadata_db(tmp_path, env) is None
+
+
+# --- a `dags test --use-executor` that does not exit after its run ---------------------------------
+# Airflow 3.3.2's command sometimes hangs shutting its LocalExecutor down after the run has ended.
+# Stand-in commands play it here: the guard reads only the metadata database and the process.
+
+
+def dag_runs(path: Path, *runs: tuple[str, str]) -> Path:
+    with closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS dag_run"
+            " (id INTEGER PRIMARY KEY, dag_id TEXT, run_id TEXT, state TEXT)"
+        )
+        conn.executemany("INSERT INTO dag_run (dag_id, run_id, state) VALUES ('relay', ?, ?)", runs)
+    return path
+
+
+# Records its run's outcome the way Airflow does, then hangs like the executor's shutdown.
+HANGS_AFTER_ITS_RUN = """
+import sqlite3, sys, time
+with sqlite3.connect(sys.argv[1]) as conn:
+    conn.execute(
+        "INSERT INTO dag_run (dag_id, run_id, state) VALUES ('relay', 'manual__new', ?)", (sys.argv[2],)
+    )
+time.sleep(600)
+"""
+
+
+@pytest.mark.parametrize(("state", "outcome"), [("success", 0), ("failed", 1)])
+def test_a_command_hanging_after_its_run_ended_is_stopped_and_the_runs_state_is_the_outcome(
+    tmp_path: Path, state: str, outcome: int
+) -> None:
+    database = dag_runs(tmp_path / "airflow.db", ("manual__old", "success"))
+    command = [sys.executable, "-c", HANGS_AFTER_ITS_RUN, str(database), state]
+
+    returned = run_until_its_run_ends(
+        command, env=os.environ, output=tmp_path / "out.log", database=database, dag_id="relay", grace_s=1
+    )
+
+    assert returned == outcome
+
+
+def test_a_command_is_not_stopped_while_only_an_earlier_run_has_ended(tmp_path: Path) -> None:
+    database = dag_runs(tmp_path / "airflow.db", ("manual__old", "failed"))
+    # Exits by itself, with its own status, after the guard has looked at the database a few times.
+    command = [sys.executable, "-c", "import time, sys; time.sleep(3); sys.exit(7)"]
+
+    returned = run_until_its_run_ends(
+        command, env=os.environ, output=tmp_path / "out.log", database=database, dag_id="relay", grace_s=0
+    )
+
+    assert returned == 7

@@ -1,6 +1,6 @@
 """Write docs/RELIABILITY.md from the fault table the reliability tests wrote.
 
-    python -m tests.reliability.report [--table PATH] [--output PATH]
+    python -m tests.reliability.report [--table PATH] [--output PATH] [--only PIPELINE]
 
 ``make reliability`` runs tests/reliability (which writes the table as JSON) and then this.
 """
@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -54,13 +55,28 @@ USAGE_COLUMNS = (
     "Units off",
     "Quarantined",
 )
+# The profile relay's table: what it must deliver is each in-range profile once, so the
+# receiver's books beside the store's, and the generator's ticks while the fault lasted.
+RELAY_COLUMNS = (
+    "Fault",
+    "How it was injected",
+    "What the pipeline did",
+    "In range",
+    "Lost",
+    "Doubled",
+    "Out of range sent",
+    "Duplicates the receiver dropped",
+    "Generator's ticks during the fault",
+)
 HARNESS, AIRFLOW, BOTH = "harness", "Airflow", "both"
 CSV_PIPELINE = "csv_folder_import"
 USAGE_PIPELINE = "usage_files_ingest"
+RELAY_PIPELINE = "user_profiles_relay"
+PIPELINES = (CSV_PIPELINE, USAGE_PIPELINE, RELAY_PIPELINE)
 
 INTRO = """\
-# Reliability: the fault tables of `learning_platform_etl`, [`csv_folder_import`](#csv_folder_import) \
-and [`usage_files_ingest`](#usage_files_ingest)
+# Reliability: the fault tables of `learning_platform_etl`, [`csv_folder_import`](#csv_folder_import), \
+[`usage_files_ingest`](#usage_files_ingest) and [`user_profiles_relay`](#user_profiles_relay)
 
 Each row is one test of `tests/reliability/` (`test_faults.py`; landing retention's in
 `test_landing_retention_faults.py`). It runs a day of the DAG task by
@@ -159,6 +175,39 @@ A test also fails when a file's applied and quarantined lines differ from the ma
 is not done, so a green suite means every row below reads 0 / 0 / 0.
 """
 
+RELAY_INTRO = """## user_profiles_relay
+
+Each row is one test of `tests/reliability/test_user_profiles_faults.py`. It runs one run's three
+stages at the same time, as the DAG does: `generate`, `process` and `send`, each in a worker
+process of its own calling the function its task's body calls
+(`tests/reliability/profile_relay_harness.py`), against a real PostgreSQL and the real receiver
+(`devservices/profile_receiver.py`), with 150-300 profiles one every 50 ms. It injects one fault,
+through real means: the receiver's own faults (its listening socket closed; a batch stored and
+its connection dropped unanswered; a POST held unanswered), SIGKILL, `pg_ctl stop` and `start`.
+A killed or failed try is followed by a new worker running the same stage, as Airflow's retry
+would. To strike inside a batch whatever the machine's speed, the receiver holds the POST, or
+the test holds a lock on the deliveries table until PostgreSQL shows the sender waiting for it
+(the receiver has stored the batch, the store has not recorded it). What the run ends with is
+judged from the receiver's own store and the pipeline's, against the run's people regenerated
+from its seed and their ages counted by the harness on the run's reference date:
+
+- **in range**: the run's profiles aged 30..40, which the receiver must hold once each;
+- **lost**: in-range profiles the receiver does not hold;
+- **doubled**: people the receiver holds more than once (under two keys; one key is stored once);
+- **out of range sent**: profiles the receiver holds whose age is outside 30..40;
+- **duplicates the receiver dropped**: profiles posted again after the receiver had stored them
+  (it answered `duplicate` and kept one copy): the price of at-least-once sending, which the
+  idempotency key turns into exactly once;
+- **generator's ticks during the fault**: the gaps between the ticks made while the fault lasted,
+  against the 50 ms interval. Reported, not asserted: it depends on the machine. The tests assert
+  only that ticks went on during the fault.
+
+A test also fails when a profile the receiver holds differs from the one generated or belongs to
+no in-range profile of the run, when the outbox is not empty, when the store's deliveries are not
+exactly the in-range profiles, or when `sent_at` is not after `processed_at`, so a green suite
+means every row below reads 0 / 0 / 0.
+"""
+
 RERUN = """\
 ## How to rerun it
 
@@ -166,17 +215,15 @@ RERUN = """\
 make reliability   # runs tests/reliability, then rewrites this file from their output
 ```
 
-The harness's rows (the flagship's, `csv_folder_import`'s and `usage_files_ingest`'s) and the
-executor's scheduled, SIGKILL and quality-gate rows also run in `make test`; the executor's other
-rows only here.
+The harness's rows (the flagship's, `csv_folder_import`'s, `usage_files_ingest`'s and
+`user_profiles_relay`'s) and the executor's scheduled, SIGKILL and quality-gate rows also run in
+`make test`; the executor's other rows only here.
 The table the tests write lands in `.local/test-artifacts/reliability/faults.json`.
 """
 
 
 def render(rows: list[dict[str, Any]], *, generated: str) -> str:
-    csv_rows = [row for row in rows if row.get("pipeline") == CSV_PIPELINE]
-    usage_rows = [row for row in rows if row.get("pipeline") == USAGE_PIPELINE]
-    flagship = [row for row in rows if row.get("pipeline") not in (CSV_PIPELINE, USAGE_PIPELINE)]
+    flagship = [row for row in rows if row.get("pipeline") not in PIPELINES]
     harness = [row for row in flagship if row.get("ran_under", HARNESS) == HARNESS]
     airflow = [row for row in flagship if row.get("ran_under") == "airflow"]
     where = ran_under(harness, airflow)
@@ -218,12 +265,44 @@ def render(rows: list[dict[str, Any]], *, generated: str) -> str:
                 for row in airflow
             ),
         )
-    if csv_rows:
-        lines.append(CSV_INTRO)
-        lines += _csv_table(csv_rows)
-    if usage_rows:
-        lines.append(USAGE_INTRO)
-        lines += _table(
+    for pipeline in PIPELINES:
+        own = [row for row in rows if row.get("pipeline") == pipeline]
+        if own:
+            lines += section(pipeline, own)
+    lines.append(RERUN)
+    return "\n".join(lines)
+
+
+def section(pipeline: str, rows: list[dict[str, Any]]) -> list[str]:
+    """The lines of ``pipeline``'s section (``## <pipeline>``, its intro and its table)."""
+    return {CSV_PIPELINE: _csv_section, USAGE_PIPELINE: _usage_section, RELAY_PIPELINE: _relay_section}[
+        pipeline
+    ](rows)
+
+
+def replace_section(document: str, pipeline: str, rows: list[dict[str, Any]]) -> str:
+    """``document`` with ``pipeline``'s section rendered from ``rows`` (added before "How to rerun
+    it" if it had none) and its frame (title, "How to rerun it") brought up to date; every other
+    section, the flagship's tables and their "Generated" line, kept as they were."""
+    heading = f"## {pipeline}"
+    # Sections begin at their "## " headings; the first chunk is the title and the flagship's part.
+    chunks = re.split(r"(?m)^(?=## )", document)
+    rest = chunks[0].partition("\n")[2]
+    chunks[0] = INTRO.partition("\n")[0] + "\n" + rest
+    new = "\n".join(section(pipeline, rows))
+    rerun = RERUN.partition("\n")[0]
+    kept = [chunk for chunk in chunks[1:] if chunk.partition("\n")[0] not in (heading, rerun)]
+    return "".join([chunks[0], *[chunk.rstrip("\n") + "\n\n" for chunk in kept], new + "\n", RERUN])
+
+
+def _csv_section(rows: list[dict[str, Any]]) -> list[str]:
+    return [CSV_INTRO, *_csv_table(rows)]
+
+
+def _usage_section(rows: list[dict[str, Any]]) -> list[str]:
+    return [
+        USAGE_INTRO,
+        *_table(
             USAGE_COLUMNS,
             (
                 (
@@ -235,11 +314,33 @@ def render(rows: list[dict[str, Any]], *, generated: str) -> str:
                     row["units_off"],
                     row["quarantined"],
                 )
-                for row in usage_rows
+                for row in rows
             ),
-        )
-    lines.append(RERUN)
-    return "\n".join(lines)
+        ),
+    ]
+
+
+def _relay_section(rows: list[dict[str, Any]]) -> list[str]:
+    return [
+        RELAY_INTRO,
+        *_table(
+            RELAY_COLUMNS,
+            (
+                (
+                    row["fault"],
+                    row["injection"],
+                    row["behaviour"],
+                    row["in_range"],
+                    row["lost"],
+                    row["doubled"],
+                    row["out_of_range_sent"],
+                    row["duplicates_dropped"],
+                    row["ticks"],
+                )
+                for row in rows
+            ),
+        ),
+    ]
 
 
 def _csv_table(rows: list[dict[str, Any]]) -> list[str]:
@@ -319,10 +420,23 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--table", type=Path, default=TABLE_FILE)
     parser.add_argument("--output", type=Path, default=OUTPUT)
+    parser.add_argument(
+        "--only",
+        choices=PIPELINES,
+        help="rewrite only this pipeline's section of the existing output from the table (after running "
+        "its module alone, whose table holds only its rows), keeping the other sections as they were",
+    )
     args = parser.parse_args(argv)
     if not args.table.exists():
         sys.exit(f"{args.table} not found: run `make reliability` (or pytest tests/reliability) first")
     rows = json.loads(args.table.read_text())
+    if args.only:
+        own = [row for row in rows if row.get("pipeline") == args.only]
+        if not own:
+            sys.exit(f"{args.table} has no row of {args.only}: run its fault tests first")
+        args.output.write_text(replace_section(args.output.read_text(), args.only, own))
+        print(f"rewrote the {args.only} section of {args.output} ({len(own)} faults)")  # noqa: T201
+        return 0
     written = datetime.fromtimestamp(args.table.stat().st_mtime, UTC).strftime("%Y-%m-%d %H:%M UTC")
     generated = f"{written} on {os.cpu_count()} cores, Python {platform.python_version()}"
     args.output.write_text(render(rows, generated=generated))

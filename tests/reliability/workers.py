@@ -17,8 +17,12 @@ import signal
 from collections.abc import Callable
 from typing import Any
 
-# What a try imports: both pipelines' harnesses, so Airflow and the task bodies.
-PRELOAD = ["tests.reliability.harness", "tests.reliability.csv_import_harness"]
+# What a try imports: the pipelines' harnesses, so Airflow and the task bodies.
+PRELOAD = [
+    "tests.reliability.harness",
+    "tests.reliability.csv_import_harness",
+    "tests.reliability.profile_relay_harness",
+]
 
 _context = multiprocessing.get_context("forkserver")
 _context.set_forkserver_preload(PRELOAD)
@@ -48,6 +52,10 @@ class Worker:
 
     def send_signal(self, signum: signal.Signals) -> None:
         os.kill(self.pid, signum)
+
+    def poll(self) -> int | None:
+        """The exit code, or None while the try runs."""
+        return self._process.exitcode
 
     def wait(self, timeout_s: float) -> int:
         self._process.join(timeout_s)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 
 import psycopg
@@ -10,6 +9,7 @@ import pytest
 
 from devservices.postgres import LocalPostgres
 from include.usage_ingest.store import SCHEMA, migrate_schema
+from tests.conftest import schema_owner_database
 
 ROLE = "usage_ingest"
 PASSWORD = "usage-password"
@@ -18,12 +18,10 @@ PASSWORD = "usage-password"
 @pytest.fixture
 def usage_conninfo(postgres_server: LocalPostgres, request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh database per test whose role owns the usage_ingest schema and nothing else."""
-    name = "usage_" + hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:16]
-    postgres_server.drop_database(name)
-    postgres_server.create_database(name)
-    postgres_server.grant_schema(name, SCHEMA, ROLE, PASSWORD)
-    yield postgres_server.conninfo(name, user=ROLE, password=PASSWORD)
-    postgres_server.drop_database(name)
+    with schema_owner_database(
+        postgres_server, request.node.nodeid, prefix="usage_", schema=SCHEMA, role=ROLE, password=PASSWORD
+    ) as name:
+        yield postgres_server.conninfo(name, user=ROLE, password=PASSWORD)
 
 
 @pytest.fixture
