@@ -30,8 +30,10 @@ together: they need three free slots (`parallelism`, the pool). With fewer they 
 order, because `generate` outranks `process`, which outranks `send` (`priority_weight`); `process`
 and `send` only wait, polling every fifth of an interval (10–100 ms). Each stage reconnects to a
 restarted PostgreSQL by itself (2 min for `generate` and `process`, 10 for `send`), a receiver
-failing for over 10 minutes fails `send`, and `process` without a new profile for 15 minutes fails.
-Their retries resume from the store. The stage tasks may run 24 hours: `count` × `interval_seconds`
+failing for over 10 minutes fails `send`, and a stage whose upstream went quiet for 15 minutes
+fails (`process` with no new profile, `send` with nothing queued and the run not processed), so a
+stage that failed for good does not leave the others waiting 24 hours. Their retries resume from
+the store. The stage tasks may run 24 hours: `count` × `interval_seconds`
 may be at most 23 hours.
 
 **Params** (empty: the Variable `user_profiles_relay`'s value — JSON, these keys — then the
@@ -44,7 +46,7 @@ as a bearer token; `profile_receiver`).
 **Run it:** `airflow dags trigger user_profiles_relay --conf '{"count": 3000}'`, or locally with the
 stages really concurrent, `make run DAG=user_profiles_relay COUNT=3000`. Plain `airflow dags test`
 runs one task at a time in no fixed order: a stage started before `generate` waits for it until it
-gives up (15 minutes for `process`); use `airflow dags test --use-executor`. `airflow tasks test`
+gives up (15 minutes); use `airflow dags test --use-executor`. `airflow tasks test`
 validates the params without the run's conf: give it `--task-params '{"count": 3000}'` too. Clearing
 a run's failed task (with its downstream tasks) resumes it; other settings need a new run.
 """

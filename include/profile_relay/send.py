@@ -39,6 +39,7 @@ import requests
 from include.common.failures import ConfigurationError, PermanentFailure
 from include.common.postgres import read_sql
 from include.profile_relay.reconnect import Backoff, ReconnectingStore
+from include.profile_relay.store import RunNotRegistered
 from include.profile_relay.texts import sent_line
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,10 @@ RECEIVER_CONN_ID = "profile_receiver"
 PROFILES_PATH = "/profiles"
 DEFAULT_TIMEOUT = (3.0, 10.0)  # connect, read: a batch of 1,000 profiles is about 1 MB
 DEFAULT_OUTAGE_LIMIT = timedelta(minutes=10)
+# How long the sender waits with nothing queued while nothing happens upstream (no profile stored,
+# the run not processed): as long as process waits for generate, so a stage that failed for good
+# fails the others within that time instead of at their 24-hour timeout.
+DEFAULT_IDLE_LIMIT = timedelta(minutes=15)
 # Answers that mean "not now" rather than "never": retried like a dropped connection.
 RETRIED_CLIENT_STATUSES = frozenset({408, 425, 429})
 # Of a refusal's body, what goes into the task's error: the receiver's message, not a page.
@@ -81,8 +86,8 @@ class ReceiverUnavailable(RuntimeError):
     """Every send failed for longer than the stage waits; the task's retry resumes from the outbox."""
 
 
-class RunNotRegistered(PermanentFailure):
-    """The run has no row in ``profile_relay.runs``: its ``prepare`` task has not succeeded."""
+class SendingStalled(RuntimeError):
+    """Nothing was queued and nothing happened upstream for longer than the sender waits."""
 
 
 class ReceiverClient:
@@ -350,6 +355,7 @@ def run_sender(
     locale: str,
     poll_seconds: float,
     outage_limit: timedelta = DEFAULT_OUTAGE_LIMIT,
+    idle_limit: timedelta = DEFAULT_IDLE_LIMIT,
     log: logging.Logger = log,
     backoff: Backoff = SEND_BACKOFF,
 ) -> SendResult:
@@ -358,7 +364,8 @@ def run_sender(
     ``connect`` opens a new connection to the store (called again after PostgreSQL went away);
     ``poll_seconds`` is the wait when the outbox is empty but process is still going;
     ``outage_limit`` bounds both a run of consecutive failed sends and an outage of the store:
-    beyond it the task fails, and Airflow's retry resumes from the outbox.
+    beyond it the task fails, and Airflow's retry resumes from the outbox; ``idle_limit`` bounds
+    the wait with nothing queued while nothing happens upstream (:class:`SendingStalled`).
     """
     tally = _Tally()
     failing = _FailingSends(outage_limit, backoff)
@@ -386,8 +393,8 @@ def run_sender(
                 for sent in attempt.sent:
                     name, sex, job = (sent.profile[key] for key in ("name", "sex", "job"))
                     log.info(sent_line(name, sex, job, sent.age, sent.outcome, locale))
-            elif (sent_at := store.run(lambda conn: _finish(conn, run_id), what="finishing")) is not None:
-                result = tally.result(sent_at)
+            elif (state := store.run(lambda conn: _finish(conn, run_id), what="finishing")).sent_at:
+                result = tally.result(state.sent_at)
                 log.info(
                     "send finished: %d profiles delivered in %d batches (%d the receiver had already), "
                     "%d failed sends; the run's outbox is empty",
@@ -397,6 +404,12 @@ def run_sender(
                     result.failed_sends,
                 )
                 return result
+            elif state.upstream_idle > idle_limit:
+                raise SendingStalled(
+                    f"run {run_id}: nothing to send and nothing new upstream for {state.upstream_idle}, and "
+                    "the run is not processed. Are its generate and process tasks running? One may have "
+                    "failed for good: clear it (it resumes where it stopped), then this task"
+                )
             else:
                 time.sleep(poll_seconds)
 
@@ -436,16 +449,25 @@ def _send_batch(
     )
 
 
-def _finish(conn: psycopg.Connection, run_id: str) -> datetime | None:
+@dataclass(frozen=True, slots=True)
+class _RunState:
+    """Where the run stands when the outbox had nothing to claim."""
+
+    sent_at: datetime | None
+    # How long since anything happened upstream (registration, a stored profile, generation's end).
+    upstream_idle: timedelta
+
+
+def _finish(conn: psycopg.Connection, run_id: str) -> _RunState:
     """``runs.sent_at`` once the run is processed and its outbox empty (set now if by this sender)."""
     with conn.transaction():
         finished = conn.execute(read_sql(SQL_DIR, "send_finish"), {"run_id": run_id}).fetchone()
         if finished is not None:
-            return finished[0]
+            return _RunState(sent_at=finished[0], upstream_idle=timedelta(0))
         state = conn.execute(read_sql(SQL_DIR, "send_run_state"), {"run_id": run_id}).fetchone()
     if state is None:
         raise RunNotRegistered(
             f"run {run_id} is not registered in profile_relay.runs: its prepare task must succeed first"
         )
-    _, sent_at = state
-    return sent_at
+    _, sent_at, upstream_idle = state
+    return _RunState(sent_at=sent_at, upstream_idle=upstream_idle)

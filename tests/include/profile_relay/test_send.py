@@ -20,11 +20,12 @@ from include.profile_relay.send import (
     ReceiverClient,
     ReceiverRefused,
     ReceiverUnavailable,
-    RunNotRegistered,
     SendFailed,
+    SendingStalled,
     SendResult,
     run_sender,
 )
+from include.profile_relay.store import RunNotRegistered
 from tests.include.profile_relay.conftest import APPLICATION
 
 RUN = "manual__2026-12-06T10:00:00+00:00"
@@ -427,6 +428,60 @@ def test_a_receiver_down_longer_than_the_limit_fails_the_task_with_the_rows_stil
     assert outbox(db)[0][1] >= 2
     assert {kind for kind, _ in failures(db)} == {"refused"}
     assert run_times(db)[1] is None
+
+
+def test_a_sender_with_nothing_queued_while_nothing_happens_upstream_fails_naming_the_stages(
+    db: psycopg.Connection, connect: Callable[[], psycopg.Connection], client: ReceiverClient
+) -> None:
+    # Generated, never processed: process failed for good, and nothing will ever be queued.
+    register_run(db, count=3, processed=False)
+    db.execute("UPDATE profile_relay.runs SET generated_at = clock_timestamp() - interval '1 hour'")
+    db.execute("UPDATE profile_relay.runs SET registered_at = generated_at - interval '1 minute'")
+
+    with pytest.raises(SendingStalled, match="generate and process tasks"):
+        run_sender(
+            connect,
+            client,
+            run_id=RUN,
+            batch_size=50,
+            locale="ru_RU",
+            poll_seconds=0.01,
+            idle_limit=timedelta(minutes=30),
+        )
+    assert run_times(db)[1] is None
+
+
+def test_a_sender_waits_while_profiles_are_still_being_stored(
+    db: psycopg.Connection, connect: Callable[[], psycopg.Connection], client: ReceiverClient
+) -> None:
+    # Registered an hour ago, but a profile was stored just now: upstream is alive, the sender waits.
+    register_run(db, count=3, processed=False)
+    db.execute(
+        "UPDATE profile_relay.runs"
+        " SET registered_at = clock_timestamp() - interval '1 hour', generated_at = NULL"
+    )
+    queue(db, range(1, 2))
+    result: list[SendResult] = []
+    sender = threading.Thread(
+        target=lambda: result.append(
+            run_sender(
+                connect,
+                client,
+                run_id=RUN,
+                batch_size=50,
+                locale="ru_RU",
+                poll_seconds=0.01,
+                idle_limit=timedelta(minutes=30),
+            )
+        )
+    )
+    sender.start()
+    wait_for(lambda: len(deliveries(db)) == 1, "the queued profile delivered")
+    db.execute("UPDATE profile_relay.runs SET generated_at = clock_timestamp()")
+    mark_processed(db)
+    sender.join(JOIN_TIMEOUT_S)
+
+    assert [sent.delivered for sent in result] == [1]
 
 
 def test_a_run_that_was_never_registered_is_an_error_naming_prepare(
