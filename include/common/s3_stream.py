@@ -19,7 +19,7 @@ What is bounded: ``attempts`` counts failures in a row *without a byte of progre
 that moves forward before it is cut starts the count (and the backoff) again, so a long file
 over a link that drops every few megabytes still completes, while a server that keeps failing
 ends in :class:`S3ReadFailed` after ``attempts`` tries and their backoff (0.2 s doubling,
-capped at 5 s: some 20 s in all with the defaults). Memory: ``readinto`` fills the caller's
+capped at 5 s: about 16 s in all with the defaults). Memory: ``readinto`` fills the caller's
 buffer from the socket, so nothing beyond that buffer (and urllib3's socket buffer) is held.
 
 The price: one HEAD per object, and a few hundred bytes of headers per resumption.

@@ -1,6 +1,6 @@
 """HTTP proxies in front of the S3 test server that break downloads as networks and S3 do.
 
-:class:`FaultyS3Proxy` plays a queue of faults on one object's GETs: a body cut mid-way, a
+:class:`FaultyS3Proxy` plays a queue of faults on one object's GETs: a body cut mid-way or stalled, a
 connection reset mid-body, a 500 InternalError or a 503 SlowDown (S3's own XML error bodies),
 and records every GET with its ``Range`` and how many body bytes went back.
 
@@ -126,6 +126,7 @@ class BodyCuttingProxy:
 class Fault(enum.Enum):
     CUT = "the body stops half-way and the connection closes"
     RESET = "half the body, then a TCP reset"
+    STALL = "half the body, then silence until the proxy stops"
     INTERNAL_ERROR = "500 InternalError"
     SLOW_DOWN = "503 SlowDown"
 
@@ -168,6 +169,7 @@ class FaultyS3Proxy:
         self._faults: deque[Fault] = deque()
         self._forever: Fault | None = None
         self.gets: list[Get] = []
+        self._stopping = threading.Event()  # releases the stalled answers
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         # A short poll: stopping the proxy after each test should not cost half a second.
@@ -199,6 +201,7 @@ class FaultyS3Proxy:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        self._stopping.set()
         self._server.shutdown()
         self._server.server_close()
 
@@ -246,6 +249,9 @@ class FaultyS3Proxy:
                     return
                 self.wfile.write(data[:sent])
                 self.wfile.flush()
+                if fault is Fault.STALL:
+                    # Headers and half the body, then nothing: only the client's read timeout ends it.
+                    proxy._stopping.wait()
                 if fault is Fault.RESET:
                     # Linger 0: the close sends RST, not FIN, as a dropped NAT entry or a crashed peer.
                     self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))

@@ -110,6 +110,23 @@ def test_every_fault_is_resumed_from_the_byte_reached_and_the_bytes_are_the_obje
     assert len(pauses) == len(faults)
 
 
+def test_a_body_that_stalls_is_given_up_at_the_clients_read_timeout_and_resumed(
+    proxy: FaultyS3Proxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stall lasts until the test ends, so only the timeout can end it: no race on the clock."""
+    impatient = connection(proxy)
+    impatient["extra"]["config_kwargs"]["read_timeout"] = 0.3
+    monkeypatch.setenv(f"AIRFLOW_CONN_{PROXIED_CONN_ID.upper()}", json.dumps(impatient))
+    proxy.inject(BUCKET, KEY, Fault.STALL)
+    with open_object(client(), BUCKET, KEY, sleep=Pauses()) as stream:
+        assert stream.read() == CONTENT
+        assert stream.raw.resumes == 1
+    # What the timed-out read had taken from the socket is lost with it: the resumption starts
+    # at the last byte handed over, at most where the proxy stopped sending.
+    first, resumed = proxy.gets
+    assert resumed.start <= first.sent
+
+
 def test_a_cut_body_is_read_from_its_middle_not_from_zero(proxy: FaultyS3Proxy) -> None:
     proxy.inject(BUCKET, KEY, Fault.CUT)
     with open_object(client(), BUCKET, KEY, sleep=Pauses()) as stream:
