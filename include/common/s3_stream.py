@@ -15,8 +15,8 @@ compose: each of our attempts may be several requests of the client's own retry 
 provider's default is botocore's "legacy" mode, 5 requests), all with the same range, so the
 worst case against a server that keeps failing is ``attempts`` x the client's attempts.
 
-What is bounded: ``attempts`` counts failures in a row *without a byte of progress*; a read
-that moves forward before it is cut starts the count (and the backoff) again, so a long file
+What is bounded: ``attempts`` counts failures in a row *without a byte of progress*; once a
+read hands bytes over, the next failure starts the count (and the backoff) afresh, so a long file
 over a link that drops every few megabytes still completes, while a server that keeps failing
 ends in :class:`S3ReadFailed` after ``attempts`` tries and their backoff (0.2 s doubling,
 capped at 5 s: about 16 s in all with the defaults). Memory: ``readinto`` fills the caller's
@@ -185,9 +185,9 @@ class S3ObjectStream(io.RawIOBase):
         return answer["Body"]
 
     def _retrying(self, step: Callable[[], Any]) -> Any:
+        # Each call starts with full patience: the call before it returned bytes, which is progress.
         delays = self._policy.delays()
         while True:
-            reached = self.position
             try:
                 return step()
             except (ClientError, *_TRANSIENT_IO) as error:
@@ -197,8 +197,6 @@ class S3ObjectStream(io.RawIOBase):
                         "connection's credentials may s3:GetObject it"
                     ) from error
                 self._drop_body()
-                if self.position > reached:
-                    delays = self._policy.delays()  # progress: patience starts again
                 delay = next(delays, None)
                 if delay is None:
                     raise S3ReadFailed(

@@ -1,7 +1,7 @@
 """Reading an S3 object as a stream over a connection that fails: resumed, never restarted or mixed.
 
 The object lives on the real S3-compatible server (moto, ``s3_server``) and is read through
-:class:`~tests.reliability.s3_proxy.FaultyS3Proxy`, which cuts bodies, resets connections and
+:class:`~tests.reliability.s3_proxy.FaultyS3Proxy`, which cuts or stalls bodies, resets connections and
 answers 500 / 503 SlowDown. The client's own retries are turned off (``total_max_attempts: 1``) except
 where a test says otherwise, so what is seen is this stream's behaviour, not botocore's.
 """
