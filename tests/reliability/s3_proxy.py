@@ -1,7 +1,8 @@
 """HTTP proxies in front of the S3 test server that break downloads as networks and S3 do.
 
 :class:`FaultyS3Proxy` plays a queue of faults on one object's GETs: a body cut mid-way or stalled, a
-connection reset mid-body, a 500 InternalError or a 503 SlowDown (S3's own XML error bodies),
+connection reset mid-body, a 500 InternalError, a 503 SlowDown or a 403 AccessDenied (S3's own XML
+error bodies),
 and records every GET with its ``Range`` and how many body bytes went back.
 
 :class:`BodyCuttingProxy`, the older and simpler one: every request is passed to the server
@@ -129,11 +130,13 @@ class Fault(enum.Enum):
     STALL = "half the body, then silence until the proxy stops"
     INTERNAL_ERROR = "500 InternalError"
     SLOW_DOWN = "503 SlowDown"
+    ACCESS_DENIED = "403 AccessDenied"
 
 
 _ERRORS = {
     Fault.INTERNAL_ERROR: (500, "InternalError", "We encountered an internal error. Please try again."),
     Fault.SLOW_DOWN: (503, "SlowDown", "Please reduce your request rate."),
+    Fault.ACCESS_DENIED: (403, "AccessDenied", "Access Denied"),
 }
 
 

@@ -189,6 +189,16 @@ def test_a_server_that_keeps_failing_ends_in_a_clear_error_after_bounded_tries(p
     assert pauses == [0.2, 0.4, 0.8, 1.6, 3.2, 5.0, 5.0]
 
 
+def test_a_refusal_is_not_retried(proxy: FaultyS3Proxy) -> None:
+    proxy.inject(BUCKET, KEY, Fault.ACCESS_DENIED, forever=True)
+    pauses = Pauses()
+    stream = open_object(client(), BUCKET, KEY, sleep=pauses)
+    with stream, pytest.raises(S3ReadFailed, match=r"refused the read \(HTTP 403 AccessDenied\)"):
+        stream.read()
+    assert len(proxy.gets) == 1
+    assert pauses == []
+
+
 def test_the_clients_own_retries_repeat_the_same_range_inside_one_try(
     proxy: FaultyS3Proxy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
