@@ -1,9 +1,9 @@
 """HTTP proxies in front of the S3 test server that break downloads as networks and S3 do.
 
-:class:`FaultyS3Proxy` plays a queue of faults on one object's GETs: a body cut mid-way or stalled, a
-connection reset mid-body, a 500 InternalError, a 503 SlowDown or a 403 AccessDenied (S3's own XML
-error bodies),
-and records every GET with its ``Range`` and how many body bytes went back.
+:class:`FaultyS3Proxy` plays a queue of faults on one object's GETs: a body cut mid-way or
+stalled, a connection reset mid-body, a 500 InternalError, a 503 SlowDown or a 403 AccessDenied
+(S3's own XML error bodies), and records every GET with its ``Range`` and how many body bytes
+went back.
 
 :class:`BodyCuttingProxy`, the older and simpler one: every request is passed to the server
 as it came and its answer passed back, except the first ``GET`` of the armed key after
