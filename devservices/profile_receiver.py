@@ -453,6 +453,8 @@ class ProfileReceiver:
         self._listener: _Listener | None = None
         self._fault: Fault | None = None
         self._down_until: float | None = None
+        # Outages begun so far: lets a caller wait for one it asked for to have begun and ended.
+        self._outages = 0
         self._stopping = threading.Event()
         # Guards the listener's life (up, down, back up) and the armed fault.
         self._lock = threading.Condition()
@@ -567,6 +569,7 @@ class ProfileReceiver:
         """Close the listening socket and every connection; listen again after ``seconds``."""
         with self._lock:
             already_down = self._down_until is not None
+            self._outages += 0 if already_down else 1
             self._down_until = time.monotonic() + seconds
             self._lock.notify_all()
             listener, self._listener = self._listener, None
@@ -579,6 +582,11 @@ class ProfileReceiver:
     def is_down(self) -> bool:
         with self._lock:
             return self._down_until is not None
+
+    def outages(self) -> int:
+        """How many outages have begun (an outage extended while down is the same one)."""
+        with self._lock:
+            return self._outages
 
     def draw_fault(self) -> Fault | None:
         """The fault this batch gets, if one is armed (counting it down)."""

@@ -183,11 +183,13 @@ def test_down_set_over_http_answers_first_then_listens_again_by_itself(receiver:
     answer = requests.post(f"{receiver.url}/control", json={"mode": "down", "seconds": 0.3}, timeout=TIMEOUT)
     assert answer.json() == {"mode": "down", "seconds": 0.3}
 
-    # Bounded, not timed: the outage is 0.3 s, and this only gives up after a minute.
+    # Bounded, not timed: the outage is 0.3 s, and this only gives up after a minute. The answer
+    # leaves before the outage begins, so wait for it to have begun, then to have ended.
     deadline = time.monotonic() + 60
-    while receiver.is_down() and time.monotonic() < deadline:
+    while (receiver.outages() == 0 or receiver.is_down()) and time.monotonic() < deadline:
         time.sleep(0.05)
 
+    assert receiver.outages() == 1
     assert not receiver.is_down()
     assert statuses(post(receiver, batch("run/1"))) == [("run/1", "accepted")]
 
