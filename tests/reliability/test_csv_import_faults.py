@@ -42,7 +42,7 @@ from include.csv_import.warehouse import SCHEMA, staging_name
 from tests.conftest import S3_CONN_ID
 from tests.reliability.conftest import FaultDatabase, record_harness_row, wait_until_blocked, warehouse_db
 from tests.reliability.csv_import_harness import DAG_ID, DropOutcome, ImportRun, task_key
-from tests.reliability.s3_proxy import BodyCuttingProxy
+from tests.reliability.s3_proxy import Fault, FaultyS3Proxy
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -411,7 +411,7 @@ def test_an_s3_download_cut_mid_chunk_is_read_again_and_the_import_is_exact(
     create_bucket(S3_CONN_ID, bucket)
     upload_folder(S3_CONN_ID, folder, bucket, prefix)
     source = f"s3://{bucket}/{prefix}"
-    with BodyCuttingProxy(s3_server.endpoint_url) as proxy:
+    with FaultyS3Proxy(s3_server.endpoint_url) as proxy:
         connection = s3_server.connection()
         connection["extra"] = {**connection["extra"], "endpoint_url": proxy.endpoint_url}
         monkeypatch.setenv("AIRFLOW_CONN_S3_BEHIND_A_FLAKY_NETWORK", json.dumps(connection))
@@ -421,7 +421,7 @@ def test_an_s3_download_cut_mid_chunk_is_read_again_and_the_import_is_exact(
 
         def before_try(key: str, try_number: int) -> bool:
             if key == task_key("import_chunk", chunk) and try_number == 1:
-                proxy.arm(bucket, f"{prefix}/{VICTIM}")
+                proxy.inject(bucket, f"{prefix}/{VICTIM}", Fault.CUT)
             return False
 
         run.before_try = before_try
@@ -429,11 +429,12 @@ def test_an_s3_download_cut_mid_chunk_is_read_again_and_the_import_is_exact(
         run.publish()
 
     assert run.succeeded, run.errors
-    assert len(proxy.cuts) == 1, "the fault never struck"
+    cuts = [n for n, get in enumerate(proxy.gets) if get.fault is Fault.CUT]
+    assert len(cuts) == 1, "the fault never struck"
     chunk_tries = run.tries[task_key("import_chunk", chunk)]
     # The cut range was asked for again: by the client within the try, or by a retry.
-    (cut,) = proxy.cuts
-    assert proxy.gets[cut] in proxy.gets[cut + 1 :]
+    (cut,) = cuts
+    assert proxy.gets[cut].range in [get.range for get in proxy.gets[cut + 1 :]]
     outcome = warehouse.outcome(source, manifest)
     record(
         fault_table,
