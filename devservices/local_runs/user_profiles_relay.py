@@ -296,25 +296,9 @@ class Check(NamedTuple):
 
 
 def check_books(report: Report) -> Check:
-    """The store's own account: every profile judged, the outbox empty, in range = delivered."""
+    """The store's own account, as the summarize task checks it (``RunProgress.problems``)."""
     p = report.progress
-    problems = [
-        *([f"{p.stored:,} of {p.count:,} profiles stored"] if p.stored != p.count else []),
-        *([f"{p.count - p.judged:,} profiles never judged"] if p.judged != p.count else []),
-        *([f"{p.queued:,} profiles still in the outbox"] if p.queued else []),
-        *([f"{p.delivered:,} delivered ≠ {p.in_range:,} in range"] if p.delivered != p.in_range else []),
-        *(
-            [f"{p.delivered_out_of_range:,} out-of-range profiles delivered"]
-            if p.delivered_out_of_range
-            else []
-        ),
-        *(
-            ["the sender did not finish after the processor"]
-            if p.sent_at is None or p.processed_at is None or p.sent_at <= p.processed_at
-            else []
-        ),
-    ]
-    if problems:
+    if problems := p.problems():
         return Check(False, "store      WRONG: " + "; ".join(problems))
     return Check(True, f"store      every in-range profile delivered once ({p.delivered:,}), none other")
 

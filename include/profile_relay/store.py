@@ -98,6 +98,24 @@ class RunProgress:
     processed_at: datetime | None
     sent_at: datetime | None
 
+    def problems(self) -> list[str]:
+        """What breaks "every generated in-range profile delivered exactly once, none other sent"."""
+        sent_after_processing = (
+            None not in (self.sent_at, self.processed_at) and self.sent_at > self.processed_at
+        )
+        checks = [
+            (self.stored == self.count, f"{self.stored} of {self.count} profiles generated"),
+            (self.judged == self.count, f"{self.judged} of {self.count} profiles judged"),
+            (self.queued == 0, f"{self.queued} profiles left in the outbox"),
+            (self.delivered == self.in_range, f"{self.delivered} delivered but {self.in_range} in range"),
+            (self.delivered_out_of_range == 0, f"{self.delivered_out_of_range} out of range delivered"),
+            (
+                sent_after_processing,
+                f"sending ended at {self.sent_at}, not after processing ({self.processed_at})",
+            ),
+        ]
+        return [problem for ok, problem in checks if not ok]
+
 
 @dataclass(frozen=True, slots=True)
 class TickStats:

@@ -113,7 +113,7 @@ def summarize(spec: RelaySpec) -> dict[str, Any]:
             ticks.max_gap,
             spec.interval_seconds,
         )
-    problems = account_problems(progress)
+    problems = progress.problems()
     if problems:
         raise RelayAccountMismatch(
             f"run {spec.run_id} does not balance: {'; '.join(problems)}. The stages reported success, "
@@ -128,29 +128,6 @@ def summarize(spec: RelaySpec) -> dict[str, Any]:
         "failed_sends": progress.failed_sends,
         "median_tick_seconds": ticks.median_gap,
     }
-
-
-def account_problems(progress: store.RunProgress) -> list[str]:
-    """What breaks "every generated in-range profile delivered exactly once, none other sent"."""
-    checks = [
-        (progress.stored == progress.count, f"{progress.stored} of {progress.count} profiles generated"),
-        (progress.judged == progress.count, f"{progress.judged} of {progress.count} profiles judged"),
-        (progress.queued == 0, f"{progress.queued} profiles left in the outbox"),
-        (
-            progress.delivered == progress.in_range,
-            f"{progress.delivered} delivered but {progress.in_range} in range",
-        ),
-        (progress.delivered_out_of_range == 0, f"{progress.delivered_out_of_range} out of range delivered"),
-        (
-            _after(progress.sent_at, progress.processed_at),
-            f"sending ended at {progress.sent_at}, not after processing ({progress.processed_at})",
-        ),
-    ]
-    return [problem for ok, problem in checks if not ok]
-
-
-def _after(later: datetime | None, earlier: datetime | None) -> bool:
-    return later is not None and earlier is not None and later > earlier
 
 
 def _verified_connector(spec: RelaySpec) -> Callable[[], psycopg.Connection]:

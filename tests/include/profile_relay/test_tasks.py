@@ -115,7 +115,7 @@ BALANCED = store.RunProgress(
 
 
 def test_a_balanced_run_passes_the_account() -> None:
-    assert tasks.account_problems(BALANCED) == []
+    assert BALANCED.problems() == []
 
 
 @pytest.mark.parametrize(
@@ -131,7 +131,7 @@ def test_a_balanced_run_passes_the_account() -> None:
     ],
 )
 def test_the_account_names_what_does_not_balance(change: dict, problem: str) -> None:
-    [found] = tasks.account_problems(dataclasses.replace(BALANCED, **change))
+    [found] = dataclasses.replace(BALANCED, **change).problems()
     assert problem in found
 
 
