@@ -8,7 +8,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -100,6 +101,21 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalP
     server.start()
     yield server
     server.destroy()
+
+
+def wait_for(
+    condition: Callable[[], bool], what: str, *, timeout_s: float = 60, poll_s: float = 0.02
+) -> None:
+    """Poll ``condition`` until it holds.
+
+    The deadline only turns a hang into a failure naming ``what`` (a TimeoutError); no test
+    depends on how long the wait took.
+    """
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"gave up waiting: {what}")
+        time.sleep(poll_s)
 
 
 @contextmanager

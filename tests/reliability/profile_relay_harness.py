@@ -22,7 +22,6 @@ import itertools
 import json
 import signal
 import statistics
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
@@ -340,12 +339,3 @@ class RelayOutcome:
             duplicates_dropped=sum(run.receiver.duplicate_posts().values()),
             sent_after_processed=None not in (processed_at, sent_at) and sent_at > processed_at,
         )
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 60) -> None:
-    """Poll ``condition`` until it holds; a TimeoutError names ``what`` never happened."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(what)
-        time.sleep(0.02)

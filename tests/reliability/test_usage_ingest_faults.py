@@ -42,6 +42,7 @@ from devservices.postgres import LocalPostgres
 from devservices.usage_writer import Manifest, write_files
 from include.usage_ingest.model import BatchLimits
 from include.usage_ingest.store import migrate_schema
+from tests.conftest import wait_for
 from tests.reliability.conftest import FaultDatabase, record_harness_row, wait_until_blocked, warehouse_db
 from tests.reliability.pg_proxy import CuttingPostgresProxy
 from tests.reliability.usage_ingest_harness import (
@@ -163,14 +164,6 @@ def killed(worker: subprocess.Popen[str]) -> None:
     assert worker.returncode == -signal.SIGKILL, "the worker had ended before the kill"
 
 
-def wait_for(condition, what: str, timeout_s: float = 120) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(what)
-        time.sleep(0.005)
-
-
 def one_file(incoming: Path, seed: int, **more: Any) -> Manifest:
     return write_files(incoming, files=1, seed=seed, mtime=arrival(9), **{**FILE, **more})
 
@@ -234,6 +227,8 @@ def test_a_worker_killed_at_many_random_points_ends_with_the_manifests_totals(
                 store.batches(key["file_id"]) >= target or worker.poll() is not None
             ),
             f"worker {kill} never committed batch {target}",
+            timeout_s=120,
+            poll_s=0.005,
         )
         time.sleep(rng.uniform(0, 0.03))
         session = store.session(name)
@@ -595,7 +590,12 @@ def test_a_file_still_being_written_is_not_claimed_until_it_settles_and_a_part_n
     growing = incoming / "seed21-0000.usage"
     writer.start()
     seen = []
-    wait_for(lambda: growing.exists() or not writer.is_alive(), "the writer wrote nothing")
+    wait_for(
+        lambda: growing.exists() or not writer.is_alive(),
+        "the writer wrote nothing",
+        timeout_s=120,
+        poll_s=0.005,
+    )
     while writer.is_alive():
         size = growing.stat().st_size
         assert run.claim(datetime.now(UTC)) == []

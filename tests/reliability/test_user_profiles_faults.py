@@ -37,13 +37,13 @@ from devservices.postgres import LocalPostgres
 from devservices.profile_receiver import ProfileReceiver
 from include.profile_relay.send import ReceiverClient, idempotency_key
 from include.profile_relay.settings import DAG_ID
+from tests.conftest import wait_for
 from tests.reliability.conftest import FaultDatabase, record_harness_row, wait_until_blocked, warehouse_db
 from tests.reliability.profile_relay_harness import (
     Expected,
     RelayOutcome,
     RelayRun,
     TickJitter,
-    wait_for,
 )
 
 pytestmark = pytest.mark.timeout(180)

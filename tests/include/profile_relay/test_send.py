@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import date, timedelta
 from pathlib import Path
@@ -26,6 +25,7 @@ from include.profile_relay.send import (
     run_sender,
 )
 from include.profile_relay.store import RunNotRegistered
+from tests.conftest import wait_for
 from tests.include.profile_relay.conftest import APPLICATION
 
 RUN = "manual__2026-12-06T10:00:00+00:00"
@@ -151,14 +151,6 @@ class SenderThread(threading.Thread):
         return self.result
 
 
-def wait_for(condition: Callable[[], bool], what: str) -> None:
-    """Until ``condition`` holds; the deadline only turns a hang into a failure."""
-    deadline = time.monotonic() + JOIN_TIMEOUT_S
-    while not condition():
-        assert time.monotonic() < deadline, f"gave up waiting until {what}"
-        time.sleep(0.02)
-
-
 def test_every_queued_profile_is_delivered_once_and_leaves_the_outbox(
     db: psycopg.Connection,
     connect: Callable[[], psycopg.Connection],
@@ -270,7 +262,11 @@ def test_rows_another_sender_holds_are_skipped_and_the_run_waits_for_them(
         other_sender.execute("SELECT seq FROM profile_relay.outbox WHERE seq <= 2 FOR UPDATE")
         sender = SenderThread(lambda: send(connect, client, batch_size=2))
         sender.start()
-        wait_for(lambda: len(receiver.accepted_keys()) == 4, "the unlocked rows are delivered")
+        wait_for(
+            lambda: len(receiver.accepted_keys()) == 4,
+            "the unlocked rows are delivered",
+            timeout_s=JOIN_TIMEOUT_S,
+        )
 
         assert receiver.accepted_keys() == keys(range(3, 7))
         assert sender.is_alive()
@@ -292,7 +288,11 @@ def test_the_sender_finishes_only_after_process_has_finished(
     queue(db, range(1, 4))
     sender = SenderThread(lambda: send(connect, client))
     sender.start()
-    wait_for(lambda: len(receiver.accepted_keys()) == 3, "the first profiles are delivered")
+    wait_for(
+        lambda: len(receiver.accepted_keys()) == 3,
+        "the first profiles are delivered",
+        timeout_s=JOIN_TIMEOUT_S,
+    )
 
     assert sender.is_alive()
     queue(db, range(4, 6))  # process queues more, then ends
@@ -317,7 +317,7 @@ def test_a_lost_database_connection_is_reconnected_and_nothing_is_sent_twice(
     sender.start()
     # Recorded, not only received: the connection is lost between batches. (Lost in a batch's
     # COMMIT, the batch goes again and comes back "duplicate", as a dropped answer does.)
-    wait_for(lambda: len(deliveries(db)) == 2, "the first deliveries are recorded")
+    wait_for(lambda: len(deliveries(db)) == 2, "the first deliveries are recorded", timeout_s=JOIN_TIMEOUT_S)
 
     terminated = db.execute(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s", (APPLICATION,)
@@ -476,7 +476,7 @@ def test_a_sender_waits_while_profiles_are_still_being_stored(
         )
     )
     sender.start()
-    wait_for(lambda: len(deliveries(db)) == 1, "the queued profile delivered")
+    wait_for(lambda: len(deliveries(db)) == 1, "the queued profile delivered", timeout_s=JOIN_TIMEOUT_S)
     db.execute("UPDATE profile_relay.runs SET generated_at = clock_timestamp()")
     mark_processed(db)
     sender.join(JOIN_TIMEOUT_S)
