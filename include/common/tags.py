@@ -7,5 +7,15 @@ A DAG file spells its tags out (they read as part of its header); the integrity 
 from __future__ import annotations
 
 DAG_TAGS = frozenset(
-    {"learning_platform", "etl", "daily", "quarterly", "maintenance", "imports", "streaming", "usage"}
+    {
+        "learning_platform",
+        "etl",
+        "daily",
+        "quarterly",
+        "maintenance",
+        "imports",
+        "streaming",
+        "usage",
+        "on_request",
+    }
 )

@@ -29,6 +29,10 @@ NOT_RETRIED = {("learning_platform_etl", "publish_report")} | {
 NO_ALERT = {(dag, "mark_run_failed") for dag in WATCHED_DAGS}
 
 
+# A run of csv_column_sums is one REST request, a single short task: requests run side by side.
+MAX_ACTIVE_RUNS = {"csv_column_sums": 16}
+
+
 # The fixed assets DAGs emit through an alias (so that some runs emit none), each by its DAG.
 ALIASED_ASSETS = {"learning_platform_etl": ATTEMPTS, "usage_files_ingest": CONSUMER_TOTALS}
 
@@ -81,7 +85,7 @@ def test_every_dag_is_documented_tagged_and_bounded(dag_bag) -> None:
         assert dag.tags, dag.dag_id
         assert set(dag.tags) <= DAG_TAGS, (dag.dag_id, dag.tags)
         assert dag.catchup is False, dag.dag_id
-        assert 1 <= dag.max_active_runs <= 5, dag.dag_id
+        assert 1 <= dag.max_active_runs <= MAX_ACTIVE_RUNS.get(dag.dag_id, 5), dag.dag_id
         assert str(dag.timezone) == "UTC", dag.dag_id
         for name, param in dag.params.items():
             assert param.description, f"{dag.dag_id}: param {name} has no description"
