@@ -351,7 +351,7 @@ def my_tasks(
     finished = [row.run_id for row in rows if row.state == DagRunState.SUCCESS]
     stored: Mapping[str, StoredResult] = {}
     if finished:
-        with _warehouse() as conn:
+        with results_connection() as conn:
             stored = results.load_results(conn, finished)
     tasks = [task_state(row, stored.get(row.run_id)).model_copy(update={"result": None}) for row in rows]
     return TaskList(tasks=tasks, total_entries=total)
@@ -375,7 +375,7 @@ def task(task_id: str, session: SessionDep) -> TaskState:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no task {task_id!r}: submit one with POST /tasks")
     stored = None
     if row.state == DagRunState.SUCCESS:
-        with _warehouse() as conn:
+        with results_connection() as conn:
             stored = results.load_result(conn, task_id)
     return task_state(row, stored)
 
@@ -416,7 +416,7 @@ def _internal_error(run_id: str, what: str) -> TaskError:
 
 
 @contextmanager
-def _warehouse() -> Iterator[psycopg.Connection]:
+def results_connection() -> Iterator[psycopg.Connection]:
     """A short-lived connection to the results' warehouse; 503 when it is unreachable or unset."""
     from airflow.sdk import Variable
     from airflow.sdk.exceptions import AirflowNotFoundException
