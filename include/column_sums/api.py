@@ -52,7 +52,7 @@ from airflow.models.dagrun import DagRun
 from airflow.utils.state import DagRunState
 from airflow.utils.types import DagRunTriggeredByType, DagRunType
 from fastapi import Depends, FastAPI, HTTPException, Query, status
-from psycopg.conninfo import make_conninfo
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import func, select
 
@@ -69,6 +69,8 @@ log = logging.getLogger(__name__)
 URL_PREFIX = "/column-sums"  # not under /api/v2, /ui, /execution, /auth or /pluginsv2: refused there
 # A warehouse that is down must answer 503 within a request's patience, not hang it.
 WAREHOUSE_CONNECT_TIMEOUT_S = 3
+# ... nor one that accepts the connection and then stalls: reading a result is one indexed lookup.
+WAREHOUSE_STATEMENT_TIMEOUT_MS = 5000
 INTERNAL_ERROR = "internal_error"
 
 # The DAG is named here, not taken from the path: the routes have no {dag_id}, and without it
@@ -428,9 +430,7 @@ def results_connection() -> Iterator[psycopg.Connection]:
     # environment, secrets backends and the metadata DB, as a task does through the API.
     try:
         conn_id = configured_results_conn_id(Variable.get(SETTINGS_VARIABLE, default=None))
-        conninfo = make_conninfo(
-            conninfo_from_airflow(conn_id), connect_timeout=str(WAREHOUSE_CONNECT_TIMEOUT_S)
-        )
+        conninfo = _bounded(conninfo_from_airflow(conn_id))
     except ConfigurationError as error:
         raise _unavailable(str(error)) from None
     except AirflowNotFoundException:
@@ -445,6 +445,16 @@ def results_connection() -> Iterator[psycopg.Connection]:
         raise _unavailable(str(error)) from None
     except psycopg.OperationalError as error:  # the connection dropped mid-query
         raise _unavailable(f"the results' warehouse failed: {' '.join(str(error).split())}") from None
+
+
+def _bounded(conninfo: str) -> str:
+    """``conninfo`` with the request's connect and statement timeouts (beside any options it has)."""
+    options = conninfo_to_dict(conninfo).get("options") or ""
+    return make_conninfo(
+        conninfo,
+        connect_timeout=str(WAREHOUSE_CONNECT_TIMEOUT_S),
+        options=f"{options} -c statement_timeout={WAREHOUSE_STATEMENT_TIMEOUT_MS}".strip(),
+    )
 
 
 def _unavailable(reason: str) -> HTTPException:

@@ -211,3 +211,13 @@ def test_invalid_settings_are_a_503_that_names_the_variable(monkeypatch: pytest.
         pass
     assert refused.value.status_code == 503
     assert SETTINGS_VARIABLE in refused.value.detail
+
+
+def test_a_warehouse_that_stalls_a_query_is_a_503_within_the_statement_timeout(
+    monkeypatch: pytest.MonkeyPatch, results_conninfo: str
+) -> None:
+    settings(monkeypatch, results_conninfo)
+    with pytest.raises(HTTPException) as refused, api.results_connection() as conn:
+        conn.execute("SELECT pg_sleep(60)")
+    assert refused.value.status_code == 503
+    assert "statement timeout" in refused.value.detail
