@@ -102,8 +102,8 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def metadata_url(local_postgres: LocalPostgres | None) -> str:
-    """Airflow's metadata database: the configured one, else ``airflow_metadata`` in the local cluster."""
+def metadata_url(local_postgres: LocalPostgres | None, database: str = METADATA_DATABASE) -> str:
+    """Airflow's metadata database: the configured one, else ``database`` in the local cluster."""
     configured = os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
     if configured:
         return configured
@@ -112,8 +112,8 @@ def metadata_url(local_postgres: LocalPostgres | None) -> str:
             "Airflow needs a metadata database: set START_LOCAL_POSTGRES=1, "
             "or AIRFLOW__DATABASE__SQL_ALCHEMY_CONN to a PostgreSQL URL."
         )
-    local_postgres.create_database(METADATA_DATABASE)
-    return local_postgres.url(METADATA_DATABASE).replace("postgresql://", "postgresql+psycopg2://", 1)
+    local_postgres.create_database(database)
+    return local_postgres.url(database).replace("postgresql://", "postgresql+psycopg2://", 1)
 
 
 if __name__ == "__main__":
