@@ -32,6 +32,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import requests
+
 from devservices.airflow_cluster import ADMIN_USER, AirflowClusterError, LocalAirflow
 from devservices.column_sums_client import FINISHED, ColumnSumsApiError, ColumnSumsClient
 from devservices.column_sums_demo import (
@@ -112,6 +114,9 @@ def _run(args: argparse.Namespace) -> bool:
             api_port=free_port(),
             worker_log_server_port=free_port(),
             triggerer_log_server_port=free_port(),
+            # As in production: the other DAGs stay paused, so nothing but the requests runs.
+            # csv_column_sums is on from its first parse all the same (is_paused_upon_creation).
+            dags_paused_at_creation=True,
         )
         services.enter_context(airflow)
         airflow.wait_until_ready([DAG_ID])
@@ -143,7 +148,8 @@ def _run(args: argparse.Namespace) -> bool:
             airflow.url, ADMIN_USER, [request.location for request in asked], next(iter(submitted))
         ):
             print(f"  {line}")
-        print(f"API documentation (OpenAPI): {docs_url(airflow.url)}")
+        checks.append(check_docs(airflow.url))
+        print(checks[-1].message)
         log.info("stopping Airflow, the S3 server and the local services")
     return all(check.ok for check in checks)
 
@@ -265,6 +271,15 @@ def check_missing(answer: dict[str, Any]) -> Check:
     if answer["state"] == "failed" and error.get("code") == "not_found":
         return Check(True, f"check      {answer.get('location')}: answered not_found, as it should")
     return Check(False, f"check      WRONG: {answer.get('location')} answered {answer['state']} {error}")
+
+
+def check_docs(base_url: str) -> Check:
+    """The API's OpenAPI page answers (it is public, as Airflow's own docs are)."""
+    url = docs_url(base_url)
+    response = requests.get(url, timeout=30)
+    if response.ok and "swagger" in response.text.lower():
+        return Check(True, f"API documentation (OpenAPI): {url}")
+    return Check(False, f"check      WRONG: the API documentation {url} answered {response.status_code}")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
