@@ -7,7 +7,7 @@ same clicks a user makes: log in, trigger a chosen past day through the trigger 
 Date (once in test mode), backfill a date range, trigger a day again. Where the UI lists a run
 and on its page, the day it processed and its test mode must show. The warehouse is then read
 directly. Screenshots land in ``.local/test-artifacts/ui`` (``PIPELINES_TEST_ARTIFACTS``
-overrides it).
+overrides it). The curl lines it prints for csv_column_sums' REST API are replayed with curl.
 """
 
 from __future__ import annotations
