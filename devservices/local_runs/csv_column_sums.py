@@ -94,6 +94,7 @@ def _interrupt(signum: int, frame: object) -> None:
 class Request(NamedTuple):
     label: str
     location: str
+    exists: bool = True  # False: the answer must be not_found
 
 
 def _run(args: argparse.Namespace) -> bool:
@@ -126,7 +127,7 @@ def _run(args: argparse.Namespace) -> bool:
         asked = [
             Request("from disk", local_name),
             Request("from S3", s3_location),
-            Request("missing", MISSING),
+            Request("missing", MISSING, exists=False),
         ]
         submitted = {client.submit(request.location): request for request in asked}
         for task_id, request in submitted.items():
@@ -136,10 +137,7 @@ def _run(args: argparse.Namespace) -> bool:
         for task_id, request in submitted.items():
             answer = answers[task_id]
             print(f"\n{request.location} ({request.label}): {describe(answer)}")
-            if request.label == "missing":
-                checks.append(check_missing(answer))
-            else:
-                checks.append(check_sums(answer, written))
+            checks.append(check_sums(answer, written) if request.exists else check_missing(answer))
         print()
         for check in checks:
             print(check.message)
