@@ -12,7 +12,13 @@ import sys
 
 DEFAULT_DAG = "learning_platform_etl"
 # dag_id -> the module under devservices.local_runs that runs it.
-RUNNERS = ("learning_platform_etl", "csv_folder_import", "usage_files_ingest", "user_profiles_relay")
+RUNNERS = (
+    "learning_platform_etl",
+    "csv_folder_import",
+    "usage_files_ingest",
+    "user_profiles_relay",
+    "csv_column_sums",
+)
 
 
 def main(argv: list[str] | None = None) -> int:

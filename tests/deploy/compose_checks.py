@@ -762,9 +762,21 @@ def connections(service: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def connection_host(fields: Mapping[str, Any]) -> str | None:
-    """The host a connection reaches (an HTTP connection may keep the whole base URL in host)."""
-    host = str(fields.get("host") or "")
+    """The host a connection reaches (an HTTP connection may keep the whole base URL in host; an
+    AWS connection names its endpoint in the extra ``endpoint_url``, or none for AWS itself)."""
+    host = str(fields.get("host") or "") or str(connection_extra(fields).get("endpoint_url") or "")
     return urlsplit(host).hostname if "://" in host else host or None
+
+
+def connection_extra(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """A connection's extra, given as a JSON object or as a string holding one."""
+    extra = fields.get("extra") or {}
+    if isinstance(extra, str):
+        try:
+            extra = json.loads(extra)
+        except ValueError:
+            return {}
+    return extra if isinstance(extra, dict) else {}
 
 
 def connection_problems(document: Mapping[str, Any], root: Path) -> list[str]:
@@ -925,6 +937,59 @@ def usage_folder_problems(document: Mapping[str, Any], root: Path, variable: str
             problems.append(
                 f"{where}: incoming and archive are two mounts; archiving renames, which fails between mounts"
             )
+    return problems
+
+
+def column_sums_problems(
+    document: Mapping[str, Any], root: Path, variable: str, *, default_conn_id: str, default_aws_conn_id: str
+) -> list[str]:
+    """What the on-request sums pipeline needs from the deployment, Variable ``variable`` (JSON):
+
+    every API server has the results' connection (``connection``, else ``default_conn_id``), as
+    it reads results; every Celery worker has it too, mounts a host folder read-only at
+    ``local_root``, has the S3 connection (``aws_conn_id``, else ``default_aws_conn_id``) and,
+    when that connection reaches a service of this deployment, waits for it to be healthy."""
+    problems = []
+    key = f"AIRFLOW_VAR_{variable.upper()}"
+    for name, service in airflow_services(document, root).items():
+        command = command_of(service)
+        if not command.startswith(("api-server", "celery worker")):
+            continue
+        where = f"services.{name}"
+        try:
+            settings = json.loads(environment_of(service).get(key) or "")
+            if not isinstance(settings, dict):
+                raise TypeError
+        except (ValueError, TypeError):
+            problems.append(f"{where}: {key} is not a JSON object")
+            continue
+        defined = connections(service)
+        results = settings.get("connection") or default_conn_id
+        if results not in defined:
+            problems.append(f"{where}: the results' connection {results} (in {key}) is not defined")
+        if not command.startswith("celery worker"):
+            continue
+        local_root = str(settings.get("local_root") or "")
+        mount = _mount_holding([_mount(volume) for volume in service.get("volumes") or []], local_root)
+        if not local_root.startswith("/"):
+            problems.append(f"{where}: {key}'s local_root {local_root!r} is not a folder of the container")
+        elif mount is None:
+            problems.append(f"{where}: nothing is mounted at {local_root}, the local_root of {key}")
+        elif mount[0] != "bind":
+            problems.append(f"{where}: {local_root} is on a {mount[0]}, not a host folder the operator fills")
+        elif not mount[2]:
+            problems.append(f"{where}: {local_root} is mounted read-write; a request only reads")
+        aws_conn_id = settings.get("aws_conn_id", default_aws_conn_id)
+        if aws_conn_id:
+            fields = defined.get(aws_conn_id)
+            host = connection_host(fields) if fields is not None else None
+            if fields is None:
+                problems.append(f"{where}: the S3 connection {aws_conn_id} (in {key}) is not defined")
+            elif (
+                host in (document.get("services") or {})
+                and depends_on(service).get(host) != "service_healthy"
+            ):
+                problems.append(f"{where}: does not wait for {host}, the S3 of {aws_conn_id}, to be healthy")
     return problems
 
 

@@ -7,7 +7,7 @@ same clicks a user makes: log in, trigger a chosen past day through the trigger 
 Date (once in test mode), backfill a date range, trigger a day again. Where the UI lists a run
 and on its page, the day it processed and its test mode must show. The warehouse is then read
 directly. Screenshots land in ``.local/test-artifacts/ui`` (``PIPELINES_TEST_ARTIFACTS``
-overrides it).
+overrides it). The curl lines it prints for csv_column_sums' REST API are replayed with curl.
 """
 
 from __future__ import annotations
@@ -30,7 +30,9 @@ import requests
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from devservices.airflow_cluster import ADMIN_USER, AirflowApi
+from devservices.column_sums_demo import sample
 from devservices.environment import PROJECT_ROOT
+from devservices.local_airflow import SUMS_SAMPLE_COLUMNS, SUMS_SAMPLE_ROWS
 from devservices.postgres import LocalPostgres, free_port
 from tests.test_end_to_end import api_connection, smtp_connection, warehouse_connection
 
@@ -64,9 +66,10 @@ RUN_TIMEOUT_S = 300
 
 class Deployment:
     def __init__(
-        self, url: str, db_port: int, api: AirflowApi, simulator_url: str, receiver_url: str
+        self, url: str, db_port: int, api: AirflowApi, simulator_url: str, receiver_url: str, state: Path
     ) -> None:
         self.url = url
+        self.state = state
         self.db_port = db_port
         self.api = api
         self.simulator_url = simulator_url
@@ -93,6 +96,8 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
             "AIRFLOW_CONN_LEARNING_PLATFORM_TEST_DB": warehouse_connection(
                 db_port, "warehouse_test", DB_PASSWORD
             ),
+            # csv_column_sums keeps its results there (and its API reads them).
+            "AIRFLOW_CONN_WAREHOUSE_DB": warehouse_connection(db_port, "warehouse", DB_PASSWORD),
             "AIRFLOW_CONN_LEARNING_PLATFORM_API": api_connection(
                 f"http://127.0.0.1:{api_port}", "ui-client", "ui-key"
             ),
@@ -134,6 +139,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
             api,
             simulator_url=f"http://127.0.0.1:{api_port}",
             receiver_url=f"http://127.0.0.1:{receiver_port}",
+            state=state,
         )
     finally:
         process.send_signal(signal.SIGTERM)
@@ -180,6 +186,43 @@ def test_make_airflow_starts_the_profile_receiver_with_the_connections_token(dep
     )
     assert accepted.status_code == 200
     assert "keys" in accepted.json()
+
+
+def test_the_curl_lines_make_airflow_prints_get_the_column_sums_of_its_s3_sample(
+    deployment: Deployment,
+) -> None:
+    lines = _wait_for(
+        lambda: _printed_curl_lines(deployment), timeout_s=240, what="make airflow's curl lines"
+    )
+    login = lines[0].replace("<password>", ADMIN_PASSWORD)
+    [submit_s3] = [line for line in lines if "-X POST" in line and "s3://" in line]
+    [read_task] = [line for line in lines if "/column-sums/tasks/<task_id>" in line]
+
+    submitted = json.loads(_bash(f"{login}\n{submit_s3}"))
+    read = read_task.replace("<task_id>", submitted["task_id"])
+
+    def finished() -> dict | None:
+        answer = json.loads(_bash(f"{login}\n{read}"))
+        return answer if answer["state"] in ("success", "failed") else None
+
+    answer = _wait_for(finished, timeout_s=RUN_TIMEOUT_S, what="the S3 sample's sums")
+    assert answer["state"] == "success", answer["error"]
+    written = sample(SUMS_SAMPLE_ROWS, SUMS_SAMPLE_COLUMNS, root=deployment.state / "column_sums" / "root")
+    assert [(column["name"], column["sum"]) for column in answer["result"]["columns"]] == [
+        (column.name, column.sum) for column in written.expected
+    ]
+
+
+def _printed_curl_lines(deployment: Deployment) -> list[str] | None:
+    printed = (deployment.state / "make_airflow.log").read_text(errors="replace")
+    lines = [line.strip() for line in printed.splitlines() if line.startswith(("    TOKEN=", "    curl "))]
+    return lines or None
+
+
+def _bash(script: str) -> str:
+    return subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
 
 
 def test_the_ui_asks_for_a_login(browser: Browser, deployment: Deployment) -> None:

@@ -23,6 +23,10 @@ import pytest
 
 from devservices.profile_receiver import TOKEN_ENV as RECEIVER_TOKEN_VARIABLE
 from devservices.simulator.__main__ import ENV_PREFIX as SIMULATOR_ENV_PREFIX
+from include.column_sums.settings import DEFAULT_AWS_CONN_ID as SUMS_DEFAULT_AWS_CONN_ID
+from include.column_sums.settings import DEFAULT_CONN_ID as SUMS_DEFAULT_CONN_ID
+from include.column_sums.settings import SETTINGS_VARIABLE as SUMS_VARIABLE
+from include.column_sums.settings import SumsSpec
 from include.common.alerts import ALERT_RECIPIENTS_VARIABLE
 from include.common.dag_defaults import RETRY_DELAY_SECONDS, TASK_RETRIES
 from include.common.email import DEFAULT_SMTP_CONN_ID, parse_recipients
@@ -39,9 +43,12 @@ from include.usage_ingest.settings import SETTINGS_VARIABLE as USAGE_VARIABLE
 from include.usage_ingest.settings import IngestSpec
 from tests.deploy.compose_checks import (
     Dockerfile,
+    airflow_services,
     auth_problems,
     build_of,
+    column_sums_problems,
     components,
+    connection_host,
     connection_problems,
     connections,
     deployment_problems,
@@ -76,7 +83,7 @@ PIPELINE_CONNECTIONS = (
     CSV_DB_CONN_ID,
     RELAY_RECEIVER_CONN_ID,
 )
-PIPELINE_VARIABLES = (REPORT_VARIABLE, ALERT_RECIPIENTS_VARIABLE, CSV_VARIABLE, USAGE_VARIABLE)
+PIPELINE_VARIABLES = (REPORT_VARIABLE, ALERT_RECIPIENTS_VARIABLE, CSV_VARIABLE, USAGE_VARIABLE, SUMS_VARIABLE)
 RECEIVER_MODULE = "devservices.profile_receiver"
 # WAL written by a day of 1M attempts, measured on PostgreSQL 15 (pg_current_wal_lsn before and
 # after each stage): extract 685 MB, validate 481 MB, load 559 MB.
@@ -298,6 +305,44 @@ def test_the_usage_variable_is_a_spec_the_pipeline_accepts(deployed: dict[str, A
     assert defined[spec.conn_id] == defined[USAGE_DB_CONN_ID] == defined[CSV_DB_CONN_ID]
 
 
+def test_the_column_sums_variable_is_a_spec_the_pipeline_accepts_on_every_airflow_service(
+    deployed: dict[str, Any],
+) -> None:
+    services = airflow_services(deployed, ROOT)
+    for service in services.values():
+        settings = json.loads(environment_of(service)[f"AIRFLOW_VAR_{SUMS_VARIABLE.upper()}"])
+        # A request brings only its location: the Variable must make the rest of a valid spec.
+        spec = SumsSpec.from_params({"location": "sample.csv", **settings}, task_id="request")
+        assert str(spec.local_root) == "/opt/airflow/column_sums"
+        # Results in the warehouse's database (schema column_sums), as the other pipelines' stores.
+        defined = connections(service)
+        assert defined[spec.conn_id] == defined[CSV_DB_CONN_ID]
+        # s3:// locations through the deployment's S3 service.
+        assert connection_host(defined[spec.aws_conn_id]) == "s3"
+
+
+def test_workers_read_column_sums_files_read_only_and_from_s3_and_the_api_server_reads_results(
+    deployed: dict[str, Any],
+) -> None:
+    assert _column_sums(deployed) == []
+    workers = components(deployed, ROOT)["celery worker"]
+    sources = {
+        volume.split(":")[0]
+        for worker in workers
+        for volume in deployed["services"][worker]["volumes"]
+        if volume.endswith(":/opt/airflow/column_sums:ro")
+    }
+    # One folder for all workers: a request may run on any of them.
+    assert len(sources) == 1
+    assert (ROOT / sources.pop()).is_dir()
+
+
+def test_the_s3_service_is_the_moto_release_the_tests_run_against(deployed: dict[str, Any]) -> None:
+    moto = re.search(r"^moto\[[^]]*\]==(\S+)", (ROOT / "requirements-dev.in").read_text(), re.MULTILINE)
+    assert moto
+    assert deployed["services"]["s3"]["image"] == f"motoserver/moto:{moto[1]}"
+
+
 def test_the_relay_sends_to_the_receiver_which_keeps_its_keys_across_restarts(
     deployed: dict[str, Any],
 ) -> None:
@@ -432,6 +477,16 @@ def _drop_folder(document: dict[str, Any]) -> list[str]:
 
 def _usage_folders(document: dict[str, Any]) -> list[str]:
     return usage_folder_problems(document, ROOT, USAGE_VARIABLE)
+
+
+def _column_sums(document: dict[str, Any]) -> list[str]:
+    return column_sums_problems(
+        document,
+        ROOT,
+        SUMS_VARIABLE,
+        default_conn_id=SUMS_DEFAULT_CONN_ID,
+        default_aws_conn_id=SUMS_DEFAULT_AWS_CONN_ID,
+    )
 
 
 def _receiver(document: dict[str, Any]) -> list[str]:
@@ -782,6 +837,56 @@ BROKEN = [
         _deployed_check(_receiver),
         "airflow-worker-2: does not wait for profile-receiver",
         id="worker-does-not-wait-for-the-receiver",
+    ),
+    pytest.param(
+        _unmounted("airflow-worker-1", "/opt/airflow/column_sums"),
+        _deployed_check(_column_sums),
+        "airflow-worker-1: nothing is mounted at /opt/airflow/column_sums",
+        id="column-sums-root-not-mounted",
+    ),
+    pytest.param(
+        _worker_volumes(
+            "airflow-worker-2",
+            lambda volumes: [v.removesuffix(":ro") if "column_sums" in str(v) else v for v in volumes],
+        ),
+        _deployed_check(_column_sums),
+        "airflow-worker-2: /opt/airflow/column_sums is mounted read-write",
+        id="column-sums-root-read-write",
+    ),
+    pytest.param(
+        lambda d: _set_env(d, "airflow-apiserver", "AIRFLOW_CONN_WAREHOUSE_DB", None),
+        _deployed_check(_column_sums),
+        "airflow-apiserver: the results' connection warehouse_db",
+        id="api-server-cannot-read-results",
+    ),
+    pytest.param(
+        lambda d: _set_env(d, "airflow-worker-1", "AIRFLOW_CONN_COLUMN_SUMS_S3", None),
+        _deployed_check(_column_sums),
+        "airflow-worker-1: the S3 connection column_sums_s3",
+        id="worker-without-s3-connection",
+    ),
+    pytest.param(
+        lambda d: d["services"]["airflow-worker-2"].update(
+            depends_on={
+                name: spec
+                for name, spec in d["services"]["airflow-worker-2"]["depends_on"].items()
+                if name != "s3"
+            }
+        ),
+        _deployed_check(_column_sums),
+        "airflow-worker-2: does not wait for s3",
+        id="worker-does-not-wait-for-s3",
+    ),
+    pytest.param(
+        lambda d: _set_env(
+            d,
+            "airflow-worker-1",
+            "AIRFLOW_CONN_COLUMN_SUMS_S3",
+            '{"conn_type": "aws", "extra": {"endpoint_url": "http://minio:9000"}}',
+        ),
+        _deployed_check(connection_problems, ROOT),
+        "host 'minio' is not a service",
+        id="s3-endpoint-elsewhere",
     ),
     pytest.param(
         lambda d: _set_conn(d, "airflow-worker-2", CSV_DB_CONN_ID, host="postgres"),
