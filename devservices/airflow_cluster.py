@@ -8,9 +8,10 @@ processes. Every component runs in its own process group and writes ``<component
 the Airflow home; stopping sends SIGTERM to each group and SIGKILL to what is left after a grace
 period, so no api-server is left holding its port.
 
-The UI asks for a login (SimpleAuthManager): user ``admin``, with the password given here. It
-is written to the auth manager's password file before the api-server starts, so nothing is
-generated or printed.
+The UI asks for a login (SimpleAuthManager): user ``admin``, with the password given here, and
+any other users given (name → role and password: a ``viewer`` that may only read, ``user``s
+that may trigger). Passwords are written to the auth manager's password file before the
+api-server starts, so nothing is generated or printed.
 """
 
 from __future__ import annotations
@@ -81,6 +82,8 @@ class LocalAirflow:
     stays low: each LocalExecutor slot is a pre-forked process, and the machine has 2 cores.
     ``dags_paused_at_creation`` keeps new DAGs paused, as production does: nothing runs until
     someone unpauses a DAG (a test that must see the scheduler's first run do so on cue).
+    ``users`` adds logins beside ``admin``: name → (SimpleAuthManager role, password), the role
+    one of ``viewer``, ``user``, ``op``, ``admin``.
     """
 
     home: Path
@@ -93,6 +96,7 @@ class LocalAirflow:
     triggerer_log_server_port: int = 8794
     dags_paused_at_creation: bool = False
     base_env: Mapping[str, str] | None = field(default=None, repr=False)
+    users: Mapping[str, tuple[str, str]] = field(default_factory=dict, repr=False)
     _processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict, init=False, repr=False)
     # What each component was started with, so that one can be restarted alone.
     _commands: dict[str, tuple[list[str], Mapping[str, str]]] = field(
@@ -117,7 +121,9 @@ class LocalAirflow:
                 "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": str(self.dags_paused_at_creation),
                 # A DAG file added while Airflow runs shows up within seconds, not 5 minutes.
                 "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
-                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(
+                    f"{name}:{role}" for name, (role, _) in self._logins().items()
+                ),
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self._passwords_file),
                 "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
                 "AIRFLOW__API__HOST": HOST,
@@ -145,7 +151,8 @@ class LocalAirflow:
     def start(self) -> None:
         """Migrate the metadata database, then start every component."""
         self.home.mkdir(parents=True, exist_ok=True)
-        self._passwords_file.write_text(json.dumps({ADMIN_USER: self.admin_password}) + "\n")
+        passwords = {name: password for name, (_, password) in self._logins().items()}
+        self._passwords_file.write_text(json.dumps(passwords) + "\n")
         self._passwords_file.chmod(0o600)
         self.run_cli(["db", "migrate"], log_name="db-migrate")
         components: dict[str, list[str]] = {
@@ -265,6 +272,11 @@ class LocalAirflow:
 
     # --- internals --------------------------------------------------------------------------
 
+    def _logins(self) -> dict[str, tuple[str, str]]:
+        if ADMIN_USER in self.users:
+            raise ValueError(f"'{ADMIN_USER}' is always a user: give its password as admin_password")
+        return {ADMIN_USER: ("admin", self.admin_password), **self.users}
+
     @property
     def _passwords_file(self) -> Path:
         return self.home / "simple_auth_manager_passwords.json"
@@ -346,6 +358,10 @@ class AirflowApi:
             "reset_dag_runs": True,
         }
         self._request("POST", f"/dags/{dag_id}/clearTaskInstances", json=body)
+
+    def mark_run(self, dag_id: str, run_id: str, state: str) -> None:
+        """Mark the run ``success`` or ``failed``, as an operator does in the UI."""
+        self._request("PATCH", f"/dags/{dag_id}/dagRuns/{run_id}", json={"state": state})
 
     def dag_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
         return self._request("GET", f"/dags/{dag_id}/dagRuns/{run_id}")

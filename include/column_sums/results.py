@@ -73,11 +73,20 @@ def save_result(conn: psycopg.Connection, stored: StoredResult) -> None:
 
 def load_result(conn: psycopg.Connection, task_id: str) -> StoredResult | None:
     """The stored result of ``task_id``; None while there is none (or before the first request)."""
+    return _load(conn, "select_result", {"task_id": task_id}).get(task_id)
+
+
+def load_results(conn: psycopg.Connection, task_ids: list[str]) -> dict[str, StoredResult]:
+    """The stored results of those of ``task_ids`` that have one, by task id (one query)."""
+    return _load(conn, "select_results", {"task_ids": task_ids})
+
+
+def _load(conn: psycopg.Connection, query: str, params: dict[str, Any]) -> dict[str, StoredResult]:
     with conn.cursor(row_factory=dict_row) as cursor:
         try:
-            row = cursor.execute(read_sql(SQL_DIR, "select_result"), {"task_id": task_id}).fetchone()
+            rows = cursor.execute(read_sql(SQL_DIR, query), params).fetchall()
         except psycopg.errors.UndefinedTable:
             # No request has run yet anywhere, so there is no schema: no result either.
             conn.rollback()
-            return None
-    return None if row is None else StoredResult(**{**row, "outcome": Outcome(row["outcome"])})
+            return {}
+    return {row["task_id"]: StoredResult(**{**row, "outcome": Outcome(row["outcome"])}) for row in rows}
