@@ -486,6 +486,7 @@ class SumsBurst:
 def sums_files(state: Path, s3_server: LocalS3) -> dict[str, Written]:
     """Location → what summing it must give: four files under the shared local root, one on S3."""
     root = sums_root(state)
+    (root / "in").mkdir(parents=True)
     files = {
         location: write_csv(root / location, rows=SUMS_ROWS, columns=columns, seed=seed)
         for location, (columns, seed) in SUMS_FILES.items()

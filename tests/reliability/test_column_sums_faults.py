@@ -423,7 +423,7 @@ def test_the_api_server_restarted_while_requests_run_loses_none_and_answers_the_
         injection=f"{len(submitted)} requests POSTed, 2 of them held mid-read; the api-server's process "
         "group stopped (SIGTERM) and started again; the held reads then cut",
         behaviour="the API answered again with the tokens issued before; "
-        + restart_tries(tries, submitted_held=len(RESTART_HELD))
+        + restart_tries(tries, held_count=len(RESTART_HELD))
         + "; every request finished with the exact sums, one row each; the in-progress count read 0 "
         "afterwards",
         requests=len(submitted),
@@ -439,7 +439,7 @@ def test_the_api_server_restarted_while_requests_run_loses_none_and_answers_the_
 # --- helpers ------------------------------------------------------------------------------------
 
 
-def restart_tries(tries: dict[str, int], *, submitted_held: int) -> str:
+def restart_tries(tries: dict[str, int], *, held_count: int) -> str:
     """What the tries say about the restart, in words: which requests needed a second try.
 
     The api-server also serves the execution API, through which a task's process reports that it
@@ -447,7 +447,7 @@ def restart_tries(tries: dict[str, int], *, submitted_held: int) -> str:
     retries it. Which tries fall in that window is the machine's timing, so it is measured here,
     not asserted.
     """
-    held, others = list(tries.values())[:submitted_held], list(tries.values())[submitted_held:]
+    held, others = list(tries.values())[:held_count], list(tries.values())[held_count:]
     parts = [
         "the reads held through the restart kept their first try"
         if all(count == 1 for count in held)
