@@ -353,7 +353,7 @@ def my_tasks(
     if finished:
         with results_connection() as conn:
             stored = results.load_results(conn, finished)
-    tasks = [task_state(row, stored.get(row.run_id)).model_copy(update={"result": None}) for row in rows]
+    tasks = [task_state(row, stored.get(row.run_id), with_result=False) for row in rows]
     return TaskList(tasks=tasks, total_entries=total)
 
 
@@ -380,29 +380,32 @@ def task(task_id: str, session: SessionDep) -> TaskState:
     return task_state(row, stored)
 
 
-def task_state(row: Any, stored: StoredResult | None) -> TaskState:
+def task_state(row: Any, stored: StoredResult | None, *, with_result: bool = True) -> TaskState:
     """The answer for the run ``row`` (``_COLUMNS``) and its stored result, as the table above says."""
     run_id, run_state, conf, user, queued_at, start_date, end_date = row
-    answer = TaskState(
+    result = error = None
+    if run_state in IN_PROGRESS:
+        state = TaskStatus(run_state)
+    elif run_state == DagRunState.SUCCESS and stored is not None and stored.outcome is Outcome.SUMS:
+        state = TaskStatus.SUCCESS
+        result = SumsResult.model_validate(stored.result) if with_result else None
+    elif run_state == DagRunState.SUCCESS and stored is not None:
+        state, error = TaskStatus.FAILED, TaskError.model_validate(stored.result)
+    elif run_state == DagRunState.SUCCESS:
+        state, error = TaskStatus.FAILED, _internal_error(run_id, "its result is missing")
+    else:
+        state, error = TaskStatus.FAILED, _internal_error(run_id, "it failed")
+    return TaskState(
         task_id=run_id,
-        state=TaskStatus.QUEUED,
+        state=state,
         location=(conf or {}).get("location"),
         submitted_by=user,
         queued_at=queued_at,
         started_at=start_date,
         ended_at=end_date,
+        result=result,
+        error=error,
     )
-    if run_state in IN_PROGRESS:
-        answer.state = TaskStatus(run_state)
-    elif run_state == DagRunState.SUCCESS and stored is not None and stored.outcome is Outcome.SUMS:
-        answer.state, answer.result = TaskStatus.SUCCESS, SumsResult.model_validate(stored.result)
-    elif run_state == DagRunState.SUCCESS and stored is not None:
-        answer.state, answer.error = TaskStatus.FAILED, TaskError.model_validate(stored.result)
-    elif run_state == DagRunState.SUCCESS:
-        answer.state, answer.error = TaskStatus.FAILED, _internal_error(run_id, "its result is missing")
-    else:
-        answer.state, answer.error = TaskStatus.FAILED, _internal_error(run_id, "it failed")
-    return answer
 
 
 def _internal_error(run_id: str, what: str) -> TaskError:

@@ -354,3 +354,23 @@ def test_the_client_raises_with_the_status_and_detail(service: Service) -> None:
     with pytest.raises(ColumnSumsApiError) as refused:
         service.client("viewer").submit("in/data.csv")
     assert (refused.value.status, refused.value.detail) == (403, "Forbidden")
+
+
+def test_a_paused_dag_refuses_submits_with_503_instead_of_queueing_them_forever(service: Service) -> None:
+    alice = token(service, "alice")
+    service.airflow.set_paused(DAG_ID, paused=True)
+    try:
+        refused = call(service, "POST", "/tasks", alice, json={"location": "in/data.csv"})
+    finally:
+        service.airflow.set_paused(DAG_ID, paused=False)
+    assert refused.status_code == 503
+    assert "paused" in json_of(refused)["detail"]
+
+
+def test_the_docs_are_served_under_the_prefix_and_a_trailing_slash_redirects(service: Service) -> None:
+    docs = requests.get(f"{service.url}{URL_PREFIX}/docs", timeout=30)
+    assert docs.status_code == 200
+    assert f"{URL_PREFIX}/openapi.json" in docs.text
+    slash = call(service, "GET", "/tasks/", token(service, "alice"), allow_redirects=False)
+    assert slash.status_code == 307
+    assert slash.headers["location"].endswith(f"{URL_PREFIX}/tasks")

@@ -124,6 +124,14 @@ def test_a_successful_run_with_sums_is_success_with_the_result() -> None:
     assert answer.model_dump(mode="json")["result"] == SUMS
 
 
+def test_a_listed_task_has_its_state_and_error_but_not_its_result() -> None:
+    listed = api.task_state(run("success"), stored(Outcome.SUMS, SUMS), with_result=False)
+    assert (listed.state, listed.result) == ("success", None)
+    problem = {"code": "not_found", "message": "'in/a.csv' does not exist"}
+    listed = api.task_state(run("success"), stored(Outcome.PROBLEM, problem), with_result=False)
+    assert (listed.state, listed.error.code) == ("failed", "not_found")
+
+
 def test_a_successful_run_whose_file_had_a_problem_is_failed_with_the_files_code() -> None:
     problem = TooFewColumns("the header has 4 columns: a file needs at least 10").to_json()
     answer = api.task_state(run("success"), stored(Outcome.PROBLEM, problem))
