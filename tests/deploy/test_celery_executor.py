@@ -9,7 +9,8 @@ two workers (the task instance's hostname, shown in the UI, is that worker's own
 warehouse then holds exactly what ``airflow dags test`` (everything in one process) writes for
 the same day from the same source data. ``csv_folder_import`` and ``usage_files_ingest`` then
 run once each, their mapped tasks spread over both workers, and their results are judged by their
-generators' manifests.
+generators' manifests. Last, ``csv_column_sums`` takes a burst of requests from several clients
+at once through its REST API (the plugin on the same API server), which both workers share.
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import warnings
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,16 +38,21 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from devservices.airflow_cluster import AirflowApi, CeleryWorkers, LocalAirflow
+from devservices.airflow_cluster import ADMIN_USER, AirflowApi, CeleryWorkers, LocalAirflow
+from devservices.column_sums_client import ColumnSumsClient
+from devservices.csv_columns import Written, write_csv
 from devservices.energy_certificates import generate
 from devservices.environment import PROJECT_ROOT, airflow_environment
 from devservices.postgres import LocalPostgres, free_port
 from devservices.redis_server import LocalRedis
+from devservices.s3_server import LocalS3, create_bucket, s3_hook
 from devservices.simulator import SimulatorConfig, SimulatorServer
 from devservices.sizes import parse_size
 from devservices.smtp_sink import SmtpSink
 from devservices.usage_writer import Manifest, write_files
-from tests.conftest import CLIENT, CLIENT_KEY
+from include.column_sums.settings import DAG_ID as SUMS_DAG_ID
+from include.column_sums.settings import SETTINGS_VARIABLE as SUMS_SETTINGS_VARIABLE
+from tests.conftest import CLIENT, CLIENT_KEY, S3_CONN_ID
 from tests.include.learning_platform.stages import DAG_TASKS, WATCHER
 from tests.reliability.usage_ingest_harness import StoreOutcome
 from tests.security.secret_scan import Scan, encoded_forms
@@ -77,6 +85,17 @@ USAGE_DAG_ID = "usage_files_ingest"
 # mapped process_range tasks, more than one worker's two slots (the DAG runs four at a time).
 USAGE_BIG, USAGE_SMALL = 2_500_000, 500_000
 USAGE_CONF = {"range_mb": 1, "batch_mb": 1, "max_batch_consumers": 5_000}
+
+# csv_column_sums: a burst of requests from clients of the role "user", each submitting at once
+# (a thread each), spread over small generated files: four on the local root both workers share,
+# one on the S3 server.
+SUMS_CLIENTS = {f"client{number}": ("user", f"celery-sums-client{number}-pw") for number in range(1, 6)}
+SUMS_PER_CLIENT = 10
+SUMS_BUCKET = "column-sums-celery"
+SUMS_FILES = {"in/a.csv": (25, 1), "in/b.csv": (31, 2), "in/c.csv": (40, 3), "in/d.csv": (12, 4)}
+SUMS_S3_KEY = "burst/e.csv"
+SUMS_ROWS = 1_000
+SUMS_TIMEOUT_S = 300
 
 # The published tables, each with the column that places a row in a day.
 PUBLISHED_TABLES = {
@@ -131,9 +150,13 @@ def outbox(state: Path) -> Iterator[SmtpSink]:
         yield sink
 
 
+def sums_root(state: Path) -> Path:
+    return state / "column_sums_root"
+
+
 @pytest.fixture(scope="module")
 def base_env(
-    databases: LocalPostgres, simulator: SimulatorServer, outbox: SmtpSink, state: Path
+    databases: LocalPostgres, simulator: SimulatorServer, outbox: SmtpSink, state: Path, s3_server: LocalS3
 ) -> dict[str, str]:
     """What every Airflow process gets, the Celery deployment's and the local run's alike."""
     env = {
@@ -159,6 +182,12 @@ def base_env(
             "AIRFLOW_VAR_USAGE_FILES_INGEST": json.dumps(
                 {"incoming": str(usage_incoming(state)), "archive": str(state / "usage" / "archive")}
             ),
+            # csv_column_sums' files: a folder both workers read, and the S3 server; its results go
+            # to warehouse_db (the default), in a schema of their own.
+            f"AIRFLOW_VAR_{SUMS_SETTINGS_VARIABLE.upper()}": json.dumps(
+                {"local_root": str(sums_root(state)), "aws_conn_id": S3_CONN_ID}
+            ),
+            **s3_server.environment(S3_CONN_ID),
             "AIRFLOW__PIPELINES__TASK_RETRIES": "1",
             "AIRFLOW__PIPELINES__RETRY_DELAY_SECONDS": "1",
             # Only the runs the test triggers: no scheduled run competing for two cores.
@@ -230,9 +259,10 @@ def airflow_cluster(
         celery=workers,
         triggerer_log_server_port=free_port(),
         base_env=base_env,
+        users=SUMS_CLIENTS,
     )
     with airflow:
-        yield airflow, airflow.wait_until_ready([DAG_ID, CSV_DAG_ID, USAGE_DAG_ID])
+        yield airflow, airflow.wait_until_ready([DAG_ID, CSV_DAG_ID, USAGE_DAG_ID, SUMS_DAG_ID])
 
 
 @pytest.fixture(scope="module")
@@ -408,6 +438,216 @@ def test_one_usage_ingest_spreads_its_ranges_over_both_workers_and_adds_the_mani
     assert outcome.exact, outcome
     assert not any(usage_incoming(state).glob("*.usage")), "processed files stayed in incoming"
     assert len(list((state / "usage" / "archive").glob("*.usage"))) == len(files)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One answer of ``/in-progress`` during the burst, between what the test knew before and after.
+
+    The count is read in one instant of the API server's that the test cannot share: it lies
+    after every POST answered before the call (their runs were committed before the 202) and
+    before every POST begun after the answer, and runs finished before the call were finished at
+    that instant too. So ``lowest <= in_progress <= highest`` must hold, whatever the timing.
+    """
+
+    answer: dict[str, int]
+    acknowledged_before: int  # POSTs answered 202 before the call
+    finished_before: int  # runs of the DAG finished before the call (metadata DB)
+    begun_after: int  # POSTs begun by the time the answer came back
+    finished_after: int  # runs finished once the answer came back
+
+    @property
+    def lowest(self) -> int:
+        return max(self.acknowledged_before - self.finished_after, 0)
+
+    @property
+    def highest(self) -> int:
+        return self.begun_after - self.finished_before
+
+
+@dataclass
+class SumsBurst:
+    """What the burst did: each client's task ids with their files, the answers, the samples."""
+
+    submitted: dict[str, dict[str, str]]  # client → {task id: location}
+    answers: dict[str, dict[str, Any]]  # task id → the final GET /tasks/{id}
+    listed: dict[str, dict[str, Any]]  # client → GET /tasks
+    samples: list[Sample]
+    after: dict[str, int]  # /in-progress once every task was finished
+    seconds: float
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def locations(self) -> dict[str, str]:
+        return {task_id: location for tasks in self.submitted.values() for task_id, location in tasks.items()}
+
+
+@pytest.fixture(scope="module")
+def sums_files(state: Path, s3_server: LocalS3) -> dict[str, Written]:
+    """Location → what summing it must give: four files under the shared local root, one on S3."""
+    root = sums_root(state)
+    (root / "in").mkdir(parents=True)
+    files = {
+        location: write_csv(root / location, rows=SUMS_ROWS, columns=columns, seed=seed)
+        for location, (columns, seed) in SUMS_FILES.items()
+    }
+    on_s3 = write_csv(state / "column_sums_s3.csv", rows=SUMS_ROWS, columns=22, seed=5)
+    create_bucket(S3_CONN_ID, SUMS_BUCKET)
+    s3_hook(S3_CONN_ID).get_conn().upload_file(on_s3.path, SUMS_BUCKET, SUMS_S3_KEY)
+    files[f"s3://{SUMS_BUCKET}/{SUMS_S3_KEY}"] = on_s3
+    return files
+
+
+@pytest.fixture(scope="module")
+def sums_burst(
+    airflow_cluster: tuple[LocalAirflow, AirflowApi],
+    usage_run: tuple[str, str],
+    sums_files: dict[str, Written],
+    databases: LocalPostgres,
+) -> SumsBurst:
+    """Every client POSTs its requests at once (a thread each) while the count is sampled; then
+    each waits for its tasks. Made once the other DAGs' runs are done, so the workers are the
+    burst's."""
+    airflow, _ = airflow_cluster
+    metadata = databases.conninfo(METADATA_DATABASE)
+    locations = list(sums_files)
+    posts = {"begun": 0, "acknowledged": 0}
+    lock = threading.Lock()
+    submitting = threading.Event()
+    burst = SumsBurst({}, {}, {}, [], {}, 0.0)
+
+    def submit(name: str) -> None:
+        client = ColumnSumsClient(airflow.url, name, SUMS_CLIENTS[name][1])
+        client.login()
+        mine: dict[str, str] = {}
+        for number in range(SUMS_PER_CLIENT):
+            location = locations[(number + int(name.removeprefix("client"))) % len(locations)]
+            with lock:
+                posts["begun"] += 1
+            mine[client.submit(location)] = location
+            with lock:
+                posts["acknowledged"] += 1
+        with burst._lock:
+            burst.submitted[name] = mine
+
+    def sample() -> None:
+        observer = ColumnSumsClient(airflow.url, ADMIN_USER, airflow.admin_password)
+        observer.login()
+        deadline = time.monotonic() + SUMS_TIMEOUT_S
+        with psycopg.connect(metadata, autocommit=True) as conn:
+            while submitting.is_set() or finished_runs(conn) < len(SUMS_CLIENTS) * SUMS_PER_CLIENT:
+                if time.monotonic() > deadline:
+                    return  # the burst's test says what was not finished
+                with lock:
+                    acknowledged = posts["acknowledged"]
+                finished = finished_runs(conn)
+                answer = observer.in_progress()
+                with lock:
+                    begun = posts["begun"]
+                burst.samples.append(Sample(answer, acknowledged, finished, begun, finished_runs(conn)))
+                # A pause between samples leaves the two cores to the workers; the bounds hold at any pace.
+                time.sleep(0.2)
+
+    started = time.monotonic()
+    submitting.set()
+    with ThreadPoolExecutor(max_workers=len(SUMS_CLIENTS) + 1) as pool:
+        sampler = pool.submit(sample)
+        clients = [pool.submit(submit, name) for name in SUMS_CLIENTS]
+        try:
+            for future in clients:
+                future.result(timeout=SUMS_TIMEOUT_S)
+        finally:
+            submitting.clear()
+        sampler.result(timeout=SUMS_TIMEOUT_S + 60)
+    burst.seconds = time.monotonic() - started
+    for name, tasks in burst.submitted.items():
+        client = ColumnSumsClient(airflow.url, name, SUMS_CLIENTS[name][1])
+        burst.answers |= {task_id: client.wait(task_id, timeout_s=SUMS_TIMEOUT_S) for task_id in tasks}
+        burst.listed[name] = client.my_tasks()
+    burst.after = ColumnSumsClient(airflow.url, ADMIN_USER, airflow.admin_password).in_progress()
+    log.info(
+        "%d requests in %.1f s, %d samples of the count",
+        len(burst.answers),
+        burst.seconds,
+        len(burst.samples),
+    )
+    return burst
+
+
+def test_a_burst_of_requests_from_five_clients_is_summed_exactly_once_each_on_both_workers(
+    airflow_cluster, sums_burst: SumsBurst, sums_files: dict[str, Written], databases
+) -> None:
+    airflow, _ = airflow_cluster
+    assert airflow.celery is not None
+    locations = sums_burst.locations
+    assert len(locations) == len(SUMS_CLIENTS) * SUMS_PER_CLIENT, "every POST got a task id of its own"
+
+    # Every task ended success with the exact sums of its own file.
+    for task_id, location in locations.items():
+        answer = sums_burst.answers[task_id]
+        assert (answer["state"], answer["location"]) == ("success", location), answer
+        assert sums_columns(answer["result"]) == expected_sums(sums_files[location]), task_id
+
+    # None lost, none run twice: one run per request and nothing else, one task instance each,
+    # which succeeded at its first try (no earlier try in the history), and one results row each.
+    with psycopg.connect(databases.conninfo(METADATA_DATABASE)) as conn:
+        runs = conn.execute("SELECT run_id, state FROM dag_run WHERE dag_id = %s", (SUMS_DAG_ID,)).fetchall()
+        instances = conn.execute(
+            "SELECT run_id, task_id, try_number, state, hostname FROM task_instance WHERE dag_id = %s",
+            (SUMS_DAG_ID,),
+        ).fetchall()
+        earlier_tries = conn.execute(
+            "SELECT count(*) FROM task_instance_history WHERE dag_id = %s", (SUMS_DAG_ID,)
+        ).fetchone()[0]
+    assert sorted(runs) == sorted((task_id, "success") for task_id in locations)
+    assert sorted(run_id for run_id, *_ in instances) == sorted(locations)
+    assert {(task, tries, state) for _, task, tries, state, _ in instances} == {("sum_file", 1, "success")}
+    assert earlier_tries == 0
+    with psycopg.connect(databases.conninfo(CELERY_DATABASE)) as conn:
+        stored = conn.execute("SELECT task_id, try_number FROM column_sums.results").fetchall()
+    assert sorted(stored) == sorted((task_id, 1) for task_id in locations)
+
+    # Both workers took some.
+    ran_on = Counter(hostname for *_, hostname in instances)
+    log.info("csv_column_sums tasks per worker: %s", dict(ran_on))
+    assert set(ran_on) == {airflow.celery.address(index) for index in range(WORKERS)}, ran_on
+
+    # Each client lists exactly its own requests.
+    for name, tasks in sums_burst.submitted.items():
+        listed = sums_burst.listed[name]
+        assert listed["total_entries"] == SUMS_PER_CLIENT, name
+        assert {task["task_id"]: task["state"] for task in listed["tasks"]} == dict.fromkeys(tasks, "success")
+
+
+def test_the_in_progress_count_sampled_during_the_burst_is_within_what_was_submitted_and_finished(
+    sums_burst: SumsBurst,
+) -> None:
+    samples = sums_burst.samples
+    assert samples, "the count was never sampled"
+    for sample in samples:
+        answer = sample.answer
+        assert answer["in_progress"] == answer["queued"] + answer["running"], sample
+        assert sample.lowest <= answer["in_progress"] <= sample.highest, sample
+    # The samples saw the burst, not only its end: some requests were in progress at a sample.
+    assert max(sample.answer["in_progress"] for sample in samples) > 0
+    assert sums_burst.after == {"queued": 0, "running": 0, "in_progress": 0}
+
+
+def finished_runs(conn: psycopg.Connection) -> int:
+    return conn.execute(
+        "SELECT count(*) FROM dag_run WHERE dag_id = %s AND state IN ('success', 'failed')", (SUMS_DAG_ID,)
+    ).fetchone()[0]
+
+
+def expected_sums(written: Written) -> list[tuple[str, str, int, int, int]]:
+    return [(c.name, c.sum, c.numeric, c.blank, c.non_numeric) for c in written.expected]
+
+
+def sums_columns(result: dict[str, Any]) -> list[tuple[str, str, int, int, int]]:
+    return [
+        (c["name"], c["sum"], c["numeric_cells"], c["blank_cells"], c["non_numeric_cells"])
+        for c in result["columns"]
+    ]
 
 
 def test_the_warehouse_holds_what_a_local_run_writes(celery_runs, local_run, databases, state) -> None:

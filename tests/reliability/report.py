@@ -68,15 +68,32 @@ RELAY_COLUMNS = (
     "Duplicates the receiver dropped",
     "Generator's ticks during the fault",
 )
+# The column sums' table: what a request must get is one right answer, so requests against
+# answers, the downloads resumed and the tries Airflow recorded.
+SUMS_COLUMNS = (
+    "Fault",
+    "Ran under",
+    "How it was injected",
+    "What the pipeline did",
+    "Requests",
+    "Right answers",
+    "Wrong",
+    "Lost",
+    "Results rows per request",
+    "Resumed downloads",
+    "Task tries",
+)
 HARNESS, AIRFLOW, BOTH = "harness", "Airflow", "both"
 CSV_PIPELINE = "csv_folder_import"
 USAGE_PIPELINE = "usage_files_ingest"
 RELAY_PIPELINE = "user_profiles_relay"
-PIPELINES = (CSV_PIPELINE, USAGE_PIPELINE, RELAY_PIPELINE)
+SUMS_PIPELINE = "csv_column_sums"
+PIPELINES = (CSV_PIPELINE, USAGE_PIPELINE, RELAY_PIPELINE, SUMS_PIPELINE)
 
 INTRO = """\
 # Reliability: the fault tables of `learning_platform_etl`, [`csv_folder_import`](#csv_folder_import), \
-[`usage_files_ingest`](#usage_files_ingest) and [`user_profiles_relay`](#user_profiles_relay)
+[`usage_files_ingest`](#usage_files_ingest), [`user_profiles_relay`](#user_profiles_relay) and \
+[`csv_column_sums`](#csv_column_sums)
 
 Each row is one test of `tests/reliability/` (`test_faults.py`; landing retention's in
 `test_landing_retention_faults.py`). It runs a day of the DAG task by
@@ -208,6 +225,34 @@ exactly the in-range profiles, or when `sent_at` is not after `processed_at`, so
 means every row below reads 0 / 0 / 0.
 """
 
+SUMS_INTRO = """## csv_column_sums
+
+Each row is one test of `tests/reliability/test_column_sums_faults.py`. The storage rows run the
+task's body (`include.column_sums.tasks.sum_file`, what the DAG's task calls) against a real
+PostgreSQL and the real S3 server (moto), through an HTTP proxy that cuts bodies half-way, resets
+connections mid-body and answers 503 SlowDown and 500 InternalError, with the connection's own
+client retries (the Amazon provider's default). The rows about Airflow ran under Airflow itself:
+one deployment (api-server with the `/column-sums` plugin, scheduler, dag-processor, triggerer,
+the LocalExecutor, PostgreSQL metadata), the DAG as deployed with its retries (1 s apart here),
+requests made through Airflow's REST API or the plugin's. To strike mid-read whatever the
+machine's speed, the proxy holds a GET after half its body until the test releases it (then the
+body is cut); the test acts once the proxy holds the reader, never after a sleep. Every file is
+made by the generator (`devservices/csv_columns.py`), whose expected sums and cell counts come
+from its own choices:
+
+- **right answers**: requests answered with every 10th column's exact sum and cell counts, the
+  rows and bytes read equal to the file's (or, for a file replaced during the read, the problem
+  `source_changed`, never sums of the two versions);
+- **wrong**: a stored answer that is not the right one; **lost**: a request with none;
+- **results rows per request**: rows of `column_sums.results` each request left (one: a retry
+  replaces its row);
+- **resumed downloads**: ranged GETs after a cut, each from the last byte received (checked
+  against the proxy's log of every GET's `Range` and the bytes it sent);
+- **task tries**: the try numbers Airflow recorded (harness rows: one try of the body).
+
+A test fails on anything but every answer right and one row per request.
+"""
+
 RERUN = """\
 ## How to rerun it
 
@@ -215,9 +260,10 @@ RERUN = """\
 make reliability   # runs tests/reliability, then rewrites this file from their output
 ```
 
-The harness's rows (the flagship's, `csv_folder_import`'s, `usage_files_ingest`'s and
-`user_profiles_relay`'s) and the executor's scheduled, SIGKILL and quality-gate rows also run in
-`make test`; the executor's other rows only here.
+The harness's rows (the flagship's, `csv_folder_import`'s, `usage_files_ingest`'s,
+`user_profiles_relay`'s and `csv_column_sums`') and the executor's scheduled, SIGKILL and
+quality-gate rows also run in `make test`, as do `csv_column_sums`' rows under Airflow; the
+executor's other rows only here.
 The table the tests write lands in `.local/test-artifacts/reliability/faults.json`.
 """
 
@@ -275,9 +321,12 @@ def render(rows: list[dict[str, Any]], *, generated: str) -> str:
 
 def section(pipeline: str, rows: list[dict[str, Any]]) -> list[str]:
     """The lines of ``pipeline``'s section (``## <pipeline>``, its intro and its table)."""
-    return {CSV_PIPELINE: _csv_section, USAGE_PIPELINE: _usage_section, RELAY_PIPELINE: _relay_section}[
-        pipeline
-    ](rows)
+    return {
+        CSV_PIPELINE: _csv_section,
+        USAGE_PIPELINE: _usage_section,
+        RELAY_PIPELINE: _relay_section,
+        SUMS_PIPELINE: _sums_section,
+    }[pipeline](rows)
 
 
 def replace_section(document: str, pipeline: str, rows: list[dict[str, Any]]) -> str:
@@ -336,6 +385,31 @@ def _relay_section(rows: list[dict[str, Any]]) -> list[str]:
                     row["out_of_range_sent"],
                     row["duplicates_dropped"],
                     row["ticks"],
+                )
+                for row in rows
+            ),
+        ),
+    ]
+
+
+def _sums_section(rows: list[dict[str, Any]]) -> list[str]:
+    return [
+        SUMS_INTRO,
+        *_table(
+            SUMS_COLUMNS,
+            (
+                (
+                    row["fault"],
+                    AIRFLOW if row["ran_under"] == "airflow" else HARNESS,
+                    row["injection"],
+                    row["behaviour"],
+                    row["requests"],
+                    row["right"],
+                    row["wrong"],
+                    row["lost"],
+                    row["rows_per_request"],
+                    row["resumes"],
+                    row["tries"],
                 )
                 for row in rows
             ),

@@ -3,7 +3,8 @@
 :class:`FaultyS3Proxy` passes every request to the server as it came and its answer back, except
 the GETs of one object, on which it plays a queue of faults: a body cut mid-way (status and
 headers whole, ``Content-Length`` the full body's, then half the body and the connection closed,
-as when a network drops a download) or stalled, a connection reset mid-body, a 500
+as when a network drops a download) or stalled (held until the test releases it: a reader held
+mid-file for as long as the test needs, whatever the machine's speed), a connection reset mid-body, a 500
 InternalError, a 503 SlowDown or a 403 AccessDenied (S3's own XML error bodies). It records
 every GET of that object with its ``Range`` and how many body bytes went back.
 """
@@ -29,7 +30,7 @@ HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "te", "trailer",
 class Fault(enum.Enum):
     CUT = "the body stops half-way and the connection closes"
     RESET = "half the body, then a TCP reset"
-    STALL = "half the body, then silence until the proxy stops"
+    STALL = "half the body, then silence until released (then the connection closes) or the proxy stops"
     INTERNAL_ERROR = "500 InternalError"
     SLOW_DOWN = "503 SlowDown"
     ACCESS_DENIED = "403 AccessDenied"
@@ -74,7 +75,10 @@ class FaultyS3Proxy:
         self._faults: deque[Fault] = deque()
         self._forever: Fault | None = None
         self.gets: list[Get] = []
-        self._stopping = threading.Event()  # releases the stalled answers
+        self._stopping = threading.Event()  # releases the stalled answers for good
+        self._released = threading.Event()  # releases the answers stalled so far (see release())
+        self._stalled = threading.Condition(self._lock)
+        self.stalled = 0  # answers that have sent half their body and wait to be released
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         # A short poll: stopping the proxy after each test should not cost half a second.
@@ -90,6 +94,20 @@ class FaultyS3Proxy:
             self._path = f"/{bucket}/{key}"
             self._faults = deque(faults)
             self._forever = faults[-1] if forever and faults else None
+
+    def wait_until_stalled(self, count: int = 1, timeout_s: float = 60) -> None:
+        """Wait until ``count`` STALL answers hold their readers (half the body sent, flushed)."""
+        with self._stalled:
+            if not self._stalled.wait_for(lambda: self.stalled >= count, timeout=timeout_s):
+                raise TimeoutError(f"{self.stalled} of {count} stalled answers after {timeout_s:.0f} s")
+
+    def release(self) -> None:
+        """End every answer stalled so far: each closes its connection, a cut body to its reader.
+        A STALL played after this holds its reader again."""
+        with self._lock:
+            released, self._released = self._released, threading.Event()
+            self.stalled = 0
+        released.set()
 
     def _next_fault(self, method: str, path: str) -> Fault | None:
         with self._lock:
@@ -107,6 +125,7 @@ class FaultyS3Proxy:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self._stopping.set()
+        self._released.set()
         self._server.shutdown()
         self._server.server_close()
 
@@ -155,8 +174,13 @@ class FaultyS3Proxy:
                 self.wfile.write(data[:sent])
                 self.wfile.flush()
                 if fault is Fault.STALL:
-                    # Headers and half the body, then nothing: only the client's read timeout ends it.
-                    proxy._stopping.wait()
+                    # Headers and half the body, then nothing until released (or the client's read
+                    # timeout gives up first).
+                    with proxy._stalled:
+                        released = proxy._released
+                        proxy.stalled += 1
+                        proxy._stalled.notify_all()
+                    released.wait()
                 if fault is Fault.RESET:
                     # Linger 0: the close sends RST, not FIN, as a dropped NAT entry or a crashed peer.
                     self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))

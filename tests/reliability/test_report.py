@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.reliability.report import INTRO, RELAY_PIPELINE, RERUN, replace_section
+from tests.reliability.report import INTRO, RELAY_PIPELINE, RERUN, SUMS_PIPELINE, replace_section
 
 OLD = """\
 # Reliability: an old title
@@ -63,3 +63,28 @@ def test_a_section_rewritten_again_replaces_the_old_one() -> None:
     assert twice.count("## user_profiles_relay") == 1
     assert "receiver down" not in twice
     assert twice == replace_section(OLD, RELAY_PIPELINE, [relay_row("PostgreSQL restarted")])
+
+
+def test_the_column_sums_section_says_where_each_row_ran_and_follows_the_others() -> None:
+    row = {
+        "pipeline": SUMS_PIPELINE,
+        "ran_under": "airflow",
+        "fault": "worker killed",
+        "injection": "how",
+        "behaviour": "what",
+        "requests": 1,
+        "right": 1,
+        "wrong": 0,
+        "lost": 0,
+        "rows_per_request": "1",
+        "resumes": 0,
+        "tries": "sum_file 2",
+    }
+    with_relay = replace_section(OLD, RELAY_PIPELINE, [relay_row("receiver down")])
+
+    document = replace_section(with_relay, SUMS_PIPELINE, [row, {**row, "ran_under": "harness"}])
+
+    assert document.index("## user_profiles_relay") < document.index("## csv_column_sums")
+    assert "| worker killed | Airflow | how | what | 1 | 1 | 0 | 0 | 1 | 0 | sum_file 2 |" in document
+    assert "| worker killed | harness | how | what | 1 | 1 | 0 | 0 | 1 | 0 | sum_file 2 |" in document
+    assert document.endswith(RERUN)
