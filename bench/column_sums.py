@@ -655,8 +655,10 @@ def _where_the_time_goes(disk: list[dict[str, Any]], s3: list[dict[str, Any]]) -
         f"{engine['cpu_s'] / engine['wall_s']:.1f} cores on average. Per CPU second ours is "
         f"{ours['cpu_s'] / engine['cpu_s']:.2f}x the engine; the wall-time gap is mostly the second core. "
         f"With a worker process per core (`ours_processes`) ours took {processes['wall_s']:.2f} s for "
-        f"{processes['cpu_s']:.1f} CPU s: on these two cores, shared with the benchmark and other work, the "
-        "reading process and the hand-over of blocks to the workers eat what the second core gives.",
+        f"{processes['cpu_s']:.1f} CPU s (one process: {ours['wall_s']:.2f} s, {ours['cpu_s']:.1f} CPU s). "
+        "Where the extra CPU goes (the reading process, blocks pickled to the workers, their start-up) "
+        "is not broken down here; on two cores shared with the benchmark and other work, it takes what "
+        "the second core gives.",
         "",
         f"**Memory.** Ours peaks at {ours['peak_rss_mb']:.0f} MB at {disk[-1]['rows']:,} rows and "
         f"{small['ours']['peak_rss_mb']:.0f} MB at {disk[0]['rows']:,}: it holds a few 1 MiB blocks, never "
@@ -666,10 +668,10 @@ def _where_the_time_goes(disk: list[dict[str, Any]], s3: list[dict[str, Any]]) -
         "",
         f"**S3.** At {s3[-1]['rows']:,} rows ours read and summed {remote['ours']['mb_per_s']:.0f} MB/s from "
         f"the local S3 server against {ours['mb_per_s']:.0f} MB/s from disk; the engines: {remote_engines} "
-        f"(the fastest from S3: {remote_fastest}). An engine's CPU seconds barely change from disk to "
-        "S3, so where its wall time grows it was waiting for the server, which serves every request "
-        "with Python on the same two cores: the S3 figures rank the lanes against this server, not "
-        "against AWS.",
+        f"(the fastest from S3: {remote_fastest}). Where a lane's wall time grows from disk to S3 far more "
+        "than its CPU seconds, it was waiting for the server, which answers every request in Python on "
+        "the same two cores and is slower with many ranged GETs than with one stream: the S3 figures "
+        "rank the lanes against this server, not against AWS.",
         "",
     ]
 
