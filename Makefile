@@ -10,7 +10,7 @@ RUN_ARGS_learning_platform_etl = --date $(DATE) $(if $(filter 1 true,$(TEST_MODE
 # How many profiles `make run DAG=user_profiles_relay` generates: required, no default.
 RUN_ARGS_user_profiles_relay = $(if $(COUNT),--count $(COUNT))
 
-.PHONY: help setup run airflow airflow-cli test reliability lint format lock simulator bench bench-csv bench-usage bench-profiles
+.PHONY: help setup run airflow airflow-cli test reliability lint format lock simulator bench bench-csv bench-usage bench-profiles bench-sums
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' \
@@ -52,6 +52,9 @@ bench-usage: setup ## usage_files_ingest on 100 MB and 2 GB of usage files, vs D
 
 bench-profiles: setup ## user_profiles_relay: 5,000 profiles at interval 0 and 40 at 0.5 s, vs the seed's multiprocessing queues (ARGS=--quick|--write-docs)
 	$(VENV_PYTHON) -m bench.user_profiles $(ARGS)
+
+bench-sums: setup ## csv_column_sums' compute on 300k and 3M rows from disk and S3 (moto), vs DuckDB, Polars, PyArrow, pandas (ARGS=--quick|--write-docs)
+	$(VENV_PYTHON) -m bench.column_sums $(ARGS)
 
 lint: ## ruff: lint and formatting check
 	@scripts/bootstrap.sh
