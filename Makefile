@@ -10,7 +10,7 @@ RUN_ARGS_learning_platform_etl = --date $(DATE) $(if $(filter 1 true,$(TEST_MODE
 # How many profiles `make run DAG=user_profiles_relay` generates: required, no default.
 RUN_ARGS_user_profiles_relay = $(if $(COUNT),--count $(COUNT))
 
-.PHONY: help setup run airflow airflow-cli test reliability lint format lock simulator bench bench-csv bench-usage bench-profiles bench-sums
+.PHONY: help setup run airflow airflow-cli test reliability lint format lock simulator bench bench-csv bench-usage bench-profiles bench-sums bench-sums-rest
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' \
@@ -55,6 +55,9 @@ bench-profiles: setup ## user_profiles_relay: 5,000 profiles at interval 0 and 4
 
 bench-sums: setup ## csv_column_sums' compute on 300k and 3M rows from disk and S3 (moto), vs DuckDB, Polars, PyArrow, pandas (ARGS=--quick|--write-docs)
 	$(VENV_PYTHON) -m bench.column_sums $(ARGS)
+
+bench-sums-rest: setup ## csv_column_sums through its REST API on a local Airflow: the whole request vs the compute, answers' p95 while tasks run (ARGS=--quick|--write-docs)
+	$(VENV_PYTHON) -m bench.column_sums_rest $(ARGS)
 
 lint: ## ruff: lint and formatting check
 	@scripts/bootstrap.sh
