@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import secrets
 import shutil
 import time
@@ -42,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from devservices.airflow_cluster import AirflowApi, LocalAirflow
+from devservices.environment import environment_without
 from devservices.postgres import HOST, LocalPostgres, free_port
 from devservices.simulator.process import SimulatorProcess
 from devservices.smtp_sink import SmtpSink
@@ -119,7 +119,7 @@ def _run_dag(
     with SmtpSink(home / "outbox") as outbox:
         airflow = LocalAirflow(
             home=home,
-            metadata_url=server.url(METADATA_DATABASE).replace("postgresql://", "postgresql+psycopg2://", 1),
+            metadata_url=server.airflow_metadata_url(METADATA_DATABASE),
             admin_password=secrets.token_urlsafe(16),
             api_port=free_port(),
             worker_log_server_port=free_port(),
@@ -152,11 +152,7 @@ def _run_dag(
 def _base_env(server: LocalPostgres, simulator: SimulatorProcess, smtp_port: int) -> dict[str, str]:
     """Every component's environment: connections and variables as in ``make airflow``'s .env."""
     # Whatever Airflow or local-service settings the caller's shell holds are not this Airflow's.
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("AIRFLOW", "START_LOCAL", "SIMULATOR_"))
-    }
+    env = environment_without()
     warehouse = {
         "conn_type": "postgres",
         "host": HOST,

@@ -28,6 +28,16 @@ def load_settings(root: Path = PROJECT_ROOT) -> None:
         os.environ["AIRFLOW_HOME"] = str(root / home)
 
 
+# What a shell's .env says about Airflow and the local services. A test or benchmark that starts
+# an Airflow of its own gives it its own settings and must not inherit these.
+LOCAL_SETTINGS = ("AIRFLOW", "START_LOCAL", "SIMULATOR_")
+
+
+def environment_without(prefixes: tuple[str, ...] = LOCAL_SETTINGS) -> dict[str, str]:
+    """This process's environment without the variables whose names start with ``prefixes``."""
+    return {key: value for key, value in os.environ.items() if not key.startswith(prefixes)}
+
+
 def flag(name: str) -> bool:
     return os.environ.get(name, "0").strip().lower() in {"1", "true", "yes", "on"}
 

@@ -154,7 +154,7 @@ def metadata_url(local_postgres: LocalPostgres | None, database: str = METADATA_
             "or AIRFLOW__DATABASE__SQL_ALCHEMY_CONN to a PostgreSQL URL."
         )
     local_postgres.create_database(database)
-    return local_postgres.url(database).replace("postgresql://", "postgresql+psycopg2://", 1)
+    return local_postgres.airflow_metadata_url(database)
 
 
 if __name__ == "__main__":

@@ -339,6 +339,10 @@ class LocalPostgres:
             credentials += ":" + quote(self.password, safe="")
         return f"postgresql://{credentials}@{HOST}:{self.port}/{quote(dbname, safe='')}"
 
+    def airflow_metadata_url(self, dbname: str) -> str:
+        """``url(dbname)`` with the driver Airflow's metadata connection uses (psycopg2)."""
+        return self.url(dbname).replace("postgresql://", "postgresql+psycopg2://", 1)
+
     # --- internals --------------------------------------------------------------------------
 
     def _admin_connection(self, dbname: str = "postgres") -> psycopg.Connection[tuple[Any, ...]]:

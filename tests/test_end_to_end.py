@@ -10,7 +10,6 @@ from __future__ import annotations
 import email
 import email.policy
 import json
-import os
 import re
 import shutil
 import socket
@@ -24,7 +23,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from devservices.environment import PROJECT_ROOT, airflow_environment
+from devservices.environment import PROJECT_ROOT, airflow_environment, environment_without
 from devservices.postgres import LocalPostgres, free_port
 from devservices.smtp_sink import SmtpSink
 from tests.conftest import CLIENT, CLIENT_KEY, PIPELINE_PASSWORD, PIPELINE_ROLE
@@ -72,11 +71,7 @@ def received(outbox: Path) -> list[EmailMessage]:
 def run_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     state = tmp_path_factory.mktemp("local_run")
     db_port, api_port, smtp_port = free_port(), free_port(), free_port()
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("AIRFLOW", "START_LOCAL", "SIMULATOR_"))
-    }
+    env = environment_without()
     env.update(
         {
             "PIPELINES_LOCAL_DIR": str(state),
@@ -112,11 +107,7 @@ def warehouse_run_environment(
     The cluster the runs leave in ``state`` is destroyed on the way out.
     """
     db_port, smtp_port = free_port(), free_port()
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("AIRFLOW", "START_LOCAL", "SIMULATOR_"))
-    }
+    env = environment_without()
     warehouse = warehouse_connection(db_port, "warehouse", db_password)
     env.update(
         {

@@ -31,7 +31,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from devservices.airflow_cluster import ADMIN_USER, AirflowApi
 from devservices.column_sums_demo import sample
-from devservices.environment import PROJECT_ROOT
+from devservices.environment import PROJECT_ROOT, environment_without
 from devservices.local_airflow import SUMS_SAMPLE_COLUMNS, SUMS_SAMPLE_ROWS
 from devservices.postgres import LocalPostgres, free_port
 from tests.test_end_to_end import api_connection, smtp_connection, warehouse_connection
@@ -87,7 +87,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     state = tmp_path_factory.mktemp("make_airflow")
     ui_port, db_port, api_port, smtp_port = free_port(), free_port(), free_port(), free_port()
     receiver_port = free_port()
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("AIRFLOW", "START_LOCAL"))}
+    env = environment_without(("AIRFLOW", "START_LOCAL"))  # make airflow reads SIMULATOR_*
     env.update(
         {
             "PIPELINES_LOCAL_DIR": str(state),

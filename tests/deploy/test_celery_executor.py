@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import shutil
 import socket
@@ -42,7 +41,7 @@ from devservices.airflow_cluster import ADMIN_USER, AirflowApi, CeleryWorkers, L
 from devservices.column_sums_client import ColumnSumsClient
 from devservices.csv_columns import Written, write_csv
 from devservices.energy_certificates import generate
-from devservices.environment import PROJECT_ROOT, airflow_environment
+from devservices.environment import PROJECT_ROOT, airflow_environment, environment_without
 from devservices.postgres import LocalPostgres, free_port
 from devservices.redis_server import LocalRedis
 from devservices.s3_server import LocalS3, create_bucket, s3_hook
@@ -159,11 +158,7 @@ def base_env(
     databases: LocalPostgres, simulator: SimulatorServer, outbox: SmtpSink, state: Path, s3_server: LocalS3
 ) -> dict[str, str]:
     """What every Airflow process gets, the Celery deployment's and the local run's alike."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("AIRFLOW", "START_LOCAL", "SIMULATOR_"))
-    }
+    env = environment_without()
     env.update(
         {
             "AIRFLOW_CONN_LEARNING_PLATFORM_DB": warehouse_connection(
@@ -247,7 +242,7 @@ def airflow_cluster(
     state: Path,
     local_run: Future[int],
 ) -> Iterator[tuple[LocalAirflow, AirflowApi]]:
-    metadata_url = databases.url(METADATA_DATABASE).replace("postgresql://", "postgresql+psycopg2://", 1)
+    metadata_url = databases.airflow_metadata_url(METADATA_DATABASE)
     workers = CeleryWorkers(
         broker_url=broker.url, count=WORKERS, concurrency=2, first_log_server_port=free_ports(WORKERS)
     )

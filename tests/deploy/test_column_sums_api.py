@@ -85,7 +85,7 @@ def service(
         )
         airflow = LocalAirflow(
             home=state / "airflow",
-            metadata_url=postgres_server.url(metadata).replace("postgresql://", "postgresql+psycopg2://", 1),
+            metadata_url=postgres_server.airflow_metadata_url(metadata),
             admin_password=ADMIN_PASSWORD,
             api_port=free_port(),
             worker_log_server_port=free_port(),

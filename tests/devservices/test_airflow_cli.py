@@ -7,7 +7,6 @@ and ports, as a newcomer would run it: no AIRFLOW_HOME, no migrated metadata dat
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 from collections.abc import Iterator
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from devservices.environment import PROJECT_ROOT
+from devservices.environment import LOCAL_SETTINGS, PROJECT_ROOT, environment_without
 from devservices.postgres import LocalPostgres, free_port
 from devservices.smtp_sink import SmtpSink
 from tests.test_end_to_end import api_connection, port_is_closed, smtp_connection, warehouse_connection
@@ -30,11 +29,7 @@ DB_PASSWORD = "cli-password"
 def cli_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     state = tmp_path_factory.mktemp("airflow_cli")
     db_port, api_port, smtp_port = free_port(), free_port(), free_port()
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("AIRFLOW", "START_LOCAL", "LOCAL_AIRFLOW", "SIMULATOR_"))
-    }
+    env = environment_without((*LOCAL_SETTINGS, "LOCAL_AIRFLOW"))
     env.update(
         {
             "PIPELINES_LOCAL_DIR": str(state),

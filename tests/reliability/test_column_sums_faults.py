@@ -40,6 +40,7 @@ import requests
 from devservices.airflow_cluster import ADMIN_USER, AirflowApi, LocalAirflow
 from devservices.column_sums_client import URL_PREFIX, ColumnSumsClient
 from devservices.csv_columns import Written, write_csv
+from devservices.environment import environment_without
 from devservices.postgres import LocalPostgres, free_port
 from devservices.s3_server import LocalS3, create_bucket, s3_hook
 from include.column_sums import results, tasks
@@ -297,11 +298,7 @@ def sums_airflow(
     for name in (WAREHOUSE, METADATA):
         cluster.drop_database(name)
         cluster.create_database(name)
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("AIRFLOW", "START_LOCAL", "SIMULATOR_"))
-    }
+    env = environment_without()
     with FaultyS3Proxy(s3_server.endpoint_url) as proxy:
         env |= {
             "AIRFLOW_CONN_WAREHOUSE_DB": warehouse_connection(cluster.port, WAREHOUSE, str(cluster.password)),
@@ -316,7 +313,7 @@ def sums_airflow(
         }
         airflow = LocalAirflow(
             home=state / "airflow",
-            metadata_url=cluster.url(METADATA).replace("postgresql://", "postgresql+psycopg2://", 1),
+            metadata_url=cluster.airflow_metadata_url(METADATA),
             admin_password=ADMIN_PASSWORD,
             api_port=free_port(),
             worker_log_server_port=free_port(),

@@ -39,6 +39,7 @@ import psycopg
 import pytest
 
 from devservices.airflow_cluster import AirflowApi, LocalAirflow
+from devservices.environment import environment_without
 from devservices.postgres import LocalPostgres, free_port
 from devservices.simulator import SimulatorServer
 from devservices.smtp_sink import SmtpSink
@@ -172,11 +173,7 @@ def executor(
     with psycopg.connect(warehouse) as conn:
         migrate_schema(conn)
     with SmtpSink(state / "outbox") as sink:
-        env = {
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith(("AIRFLOW", "START_LOCAL", "SIMULATOR_"))
-        }
+        env = environment_without()
         env |= {
             "AIRFLOW_CONN_LEARNING_PLATFORM_DB": warehouse_connection(
                 cluster.port, WAREHOUSE, str(cluster.password)
@@ -188,7 +185,7 @@ def executor(
         }
         airflow = LocalAirflow(
             home=state / "airflow",
-            metadata_url=cluster.url(METADATA).replace("postgresql://", "postgresql+psycopg2://", 1),
+            metadata_url=cluster.airflow_metadata_url(METADATA),
             admin_password=ADMIN_PASSWORD,
             api_port=free_port(),
             worker_log_server_port=free_port(),

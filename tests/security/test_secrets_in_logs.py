@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import secrets
 import ssl
 import subprocess
@@ -39,7 +38,7 @@ import pytest
 import trustme
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from devservices.environment import PROJECT_ROOT
+from devservices.environment import PROJECT_ROOT, environment_without
 from devservices.postgres import LocalPostgres, free_port
 from devservices.smtp_sink import AnyPortController, OutboxHandler
 from include.common.http import RetryPolicy
@@ -169,11 +168,7 @@ def secret_run(
     state = tmp_path_factory.mktemp("secret_run")
     db_port, api_port = free_port(), free_port()
     google_key = service_account_info(token_uri=token_endpoint)
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("AIRFLOW", "START_LOCAL", "SIMULATOR_"))
-    }
+    env = environment_without()
     smtp_extra = {"disable_ssl": True, "from_email": SMTP_LOGIN, "timeout": 10}
     env.update(
         {
