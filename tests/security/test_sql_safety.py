@@ -10,6 +10,9 @@ A static check of ``include/`` (no database needed), closed-world: every ``.exec
 - psycopg composition: ``sql.SQL(<literal>)``, its ``.format()`` / ``.join()`` with only
   ``sql.Identifier``, ``sql.Literal``, ``sql.Placeholder`` or other such compositions, and
   ``sql.Composed([...])`` of them;
+- a SQLAlchemy Core statement: ``sqlalchemy.select(...)`` and its builder methods (``where``,
+  ``order_by`` …), which bind every value as a parameter and take names from ORM models (the REST
+  API's reads of Airflow's own metadata); ``sqlalchemy.text()`` is not among them;
 - a variable or a function parameter whose every assignment or every call site (in the same
   module) passes one of the above.
 
@@ -40,6 +43,21 @@ INCLUDE = PROJECT_ROOT / "include"
 SQL_CALLS = frozenset({"execute", "executemany", "copy", "stream"})
 PSYCOPG_SQL = "psycopg.sql"
 QUOTED_PARTS = frozenset({f"{PSYCOPG_SQL}.{name}" for name in ("Identifier", "Literal", "Placeholder")})
+SQLALCHEMY_SELECT = "sqlalchemy.select"
+SQLALCHEMY_BUILDERS = frozenset(
+    {
+        "where",
+        "filter",
+        "order_by",
+        "group_by",
+        "having",
+        "limit",
+        "offset",
+        "select_from",
+        "join",
+        "distinct",
+    }
+)
 SQL_FILE_LOADERS = re.compile(r"include\.common\.postgres\.read_sql|include\.\w+\.warehouse\.sql")
 
 FunctionNode = ast.FunctionDef | ast.AsyncFunctionDef
@@ -142,7 +160,7 @@ class StatementChecker:
             if self._from_sql_glob(func.value, seen):
                 return None
             return "read_text() of a file not globbed as *.sql"
-        if self._is_composition(node, seen):
+        if self._is_composition(node, seen) or self._is_sqlalchemy_statement(node, seen):
             return None
         if isinstance(func, ast.Attribute) and func.attr == "format":
             return "str.format() builds the SQL (use sql.SQL(...).format with sql.Identifier/Literal)"
@@ -171,6 +189,25 @@ class StatementChecker:
                 return len(node.args) == 1 and self._all_composed(node.args[0], seen)
             parts = [*node.args, *(kw.value for kw in node.keywords)]
             return all(self._is_composition(part, seen) for part in parts)
+        return False
+
+    def _is_sqlalchemy_statement(self, node: ast.expr, seen: set[int]) -> bool:
+        """``sqlalchemy.select(...)``, possibly refined by builder methods, directly or through names."""
+        if id(node) in seen and isinstance(node, ast.Name):
+            return True  # ``query = query.where(...)``: the name's other bindings decide
+        seen = seen | {id(node)}
+        if isinstance(node, ast.Name):
+            bindings = self._bindings(node)
+            return bool(bindings) and all(
+                isinstance(value, ast.expr) and self._is_sqlalchemy_statement(value, seen)
+                for value in bindings
+            )
+        if not isinstance(node, ast.Call):
+            return False
+        if self._qualified(node.func) == SQLALCHEMY_SELECT:
+            return True
+        if isinstance(node.func, ast.Attribute) and node.func.attr in SQLALCHEMY_BUILDERS:
+            return self._is_sqlalchemy_statement(node.func.value, seen)
         return False
 
     def _all_composed(self, node: ast.expr, seen: set[int]) -> bool:
@@ -358,6 +395,7 @@ def test_sql_files_use_named_placeholders_only(path: Path) -> None:
 
 PREAMBLE = """
 from psycopg import sql
+from sqlalchemy import select, text
 from include.learning_platform.warehouse import sql as statement
 """
 
@@ -380,6 +418,8 @@ from include.learning_platform.warehouse import sql as statement
         ('def f(cur, v):\n    cur.execute(sql.SQL("SELECT {}").format(v))', "format()"),
         ('def f(cur, rows):\n    with cur.copy("COPY t FROM STDIN " + rows):\n        pass', "concatenation"),
         ("def f(cur, p):\n    cur.execute(p.read_text())", "not globbed as *.sql"),
+        ('def f(session, t):\n    session.execute(text(f"SELECT * FROM {t}"))', "not proven safe"),
+        ('def f(session, q):\n    session.execute(select(q).where(q).union(f"{q}"))', "not proven safe"),
     ],
 )
 def test_the_statement_check_refuses_sql_built_from_values(snippet: str, expected: str) -> None:
@@ -401,6 +441,9 @@ def test_the_statement_check_refuses_sql_built_from_values(snippet: str, expecte
         "        text = path.read_text()\n        cur.execute(text)",
         "def run(cur, q):\n    cur.execute(q)\n\ndef g(cur):\n    run(cur, statement('delete_raw'))",
         "import shutil\n\ndef f(a, b):\n    shutil.copy(a, b)",
+        "def f(session, model, v):\n    query = select(model).where(model.a == v)\n"
+        "    if v:\n        query = query.where(model.b == v)\n"
+        "    session.execute(query.order_by(model.a).limit(5))",
     ],
 )
 def test_the_statement_check_accepts_literals_files_and_quoted_compositions(snippet: str) -> None:
