@@ -19,7 +19,7 @@ from pathlib import Path
 
 from devservices.csv_columns import ExpectedColumn, Written, write_csv
 from devservices.local_services import LOCAL_DIR
-from devservices.s3_server import DUMMY_KEY_PAIR, REGION, LocalS3
+from devservices.s3_server import LocalS3
 from include.column_sums.settings import DEFAULT_CONN_ID, SETTINGS_VARIABLE
 
 VARIABLE_ENV = f"AIRFLOW_VAR_{SETTINGS_VARIABLE.upper()}"
@@ -65,15 +65,7 @@ def serve_from_s3(server: LocalS3, path: Path, key: str | None = None) -> str:
     Through boto3 itself, not the Amazon provider's hook: importing Airflow here would take over
     this process's logging and stdout, which the demo's report is printed to.
     """
-    import boto3
-
-    client = boto3.client(
-        "s3",
-        endpoint_url=server.endpoint_url,
-        region_name=REGION,
-        aws_access_key_id=DUMMY_KEY_PAIR[0],
-        aws_secret_access_key=DUMMY_KEY_PAIR[1],
-    )
+    client = server.boto3_client()
     buckets = {bucket["Name"] for bucket in client.list_buckets().get("Buckets", [])}
     if BUCKET not in buckets:
         client.create_bucket(Bucket=BUCKET)

@@ -54,6 +54,18 @@ class LocalS3:
             "extra": {"endpoint_url": self.endpoint_url, "region_name": REGION},
         }
 
+    def boto3_client(self) -> Any:
+        """A plain boto3 S3 client of this server: for callers that must not import Airflow."""
+        import boto3
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            region_name=REGION,
+            aws_access_key_id=DUMMY_KEY_PAIR[0],
+            aws_secret_access_key=DUMMY_KEY_PAIR[1],
+        )
+
     def environment(self, conn_id: str) -> dict[str, str]:
         """The environment variable that defines the connection ``conn_id`` for Airflow."""
         return {f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(self.connection())}

@@ -13,7 +13,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 from devservices.column_sums_demo import (
@@ -27,7 +26,7 @@ from devservices.column_sums_demo import (
     serve_from_s3,
 )
 from devservices.local_runs.csv_column_sums import check_missing, check_sums, describe
-from devservices.s3_server import DUMMY_KEY_PAIR, REGION, LocalS3
+from devservices.s3_server import LocalS3
 from include.column_sums.settings import SumsSpec
 from include.column_sums.tasks import compute
 
@@ -89,13 +88,7 @@ def test_the_sample_served_from_s3_is_the_same_bytes(root: Path) -> None:
     path = Path(sample(ROWS, 30, root=root).path)
     with LocalS3() as server:
         location = serve_from_s3(server, path)
-        client = boto3.client(
-            "s3",
-            endpoint_url=server.endpoint_url,
-            region_name=REGION,
-            aws_access_key_id=DUMMY_KEY_PAIR[0],
-            aws_secret_access_key=DUMMY_KEY_PAIR[1],
-        )
+        client = server.boto3_client()
         body = client.get_object(Bucket=BUCKET, Key=path.name)["Body"].read()
         # The connection Airflow is given names the same server.
         [connection] = s3_environment(server).values()
