@@ -513,6 +513,18 @@ def _worker_volumes(
     return mutate
 
 
+def _without_dependency(service: str, dependency: str) -> Callable[[dict[str, Any]], None]:
+    """A breakage: ``service`` no longer waits for ``dependency``."""
+
+    def breaks(document: dict[str, Any]) -> None:
+        depends_on = document["services"][service]["depends_on"]
+        document["services"][service]["depends_on"] = {
+            name: spec for name, spec in depends_on.items() if name != dependency
+        }
+
+    return breaks
+
+
 def _unmounted(worker: str, folder: str) -> Callable[[dict[str, Any]], None]:
     """``worker`` without the volumes that mount ``folder`` (or a folder inside it)."""
     return _worker_volumes(worker, lambda volumes: [v for v in volumes if folder not in v])
@@ -827,13 +839,7 @@ BROKEN = [
         id="receiver-without-store",
     ),
     pytest.param(
-        lambda d: d["services"]["airflow-worker-2"].update(
-            depends_on={
-                name: spec
-                for name, spec in d["services"]["airflow-worker-2"]["depends_on"].items()
-                if name != "profile-receiver"
-            }
-        ),
+        _without_dependency("airflow-worker-2", "profile-receiver"),
         _deployed_check(_receiver),
         "airflow-worker-2: does not wait for profile-receiver",
         id="worker-does-not-wait-for-the-receiver",
@@ -866,13 +872,7 @@ BROKEN = [
         id="worker-without-s3-connection",
     ),
     pytest.param(
-        lambda d: d["services"]["airflow-worker-2"].update(
-            depends_on={
-                name: spec
-                for name, spec in d["services"]["airflow-worker-2"]["depends_on"].items()
-                if name != "s3"
-            }
-        ),
+        _without_dependency("airflow-worker-2", "s3"),
         _deployed_check(_column_sums),
         "airflow-worker-2: does not wait for s3",
         id="worker-does-not-wait-for-s3",
