@@ -42,7 +42,7 @@ from typing import Any
 
 from devservices.airflow_cluster import AirflowApi, LocalAirflow
 from devservices.environment import environment_without
-from devservices.postgres import HOST, LocalPostgres, free_port
+from devservices.postgres import HOST, LocalPostgres
 from devservices.simulator.process import SimulatorProcess
 from devservices.smtp_sink import SmtpSink
 
@@ -117,13 +117,10 @@ def _run_dag(
     simulator.set_records_per_day(RECORDS_PER_DAY)
     shutil.rmtree(home, ignore_errors=True)
     with SmtpSink(home / "outbox") as outbox:
-        airflow = LocalAirflow(
+        airflow = LocalAirflow.on_free_ports(
             home=home,
             metadata_url=server.airflow_metadata_url(METADATA_DATABASE),
             admin_password=secrets.token_urlsafe(16),
-            api_port=free_port(),
-            worker_log_server_port=free_port(),
-            triggerer_log_server_port=free_port(),
             base_env=_base_env(server, simulator, outbox.port),
         )
         log.info("Airflow's per-task start-up: starting a local Airflow (LocalExecutor) in %s", home)

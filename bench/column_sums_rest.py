@@ -44,7 +44,6 @@ from devservices.column_sums_demo import configure_demo_sums, s3_environment, sa
 from devservices.environment import PROJECT_ROOT, load_settings
 from devservices.local_airflow import metadata_url
 from devservices.local_services import LOCAL_DIR, start_local_services
-from devservices.postgres import free_port
 from devservices.s3_server import LocalS3
 from include.column_sums.settings import DAG_ID
 
@@ -75,13 +74,10 @@ def measure(rows: int, columns: int, burst: int, state_dir: Path) -> dict[str, A
         configure_demo_sums(os.environ, root=root, force=True)
         local_postgres = start_local_services(services)
         password = secrets.token_urlsafe(16)
-        airflow = LocalAirflow(
+        airflow = LocalAirflow.on_free_ports(
             home=AIRFLOW_HOME,
             metadata_url=metadata_url(local_postgres, METADATA_DATABASE),
             admin_password=password,
-            api_port=free_port(),
-            worker_log_server_port=free_port(),
-            triggerer_log_server_port=free_port(),
             parallelism=PARALLELISM,
             dags_paused_at_creation=True,  # nothing but the requests runs
         )

@@ -35,6 +35,7 @@ import requests
 from sqlalchemy.engine import make_url
 
 from devservices.environment import PROJECT_ROOT, airflow_environment
+from devservices.postgres import free_port
 from include.maintenance.metadata import METADATA_DB_CONN_ID
 
 log = logging.getLogger("devservices.airflow")
@@ -102,6 +103,16 @@ class LocalAirflow:
     _commands: dict[str, tuple[list[str], Mapping[str, str]]] = field(
         default_factory=dict, init=False, repr=False
     )
+
+    @classmethod
+    def on_free_ports(cls, **settings: Any) -> Self:
+        """A deployment that can run beside any other here: its API and log servers on free ports."""
+        return cls(
+            api_port=free_port(),
+            worker_log_server_port=free_port(),
+            triggerer_log_server_port=free_port(),
+            **settings,
+        )
 
     @property
     def url(self) -> str:

@@ -49,7 +49,6 @@ from devservices.csv_columns import Written
 from devservices.environment import load_settings
 from devservices.local_airflow import metadata_url
 from devservices.local_services import LOCAL_DIR, start_local_services
-from devservices.postgres import free_port
 from devservices.s3_server import LocalS3
 from include.column_sums.settings import DAG_ID
 
@@ -108,13 +107,10 @@ def _run(args: argparse.Namespace) -> bool:
         configure_demo_sums(os.environ, root=demo_root(), force=True)
         local_postgres = start_local_services(services)
         password = secrets.token_urlsafe(16)
-        airflow = LocalAirflow(
+        airflow = LocalAirflow.on_free_ports(
             home=AIRFLOW_HOME,
             metadata_url=metadata_url(local_postgres, METADATA_DATABASE),
             admin_password=password,
-            api_port=free_port(),
-            worker_log_server_port=free_port(),
-            triggerer_log_server_port=free_port(),
             # As in production: the other DAGs stay paused, so nothing but the requests runs.
             # csv_column_sums is on from its first parse all the same (is_paused_upon_creation).
             dags_paused_at_creation=True,

@@ -249,13 +249,11 @@ def airflow_cluster(
     workers = CeleryWorkers(
         broker_url=broker.url, count=WORKERS, concurrency=2, first_log_server_port=free_ports(WORKERS)
     )
-    airflow = LocalAirflow(
+    airflow = LocalAirflow.on_free_ports(
         home=state / "airflow",
         metadata_url=metadata_url,
         admin_password=ADMIN_PASSWORD,
-        api_port=free_port(),
         celery=workers,
-        triggerer_log_server_port=free_port(),
         base_env=base_env,
         users=SUMS_CLIENTS,
     )

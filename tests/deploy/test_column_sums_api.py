@@ -26,7 +26,7 @@ from devservices.airflow_cluster import AirflowApi, LocalAirflow
 from devservices.column_sums_client import URL_PREFIX, ColumnSumsApiError, ColumnSumsClient
 from devservices.csv_columns import Written, write_csv
 from devservices.environment import postgres_connection_json
-from devservices.postgres import LocalPostgres, free_port
+from devservices.postgres import LocalPostgres
 from devservices.s3_server import LocalS3, create_bucket, s3_hook
 from include.column_sums.results import SCHEMA
 from include.column_sums.settings import DAG_ID, SETTINGS_VARIABLE
@@ -83,13 +83,10 @@ def service(
         env[f"AIRFLOW_VAR_{SETTINGS_VARIABLE.upper()}"] = json.dumps(
             {"local_root": str(root), "aws_conn_id": S3_CONN_ID, "connection": RESULTS_CONN_ID}
         )
-        airflow = LocalAirflow(
+        airflow = LocalAirflow.on_free_ports(
             home=state / "airflow",
             metadata_url=postgres_server.airflow_metadata_url(metadata),
             admin_password=ADMIN_PASSWORD,
-            api_port=free_port(),
-            worker_log_server_port=free_port(),
-            triggerer_log_server_port=free_port(),
             base_env=env,
             users=USERS,
         )

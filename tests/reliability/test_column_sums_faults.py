@@ -311,13 +311,10 @@ def sums_airflow(
             # Only the runs the rows make: no other DAG's scheduled run competing for two cores.
             "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
         }
-        airflow = LocalAirflow(
+        airflow = LocalAirflow.on_free_ports(
             home=state / "airflow",
             metadata_url=cluster.airflow_metadata_url(METADATA),
             admin_password=ADMIN_PASSWORD,
-            api_port=free_port(),
-            worker_log_server_port=free_port(),
-            triggerer_log_server_port=free_port(),
             # Every other DAG stays paused; csv_column_sums is on from its first parse (its own flag).
             dags_paused_at_creation=True,
             base_env=env,

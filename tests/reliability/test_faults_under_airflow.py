@@ -40,7 +40,7 @@ import pytest
 
 from devservices.airflow_cluster import AirflowApi, LocalAirflow
 from devservices.environment import environment_without
-from devservices.postgres import LocalPostgres, free_port
+from devservices.postgres import LocalPostgres
 from devservices.simulator import SimulatorServer
 from devservices.smtp_sink import SmtpSink
 from include.learning_platform.warehouse import migrate_schema
@@ -183,13 +183,10 @@ def executor(
             # Production's number of retries, without production's minutes between them.
             "AIRFLOW__PIPELINES__RETRY_DELAY_SECONDS": "1",
         }
-        airflow = LocalAirflow(
+        airflow = LocalAirflow.on_free_ports(
             home=state / "airflow",
             metadata_url=cluster.airflow_metadata_url(METADATA),
             admin_password=ADMIN_PASSWORD,
-            api_port=free_port(),
-            worker_log_server_port=free_port(),
-            triggerer_log_server_port=free_port(),
             dags_paused_at_creation=True,
             base_env=env,
         )
