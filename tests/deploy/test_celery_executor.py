@@ -51,7 +51,7 @@ from devservices.smtp_sink import SmtpSink
 from devservices.usage_writer import Manifest, write_files
 from include.column_sums.settings import DAG_ID as SUMS_DAG_ID
 from include.column_sums.settings import SETTINGS_VARIABLE as SUMS_SETTINGS_VARIABLE
-from tests.conftest import CLIENT, CLIENT_KEY, S3_CONN_ID
+from tests.conftest import CLIENT, CLIENT_KEY, S3_CONN_ID, wait_for
 from tests.include.learning_platform.stages import DAG_TASKS, WATCHER
 from tests.reliability.usage_ingest_harness import StoreOutcome
 from tests.security.secret_scan import Scan, encoded_forms
@@ -276,7 +276,12 @@ def celery_runs(airflow_cluster: tuple[LocalAirflow, AirflowApi]) -> dict[str, t
     # The logical date is the day processed (the DAG's timetable).
     first, *others = DATES
     run_ids = {first: api.trigger(DAG_ID, conf={}, logical_date=f"{first}T00:00:00Z")}
-    wait_for_task(api, run_ids[first], ALIAS_EMITTER)
+    wait_for(
+        lambda: task_finished(api, run_ids[first], ALIAS_EMITTER),
+        f"{ALIAS_EMITTER} of {run_ids[first]} to finish",
+        timeout_s=600,
+        poll_s=1,
+    )
     for date in others:
         run_ids[date] = api.trigger(DAG_ID, conf={}, logical_date=f"{date}T00:00:00Z")
     return {
@@ -284,15 +289,9 @@ def celery_runs(airflow_cluster: tuple[LocalAirflow, AirflowApi]) -> dict[str, t
     }
 
 
-def wait_for_task(api: AirflowApi, run_id: str, task_id: str, timeout_s: float = 600) -> str:
-    """Wait until ``task_id`` of the run is finished; its state."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        states = {ti["task_id"]: ti["state"] for ti in api.task_instances(DAG_ID, run_id)}
-        if states.get(task_id) in FINISHED_TASK_STATES:
-            return states[task_id]
-        time.sleep(1)
-    raise AssertionError(f"{task_id} of {run_id} not finished in {timeout_s:.0f} s")
+def task_finished(api: AirflowApi, run_id: str, task_id: str) -> bool:
+    states = {ti["task_id"]: ti["state"] for ti in api.task_instances(DAG_ID, run_id)}
+    return states.get(task_id) in FINISHED_TASK_STATES
 
 
 @pytest.fixture(scope="module")
