@@ -153,11 +153,10 @@ def _timed(times: dict[str, list[float]], route: str, call: Any) -> Any:
 
 def _percentiles(samples_ms: list[float]) -> dict[str, Any]:
     ordered = sorted(samples_ms)
-    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
     return {
         "samples": len(ordered),
         "p50_ms": round(statistics.median(ordered), 1),
-        "p95_ms": round(p95, 1),
+        "p95_ms": round(report.percentile(ordered, 0.95), 1),
         "max_ms": round(ordered[-1], 1),
     }
 

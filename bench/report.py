@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import re
@@ -420,6 +421,11 @@ def _load_sentence(box: dict[str, Any]) -> str:
     start, end = box["load_average_1min"]
     busy = " (above the number of CPUs: other work shared them)" if max(start, end) > box["nproc"] else ""
     return f" Load average (1 min) {start:.1f} at the start, {end:.1f} at the end{busy}."
+
+
+def percentile(ordered: Sequence[float], share: float) -> float:
+    """The nearest-rank percentile of an ascending list: a value that was measured, not interpolated."""
+    return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
 
 
 def write_section(document: Path, section: list[str], *, ends: tuple[str, ...] = ("# ",)) -> None:

@@ -34,7 +34,6 @@ import functools
 import itertools
 import json
 import logging
-import math
 import statistics
 import sys
 from collections.abc import Callable
@@ -308,7 +307,7 @@ def _figures(lane: str, run: RelayRun, outcome: dict[str, Any]) -> dict[str, Any
             None if last_delivery is None else round(max(last_delivery - last_tick, 0.0), 3)
         ),
         "lag_median_s": round(statistics.median(lags), 4) if lags else None,
-        "lag_p95_s": round(_percentile(lags, 0.95), 4) if lags else None,
+        "lag_p95_s": round(report.percentile(lags, 0.95), 4) if lags else None,
         "lag_max_s": round(lags[-1], 4) if lags else None,
         "peak_rss_mb": max(stage["peak_rss_mb"] for stage in stages.values()),
     }
@@ -324,11 +323,6 @@ def _figures(lane: str, run: RelayRun, outcome: dict[str, Any]) -> dict[str, Any
     if "account" in outcome:
         figures["account"] = outcome["account"]
     return figures
-
-
-def _percentile(ordered: list[float], share: float) -> float:
-    """The nearest-rank percentile of an ascending list: a value that was measured, not interpolated."""
-    return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
 
 
 # --- the run ------------------------------------------------------------------------------------
