@@ -465,11 +465,17 @@ def _our_chunk(spec: ImportSpec, file_id: int, number: int) -> dict[str, Any]:
 def _read_chunk(schema: FileSchema, chunk: Chunk) -> dict[str, Any]:
     from include.csv_import import sources
     from include.csv_import.model import Row
-    from include.csv_import.reader import read_chunk
+    from include.csv_import.plain import PlainRecords, read_chunk_plain
 
     started = time.perf_counter()
+    rows = 0
     with sources.open_chunk(chunk.file, chunk.start, chunk.end, conn_id=None) as stream:
-        rows = sum(1 for item in read_chunk(stream, chunk, schema) if isinstance(item, Row))
+        for item in read_chunk_plain(stream, chunk, schema):
+            if isinstance(item, PlainRecords):
+                item.payload(file_id=1)  # the COPY input is the reader's to make
+                rows += item.rows
+            elif isinstance(item, Row):
+                rows += 1
     return {"rows": rows, "seconds": round(time.perf_counter() - started, 3), **this_process()}
 
 

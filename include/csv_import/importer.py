@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import logging
 import re
 from collections.abc import Iterable, Iterator
@@ -39,6 +40,7 @@ import psycopg
 from psycopg import sql
 
 from include.csv_import.model import RAW_TEXT_LIMIT, Chunk, Reject, RejectReason, Row
+from include.csv_import.plain import PlainRecords
 from include.csv_import.table import LINEAGE_COLUMNS
 from include.csv_import.warehouse import SCHEMA, staging_name
 from include.csv_import.warehouse import sql as query
@@ -71,9 +73,9 @@ class ChunkResult:
 
 
 def import_chunk(
-    conn: psycopg.Connection, run_id: int, chunk: Chunk, items: Iterable[Row | Reject]
+    conn: psycopg.Connection, run_id: int, chunk: Chunk, items: Iterable[Row | Reject | PlainRecords]
 ) -> ChunkResult:
-    """Stage ``items`` (the chunk's rows and rejects, in line order) for ``run_id``, once.
+    """Stage ``items`` (the chunk's rows, rejects and plain records) for ``run_id``, once.
 
     ``items`` is consumed only when the chunk is not done yet: pass a generator that opens the
     file lazily, and a skipped chunk costs no read.
@@ -161,18 +163,23 @@ class _ChunkWriter:
         self._key = key
         self._rejects: list[Reject] = []
         self._rejected = 0
-        self._exhausted = False
+        # Whether the last batch stopped before its source ended.
+        self._more = False
         self.last_line: int | None = None
 
-    def write(self, items: Iterable[Row | Reject]) -> ChunkResult:
-        source = iter(items)
+    def write(self, items: Iterable[Row | Reject | PlainRecords]) -> ChunkResult:
+        staged, refused = self._write(iter(items))
+        return ChunkResult(staged, self._rejected + refused, refused, skipped=False)
+
+    def _write(self, source: Iterator[Row | Reject | PlainRecords]) -> tuple[int, int]:
+        """Stage everything ``source`` gives; returns (rows staged, rows PostgreSQL refused)."""
         staged = refused = 0
-        self._exhausted = False
-        while not self._exhausted:
+        while True:
             batch: list[Row] = []
+            plain: list[PlainRecords] = []
             # Rows stream into COPY as they are read, so that PostgreSQL parses one while the
             # reader makes the next; the batch is kept only to send it again if it is refused.
-            feed = self._feed(source, batch)
+            feed = self._feed(source, batch, plain)
             try:
                 self._copy(feed)
             except _REFUSALS:
@@ -182,16 +189,31 @@ class _ChunkWriter:
                 staged, refused = staged + staged_now, refused + refused_now
             else:
                 staged += len(batch)
+            more = self._more
             self._flush_rejects()
-        return ChunkResult(staged, self._rejected + refused, refused, skipped=False)
+            if plain:
+                staged_now, refused_now = self._copy_plain(plain[0])
+                staged, refused = staged + staged_now, refused + refused_now
+            if not more:
+                return staged, refused
 
-    def _feed(self, source: Iterator[Row | Reject], batch: list[Row]) -> Iterator[Row]:
-        """The next batch's rows from ``source``; its rejects are kept aside for the reject table."""
+    def _feed(
+        self, source: Iterator[Row | Reject | PlainRecords], batch: list[Row], plain: list[PlainRecords]
+    ) -> Iterator[Row]:
+        """The next batch's rows from ``source``; its rejects are kept aside for the reject table.
+
+        The batch ends early at a block of plain records, which goes to ``plain``: it is COPYed
+        on its own, in CSV.
+        """
         # Runs once per line of the file: kept to what every line must cost.
         width = len(self._columns)
         chars = 0
+        self._more = True
         for item in source:
             if type(item) is not Row:
+                if type(item) is PlainRecords:
+                    plain.append(item)
+                    return
                 self._rejected += 1
                 self._rejects.append(item)
                 if item.line is not None and (self.last_line is None or item.line > self.last_line):
@@ -212,7 +234,36 @@ class _ChunkWriter:
             chars += sum(map(len, filter(None, values)))
             if len(batch) >= BATCH_ROWS or chars >= BATCH_CHARS:
                 return
-        self._exhausted = True
+        self._more = False
+
+    def _copy_plain(self, plain: PlainRecords) -> tuple[int, int]:
+        """COPY a block of plain records as they are; if PostgreSQL refuses it, read them carefully."""
+        format = plain.format
+        columns = (*LINEAGE_COLUMNS, *self._columns)
+        statement = sql.SQL(
+            "COPY {} ({}) FROM STDIN (FORMAT csv, DELIMITER {}, QUOTE {}, ENCODING {}, FORCE_NULL ({}))"
+        ).format(
+            sql.Identifier(SCHEMA, staging_name(self._key["run_id"])),
+            sql.SQL(", ").join(map(sql.Identifier, columns)),
+            sql.Literal(format.delimiter),
+            sql.Literal(format.quote),
+            sql.Literal(format.encoding),
+            sql.SQL(", ").join(map(sql.Identifier, self._columns)),
+        )
+        try:
+            with self._cursor.connection.transaction(), self._cursor.copy(statement) as copy:
+                copy.write(plain.payload(self._file_id))
+        except _REFUSALS as error:
+            log.info(
+                "PostgreSQL refused a value among lines %d to %d (%s): they are read again one by one",
+                int(plain.first_lines[0]),
+                plain.last_line,
+                error.diag.message_primary,
+            )
+            return self._write(plain.careful())
+        if self.last_line is None or plain.last_line > self.last_line:
+            self.last_line = plain.last_line
+        return plain.rows, 0
 
     def _stage(self, rows: list[Row]) -> tuple[int, int]:
         """COPY ``rows``; every row PostgreSQL refuses becomes a reject. Returns (staged, refused)."""
@@ -245,6 +296,11 @@ class _ChunkWriter:
         return staged, refused
 
     def _copy(self, rows: Iterable[Row]) -> None:
+        rows = iter(rows)
+        first = next(rows, None)
+        if first is None:
+            return  # no COPY (nor savepoint) for a batch that a block of plain records ended at once
+        rows = itertools.chain((first,), rows)
         lineage = self._file_id
         statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
             sql.Identifier(SCHEMA, staging_name(self._key["run_id"])),

@@ -29,7 +29,7 @@ from include.csv_import.importer import import_chunk as stage_chunk
 from include.csv_import.inference import InferenceError
 from include.csv_import.inference import infer as infer_schema
 from include.csv_import.model import Chunk, FileSchema, Reject, Row
-from include.csv_import.reader import read_chunk
+from include.csv_import.plain import PlainRecords, read_chunk_plain
 from include.csv_import.spec import ImportSpec
 from include.csv_import.table import create_staging, prepare_target, table_exists
 
@@ -221,11 +221,11 @@ def import_chunk(spec: ImportSpec, file_id: int, number: int) -> dict[str, Any]:
     }
 
 
-def _items(chunk: Chunk, schema: FileSchema, conn_id: str | None) -> Iterator[Row | Reject]:
+def _items(chunk: Chunk, schema: FileSchema, conn_id: str | None) -> Iterator[Row | Reject | PlainRecords]:
     # A generator: the file is opened only if the importer finds the chunk still to do.
     try:
         with sources.open_chunk(chunk.file, chunk.start, chunk.end, conn_id=conn_id) as stream:
-            yield from read_chunk(stream, chunk, schema)
+            yield from read_chunk_plain(stream, chunk, schema)
     except sources.SourceChanged as error:
         raise PermanentFailure(str(error)) from None
 

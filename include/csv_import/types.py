@@ -320,17 +320,30 @@ def _all_parse(shape: Callable[[Sequence[str]], bool], parse: Callable[[str], ob
     return check
 
 
-_ISO_DATE = "[0-9]{4}-[0-9]{2}-[0-9]{2}"
+# The one spelling of each type's values that is written for PostgreSQL unchanged (besides empty
+# text, which is NULL): what the column checks below look for, and what the CSV import's plain
+# records must hold (:mod:`~include.csv_import.plain`, whose RE2 reads the same syntax). Years
+# from 1000, no second 60, zones within ±14:59: PostgreSQL and ``fromisoformat`` read each of
+# these the same way, so a value either reads unchanged in both or is refused by one of them.
+_ISO_DATE = "[1-9][0-9]{3}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
+_ISO_TIME = "(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+CANONICAL: dict[ColumnType, str] = {
+    ColumnType.INTEGER: r"-?[1-9][0-9]{0,8}|0",
+    ColumnType.BIGINT: r"-?[1-9][0-9]{0,17}|0",
+    ColumnType.NUMERIC: r"-?(?:0|[1-9][0-9]{0,30})(?:\.[0-9]{1,30})?",
+    ColumnType.DATE: _ISO_DATE,
+    ColumnType.TIMESTAMP: f"{_ISO_DATE}[T ]{_ISO_TIME}",
+    ColumnType.TIMESTAMPTZ: f"{_ISO_DATE}[T ]{_ISO_TIME}(?:Z|[+-](?:0[0-9]|1[0-4]):[0-5][0-9])",
+    ColumnType.BOOLEAN: "true|false",
+}
 _CANONICAL_BOOLEANS = frozenset({"true", "false", ""})
 _COLUMN_CHECKS: dict[ColumnType, ColumnCheck] = {
-    ColumnType.INTEGER: _joined(r"-?[1-9][0-9]{0,8}|0"),
-    ColumnType.BIGINT: _joined(r"-?[1-9][0-9]{0,17}|0"),
-    ColumnType.NUMERIC: _joined(r"-?(?:0|[1-9][0-9]{0,30})(?:\.[0-9]{1,30})?"),
-    ColumnType.DATE: _all_parse(_joined(_ISO_DATE), date.fromisoformat),
-    ColumnType.TIMESTAMP: _all_parse(
-        _joined(_ISO_DATE + "[T ][0-9]{2}:[0-9]{2}:[0-9]{2}"), datetime.fromisoformat
-    ),
-    ColumnType.TIMESTAMPTZ: _all_parse(_joined(_ZONED), datetime.fromisoformat),
+    ColumnType.INTEGER: _joined(CANONICAL[ColumnType.INTEGER]),
+    ColumnType.BIGINT: _joined(CANONICAL[ColumnType.BIGINT]),
+    ColumnType.NUMERIC: _joined(CANONICAL[ColumnType.NUMERIC]),
+    ColumnType.DATE: _all_parse(_joined(CANONICAL[ColumnType.DATE]), date.fromisoformat),
+    ColumnType.TIMESTAMP: _all_parse(_joined(CANONICAL[ColumnType.TIMESTAMP]), datetime.fromisoformat),
+    ColumnType.TIMESTAMPTZ: _all_parse(_joined(CANONICAL[ColumnType.TIMESTAMPTZ]), datetime.fromisoformat),
     ColumnType.BOOLEAN: lambda values: _CANONICAL_BOOLEANS.issuperset(values),
     ColumnType.TEXT: lambda values: True,
 }

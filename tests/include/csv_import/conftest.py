@@ -26,6 +26,7 @@ from include.csv_import.ledger import (
 from include.csv_import.model import Chunk, Column, ColumnType, Dialect, SourceFile
 from include.csv_import.table import TableName, create_staging, prepare_target
 
+DEFAULT_DIALECT = Dialect()
 IMPORTER_ROLE = "csv_importer"
 IMPORTER_PASSWORD = "importer-password"
 TARGET_SCHEMA = "landing"
@@ -111,10 +112,11 @@ def start(conn: psycopg.Connection) -> StartRun:
         target: TableName = TARGET,
         columns: Sequence[Column] = COLUMNS,
         chunks: Sequence[Chunk] | None = None,
+        dialect: Dialect = DEFAULT_DIALECT,
     ) -> int:
         run_id = start_run(conn, dag_run_id=dag_run_id, target=target, mode=mode, source="file:///drop").id
         record_columns(conn, run_id, columns)
-        record_files(conn, run_id, [(f, Dialect(), [c.name for c in columns]) for f in files])
+        record_files(conn, run_id, [(f, dialect, [c.name for c in columns]) for f in files])
         record_plan(conn, run_id, chunks if chunks is not None else [whole(f) for f in files])
         prepare_target(conn, target, columns)
         create_staging(conn, run_id, target)

@@ -2,17 +2,32 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import psycopg
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 from include.csv_import.importer import import_chunk
 from include.csv_import.ledger import read_plan
-from include.csv_import.model import Chunk, Reject, RejectReason, Row
+from include.csv_import.model import Chunk, Column, Dialect, FileSchema, Reject, RejectReason, Row
+from include.csv_import.plain import PlainRecords, read_chunk_plain
+from include.csv_import.reader import read_chunk
+from include.csv_import.table import TableName
 from include.csv_import.warehouse import staging_table
-from tests.include.csv_import.conftest import IMPORTER_ROLE, StartRun, source, wait_until_blocked, whole
+from tests.include.csv_import.conftest import (
+    COLUMNS,
+    IMPORTER_ROLE,
+    TARGET,
+    StartRun,
+    source,
+    wait_until_blocked,
+    whole,
+)
+from tests.include.csv_import.test_reading_properties import csv_files
 
 
 def rows(count: int, *, first_line: int = 2) -> list[Row]:
@@ -184,3 +199,103 @@ def test_a_null_in_a_not_null_column_of_the_target_is_rejected_naming_the_column
     line, column, reason, detail = stored_rejects(conn, run_id)[0]
     assert (line, column, reason) == (4, "name", "type_mismatch")
     assert "not-null constraint" in detail
+
+
+# --- plain records: the same rows and rejects as the careful reader, through PostgreSQL ----------
+
+
+def everything_staged(conn: psycopg.Connection, run_id: int, columns: Sequence[Column]) -> list[tuple]:
+    query = psycopg.sql.SQL("SELECT _source_line, {} FROM {} ORDER BY _source_line").format(
+        psycopg.sql.SQL(", ").join(
+            psycopg.sql.SQL("{}::text").format(psycopg.sql.Identifier(c.name)) for c in columns
+        ),
+        staging_table(run_id),
+    )
+    return conn.execute(query).fetchall()
+
+
+def every_reject(conn: psycopg.Connection, run_id: int) -> list[tuple]:
+    return conn.execute(
+        "SELECT line, column_name, reason, raw, detail FROM csv_import.rejects"
+        " WHERE run_id = %s ORDER BY line",
+        (run_id,),
+    ).fetchall()
+
+
+def import_both_ways(
+    conn: psycopg.Connection, start: StartRun, data: bytes, schema: FileSchema, target: TableName = TARGET
+) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Import ``data`` read carefully (run 1) and with plain records (run 2); the two runs' ids."""
+    chunk = Chunk(schema.file, 0, 0, None, 1)
+    results = []
+    for way, read in (("careful", read_chunk), ("plain", read_chunk_plain)):
+        run_id = start(
+            f"{way}-{target.name}",
+            [schema.file],
+            columns=schema.columns,
+            target=target,
+            dialect=schema.dialect,
+        )
+        result = import_chunk(conn, run_id, chunk, read(io.BytesIO(data), chunk, schema))
+        results.append((run_id, result))
+    (careful_run, careful), (plain_run, plain) = results
+    assert (plain.rows, plain.rejects, plain.refused) == (careful.rows, careful.rejects, careful.refused)
+    assert everything_staged(conn, plain_run, schema.columns) == everything_staged(
+        conn, careful_run, schema.columns
+    )
+    assert every_reject(conn, plain_run) == every_reject(conn, careful_run)
+    return careful_run, plain_run
+
+
+def test_plain_records_are_staged_exactly_as_the_careful_reader_stages_them(
+    conn: psycopg.Connection, start: StartRun
+) -> None:
+    data = (
+        'id,name,amount,issued\r\n1,"Smith, J",12.50,2024-01-31\r\n2,"say ""hi""\r\non two lines",,\r\n'
+        '3,"",-0.001,2024-02-29\r\n4,Zoë — café,7,2024-03-01\r\n 5 ,trimmed,1,2024-03-02\r\n6,too,few\r\n'
+        "\r\n7,last,0,2024-03-03"
+    ).encode()
+    schema = FileSchema(source("a.csv", size=len(data)), Dialect(), COLUMNS)
+
+    careful_run, _ = import_both_ways(conn, start, data, schema)
+
+    assert [line for line, *_ in everything_staged(conn, careful_run, COLUMNS)] == [2, 3, 5, 6, 7, 10]
+
+
+def test_a_block_postgresql_refuses_is_read_again_carefully_and_only_the_refused_line_is_rejected(
+    conn: psycopg.Connection, start: StartRun
+) -> None:
+    # 2023-02-30 has the shape of a date, so the record is plain; only PostgreSQL can refuse it.
+    records = [f"{n},name {n},{n}.5,2024-03-01" for n in range(1, 50)] + ["50,leap,1,2023-02-30"]
+    data = ("id,name,amount,issued\n" + "\n".join(records) + "\n").encode()
+    schema = FileSchema(source("a.csv", size=len(data)), Dialect(), COLUMNS)
+    chunk = Chunk(schema.file, 0, 0, None, 1)
+    items = list(read_chunk_plain(io.BytesIO(data), chunk, schema))
+    assert sum(item.rows for item in items if isinstance(item, PlainRecords)) == 50
+
+    _, plain_run = import_both_ways(conn, start, data, schema)
+
+    assert len(everything_staged(conn, plain_run, COLUMNS)) == 49
+    ((line, column, reason, _, detail),) = every_reject(conn, plain_run)
+    assert (line, column, reason) == (51, "issued", "type_mismatch")
+    assert "2023-02-30" in detail
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(csv_files())
+def test_postgresql_reads_plain_records_as_the_careful_reader_reads_them_whatever_the_file(
+    conn: psycopg.Connection, start: StartRun, generated: tuple[bytes, FileSchema, list]
+) -> None:
+    data, schema, _ = generated
+    target = TableName(
+        TARGET.schema, "generated_" + hashlib.sha256(data + repr(schema).encode()).hexdigest()[:12]
+    )
+    if conn.execute("SELECT to_regclass(%s)", (f"{target.schema}.{target.name}",)).fetchone()[0]:
+        return  # hypothesis replays an example it has seen: its runs exist already
+    import_both_ways(
+        conn, start, data, FileSchema(source("a.csv", size=len(data)), schema.dialect, schema.columns), target
+    )
