@@ -5,25 +5,34 @@ chunk therefore finds either nothing of the previous attempt (it died: the trans
 back) or the chunk done (it is skipped); a chunk of a file that changed since it was imported is
 deleted by its own key (its file and the lines the ledger recorded) and imported again.
 
-The reading side has already checked every value against its column's type, with the
-predicates inference used, and written it the way PostgreSQL reads it. PostgreSQL stays the
-final judge, as the target's types win over inference's and Python's checks can miss a value
-(an out-of-range date, a number too large for the target's column). A value it refuses costs
-one line, never the file: rows stream into COPY in batches of at most ``BATCH_ROWS``, each in a
-savepoint, and a batch is kept in memory until PostgreSQL has taken it. When it refuses one,
-the batch is sent again: COPY's error names the refused row and column, the rows before it go
-in, that row becomes a reject with PostgreSQL's message, and the rest goes on (in smaller
-parts while refusals continue). The price is nothing when nothing is refused, and a few round
-trips per refused value otherwise.
+Two kinds of input, each COPYed in its own statement and savepoint:
 
-COPY's text format, not binary: the values arrive as PostgreSQL's canonical text, and binary
-would need each parsed into a Python object first, only for psycopg to encode it again.
-Measured by ``python -m bench.csv_import_copy`` (1M rows of 15 columns, 178 MB of CSV text):
-a bare text COPY of the strings took 1.8 s of client CPU (280k rows/s), binary 13.5 s with the
-parsing (70k rows/s) and still 8 s with the objects made beforehand; this writer (batches,
-savepoints, lineage, ledger) 3.8 s (160k rows/s into a logged staging table).
+* **Plain records** (:class:`~include.csv_import.plain.PlainRecords`, nearly every record of a
+  real drop): a block of the file's own bytes, already proven to be CSV whose every value is in
+  its column's canonical spelling. They go to ``COPY … (FORMAT csv, FORCE_NULL …)`` with the
+  lineage put in front, and PostgreSQL parses them once. If it refuses the block (a date such
+  as ``2023-02-30`` has the right shape), the block's records are read again by the careful
+  reader and go the second way, so that the refused value costs its line, not the block.
+* **Rows** from the careful reader: every value checked against its column's type with the
+  predicates inference used, and written the way PostgreSQL reads it. PostgreSQL stays the
+  final judge, as the target's types win over inference's and Python's checks can miss a value
+  (an out-of-range date, a number too large for the target's column). A value it refuses costs
+  one line, never the file: rows stream into COPY in batches of at most ``BATCH_ROWS``, each in
+  a savepoint, and a batch is kept in memory until PostgreSQL has taken it. When it refuses
+  one, the batch is sent again: COPY's error names the refused row and column, the rows before
+  it go in, that row becomes a reject with PostgreSQL's message, and the rest goes on (in
+  smaller parts while refusals continue). The price is nothing when nothing is refused, and a
+  few round trips per refused value otherwise.
 
-Memory: one batch of rows (bounded in rows and in characters) and one batch of rejects.
+  COPY's text format, not binary: the values arrive as PostgreSQL's canonical text, and binary
+  would need each parsed into a Python object first, only for psycopg to encode it again.
+  Measured by ``python -m bench.csv_import_copy`` (1M rows of 15 columns, 178 MB of CSV text):
+  a bare text COPY of the strings took 1.8 s of client CPU (280k rows/s), binary 13.5 s with
+  the parsing (70k rows/s) and still 8 s with the objects made beforehand; this writer
+  (batches, savepoints, lineage, ledger) 3.8 s (160k rows/s into a logged staging table).
+
+Memory: one block of plain records, or one batch of rows (bounded in rows and in characters),
+and one batch of rejects.
 """
 
 from __future__ import annotations

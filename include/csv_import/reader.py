@@ -22,7 +22,10 @@ What is rejected, and how the rest goes on
 
 Cost
 ----
-This is the loop a 100 GB drop goes through, so a record costs one C call to split it
+Most records of a drop never come here: :mod:`~include.csv_import.plain` sends those already in
+PostgreSQL's spelling to COPY as they are, and hands this reader the rest (and whole files whose
+dialect PostgreSQL cannot be told). Still, a file of odd values all goes through this loop, so a
+record costs one C call to split it
 (:mod:`csv` on a decoding ``TextIOWrapper``), a length test and two list appends. The rest is
 done a batch of :data:`BATCH_RECORDS` at a time and a column at a time: a column whose values
 are all already in PostgreSQL's spelling (``42``, ``-1.5``, ``2024-01-31``, ``true``: nearly
