@@ -53,7 +53,14 @@ from include.csv_import.model import (
 )
 from include.csv_import.reader import text_encoding
 from include.csv_import.sources import open_chunk
-from include.csv_import.types import NARROWEST_FIRST, column_type_named, fits, narrowest, widen
+from include.csv_import.types import (
+    NARROWEST_FIRST,
+    already_canonical,
+    column_type_named,
+    fits,
+    narrowest,
+    widen,
+)
 
 log = logging.getLogger(__name__)
 
@@ -232,13 +239,9 @@ def _decoded(data: bytes, dialect: Dialect, *, ragged_start: bool = False) -> st
 
 def _observe(sample: FileSample, records: list[list[str]]) -> None:
     """Keep the sampled values of each column, for :func:`_settle` to type once the sample is read."""
-    columns = sample.values
-    for record in records:
-        if len(record) != sample.width:
-            continue
-        for index, value in enumerate(record):
-            if value.strip():
-                columns[index].append(value)
+    whole = [record for record in records if len(record) == sample.width]
+    for kept, values in zip(sample.values, zip(*whole, strict=True) if whole else (), strict=False):
+        kept.extend(filter(str.strip, values))
 
 
 def _settle(sample: FileSample, tolerance: float) -> None:
@@ -259,6 +262,8 @@ def _column_type(values: list[str], tolerance: float) -> ColumnType | None:
         return None
     allowed = int(len(values) * tolerance)
     for candidate in NARROWEST_FIRST:
+        if already_canonical(candidate, values):
+            return candidate  # every value fits, proven a column at a time (most columns)
         misfits = 0
         for value in values:
             if not fits(candidate, value):

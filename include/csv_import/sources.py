@@ -54,7 +54,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 READ_BLOCK = 8 * 1024 * 1024
-_HASHING_THREADS = min(4, os.cpu_count() or 1)
+# Files read side by side when each must be read whole (hashing, planning): the reading
+# (hashlib, NumPy) lets go of the GIL.
+PARALLEL_READS = min(4, os.cpu_count() or 1)
 _ZIP = ".zip"
 # Separates a local file's content digest from the modification time it was read at.
 _MTIME = "@mtime:"
@@ -119,8 +121,8 @@ def discover(source: str, pattern: str, *, conn_id: str | None) -> list[SourceFi
                 ) from error
         elif matches(relative):
             whole.append((url, name, info))
-    # Hashing a local drop reads all of it: files are hashed side by side (hashlib lets go of the GIL).
-    with ThreadPoolExecutor(_HASHING_THREADS) as pool:
+    # Hashing a local drop reads all of it: files are hashed side by side.
+    with ThreadPoolExecutor(PARALLEL_READS) as pool:
         fingerprints = pool.map(lambda found: _fingerprint(root, found[1], found[2]), whole)
         files.extend(
             SourceFile(url, None, int(info["size"]), fingerprint)

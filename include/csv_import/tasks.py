@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
@@ -156,18 +157,22 @@ def plan(spec: ImportSpec) -> list[dict[str, Any]]:
     with destination(spec) as conn:
         run = _run(conn, spec)
         files = ledger.read_files(conn, run.id)
-        plans: list[planning.Plan] = []
-        rejected: list[tuple[Chunk, Reject]] = []
-        for entry in files:
+
+        def plan_file(entry: ledger.RunFile) -> planning.Plan:
             if entry.rejected is not None:
-                file_plan = planning.whole(entry.file, f"rejected whole: {entry.rejected.reason}")
-                rejected.append((file_plan.chunks[0], entry.rejected))
-            else:
-                file_plan = planning.plan_file(
-                    entry.file, entry.dialect, chunk_bytes=spec.chunk_bytes, conn_id=spec.storage_conn_id
-                )
+                return planning.whole(entry.file, f"rejected whole: {entry.rejected.reason}")
+            return planning.plan_file(
+                entry.file, entry.dialect, chunk_bytes=spec.chunk_bytes, conn_id=spec.storage_conn_id
+            )
+
+        # A big file is read whole to find where to split it: files are read side by side.
+        with ThreadPoolExecutor(sources.PARALLEL_READS) as pool:
+            plans = list(pool.map(plan_file, files))
+        rejected: list[tuple[Chunk, Reject]] = []
+        for entry, file_plan in zip(files, plans, strict=True):
             log.info("%s: %s", entry.file.name, file_plan.reason)
-            plans.append(file_plan)
+            if entry.rejected is not None:
+                rejected.append((file_plan.chunks[0], entry.rejected))
         ledger.record_plan(
             conn,
             run.id,
