@@ -182,6 +182,9 @@ def plan(spec: ImportSpec) -> list[dict[str, Any]]:
         for chunk, reject in rejected:
             stage_chunk(conn, run.id, chunk, [reject])
         pending = [planned for planned in ledger.read_plan(conn, run.id) if not planned.done]
+    # Biggest first: the slots then finish close together, rather than one slot importing the
+    # last big chunk while the others idle (mapped tasks start in the order of their index).
+    pending.sort(key=lambda planned: _size(planned.chunk), reverse=True)
     counts = {p.file: len(p.chunks) for p in plans}
     return [
         {
@@ -191,6 +194,10 @@ def plan(spec: ImportSpec) -> list[dict[str, Any]]:
         }
         for planned in pending
     ]
+
+
+def _size(chunk: Chunk) -> int:
+    return (chunk.end if chunk.end is not None else chunk.file.size) - chunk.start
 
 
 def _label(chunk: Chunk, of: int) -> str:

@@ -88,6 +88,15 @@ def test_a_drop_split_into_chunks_ends_in_exactly_the_manifests_rows_and_rejects
 
     assert any(chunk["label"].endswith("[2/2]") for chunk in result["chunks"]), "precondition: files split"
     with psycopg.connect(destination) as conn:
+        sizes = dict(
+            ((file_id, number), size)
+            for file_id, number, size in conn.execute(
+                "SELECT c.file_id, c.number, coalesce(c.end_byte, f.size) - c.start_byte"
+                " FROM csv_import.chunks c JOIN csv_import.files f ON f.id = c.file_id"
+            ).fetchall()
+        )
+        ordered = [sizes[chunk["file_id"], chunk["number"]] for chunk in result["chunks"]]
+        assert ordered == sorted(ordered, reverse=True), "the biggest chunks are imported first"
         (rows,) = conn.execute("SELECT count(*) FROM landing.certificates").fetchone()
         assert rows == manifest["totals"]["good_rows"]
         assert stored_rejects(conn) == expected_rejects(manifest)
