@@ -79,6 +79,8 @@ class ChunkResult:
     refused: int
     # The chunk was already imported by this run (an earlier attempt): nothing was read.
     skipped: bool
+    # Of the rows, those COPYed as plain records (their own bytes), not row by row.
+    plain: int = 0
 
 
 def import_chunk(
@@ -144,10 +146,11 @@ def import_chunk(
             },
         )
     log.info(
-        "%s chunk %d: %d row(s) staged, %d rejected (%d refused by PostgreSQL)",
+        "%s chunk %d: %d row(s) staged (%d as plain records), %d rejected (%d refused by PostgreSQL)",
         chunk.file.name,
         chunk.number,
         result.rows,
+        result.plain,
         result.rejects,
         result.refused,
     )
@@ -174,11 +177,12 @@ class _ChunkWriter:
         self._rejected = 0
         # Whether the last batch stopped before its source ended.
         self._more = False
+        self._plain_rows = 0
         self.last_line: int | None = None
 
     def write(self, items: Iterable[Row | Reject | PlainRecords]) -> ChunkResult:
         staged, refused = self._write(iter(items))
-        return ChunkResult(staged, self._rejected + refused, refused, skipped=False)
+        return ChunkResult(staged, self._rejected + refused, refused, skipped=False, plain=self._plain_rows)
 
     def _write(self, source: Iterator[Row | Reject | PlainRecords]) -> tuple[int, int]:
         """Stage everything ``source`` gives; returns (rows staged, rows PostgreSQL refused)."""
@@ -272,6 +276,7 @@ class _ChunkWriter:
             return self._write(plain.careful())
         if self.last_line is None or plain.last_line > self.last_line:
             self.last_line = plain.last_line
+        self._plain_rows += plain.rows
         return plain.rows, 0
 
     def _stage(self, rows: list[Row]) -> tuple[int, int]:

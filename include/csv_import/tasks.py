@@ -227,6 +227,7 @@ def import_chunk(spec: ImportSpec, file_id: int, number: int) -> dict[str, Any]:
     seconds = time.perf_counter() - started
     return {
         "rows": result.rows,
+        "plain_rows": result.plain,
         "rejects": result.rejects,
         "skipped": result.skipped,
         "seconds": round(seconds, 3),
