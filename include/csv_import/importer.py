@@ -47,6 +47,7 @@ from dataclasses import dataclass
 
 import psycopg
 from psycopg import sql
+from psycopg.copy import QueuedLibpqWriter
 
 from include.csv_import.model import RAW_TEXT_LIMIT, Chunk, Reject, RejectReason, Row
 from include.csv_import.plain import PlainRecords
@@ -57,6 +58,8 @@ from include.csv_import.warehouse import sql as query
 log = logging.getLogger(__name__)
 
 BATCH_ROWS = 20_000
+# Blocks of plain records sent in one COPY at most (the bytes held to read again if refused).
+PLAIN_COPY_BYTES = 16 * 1024 * 1024
 BATCH_CHARS = 16 * 1024 * 1024
 REJECT_BATCH = 5_000
 
@@ -181,11 +184,12 @@ class _ChunkWriter:
         self.last_line: int | None = None
 
     def write(self, items: Iterable[Row | Reject | PlainRecords]) -> ChunkResult:
-        staged, refused = self._write(iter(items))
+        staged, refused = self._write(items)
         return ChunkResult(staged, self._rejected + refused, refused, skipped=False, plain=self._plain_rows)
 
-    def _write(self, source: Iterator[Row | Reject | PlainRecords]) -> tuple[int, int]:
-        """Stage everything ``source`` gives; returns (rows staged, rows PostgreSQL refused)."""
+    def _write(self, items: Iterable[Row | Reject | PlainRecords]) -> tuple[int, int]:
+        """Stage everything ``items`` gives; returns (rows staged, rows PostgreSQL refused)."""
+        source = _Items(items)
         staged = refused = 0
         while True:
             batch: list[Row] = []
@@ -205,7 +209,7 @@ class _ChunkWriter:
             more = self._more
             self._flush_rejects()
             if plain:
-                staged_now, refused_now = self._copy_plain(plain[0])
+                staged_now, refused_now = self._copy_plain(plain[0], source)
                 staged, refused = staged + staged_now, refused + refused_now
             if not more:
                 return staged, refused
@@ -249,9 +253,16 @@ class _ChunkWriter:
                 return
         self._more = False
 
-    def _copy_plain(self, plain: PlainRecords) -> tuple[int, int]:
-        """COPY a block of plain records as they are; if PostgreSQL refuses it, read them carefully."""
-        format = plain.format
+    def _copy_plain(self, first: PlainRecords, source: _Items) -> tuple[int, int]:
+        """COPY ``first`` and the blocks of plain records right after it, as they are, in one statement.
+
+        The next block is read and checked while PostgreSQL parses the last one (psycopg's
+        queued writer sends from a thread of its own), so the reader's CPU and the server's
+        overlap. At most ``PLAIN_COPY_BYTES`` of blocks are held, for the one thing they are
+        kept for: if PostgreSQL refuses a value, every record of the statement is read again
+        carefully, so that the refused value costs its own line only.
+        """
+        format = first.format
         columns = (*LINEAGE_COLUMNS, *self._columns)
         statement = sql.SQL(
             "COPY {} ({}) FROM STDIN (FORMAT csv, DELIMITER {}, QUOTE {}, ENCODING {}, FORCE_NULL ({}))"
@@ -263,21 +274,31 @@ class _ChunkWriter:
             sql.Literal(format.encoding),
             sql.SQL(", ").join(map(sql.Identifier, self._columns)),
         )
+        blocks = [first]
         try:
-            with self._cursor.connection.transaction(), self._cursor.copy(statement) as copy:
-                copy.write(plain.payload(self._file_id))
+            with (
+                self._cursor.connection.transaction(),
+                self._cursor.copy(statement, writer=QueuedLibpqWriter(self._cursor)) as copy,
+            ):
+                copy.write(first.payload(self._file_id))
+                held = len(first.data)
+                while held < PLAIN_COPY_BYTES and (block := source.next_if(PlainRecords)) is not None:
+                    copy.write(block.payload(self._file_id))
+                    blocks.append(block)
+                    held += len(block.data)
         except _REFUSALS as error:
             log.info(
                 "PostgreSQL refused a value among lines %d to %d (%s): they are read again one by one",
-                int(plain.first_lines[0]),
-                plain.last_line,
+                int(first.first_lines[0]),
+                blocks[-1].last_line,
                 error.diag.message_primary,
             )
-            return self._write(plain.careful())
-        if self.last_line is None or plain.last_line > self.last_line:
-            self.last_line = plain.last_line
-        self._plain_rows += plain.rows
-        return plain.rows, 0
+            return self._write(itertools.chain.from_iterable(block.careful() for block in blocks))
+        rows = sum(block.rows for block in blocks)
+        if self.last_line is None or blocks[-1].last_line > self.last_line:
+            self.last_line = blocks[-1].last_line
+        self._plain_rows += rows
+        return rows, 0
 
     def _stage(self, rows: list[Row]) -> tuple[int, int]:
         """COPY ``rows``; every row PostgreSQL refuses becomes a reject. Returns (staged, refused)."""
@@ -381,6 +402,28 @@ class _ChunkWriter:
                     )
                 )
         self._rejects.clear()
+
+
+class _Items:
+    """The items of a chunk, of which the next can be taken only if it is of a given type."""
+
+    def __init__(self, items: Iterable[Row | Reject | PlainRecords]) -> None:
+        self._items = iter(items)
+        self._next: list[Row | Reject | PlainRecords] = []
+
+    def __iter__(self) -> _Items:
+        return self
+
+    def __next__(self) -> Row | Reject | PlainRecords:
+        return self._next.pop() if self._next else next(self._items)
+
+    def next_if(self, kind: type[PlainRecords]) -> PlainRecords | None:
+        """The next item if it is a ``kind``; otherwise None, and the item stays next."""
+        item = next(self, None)
+        if item is None or type(item) is kind:
+            return item
+        self._next.append(item)
+        return None
 
 
 def _text(value: str) -> str:

@@ -6,6 +6,7 @@ import hashlib
 import io
 import threading
 from collections.abc import Iterator, Sequence
+from functools import partial
 
 import psycopg
 import pytest
@@ -14,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from include.csv_import.importer import import_chunk
 from include.csv_import.ledger import read_plan
 from include.csv_import.model import Chunk, Column, Dialect, FileSchema, Reject, RejectReason, Row
-from include.csv_import.plain import PlainRecords, read_chunk_plain
+from include.csv_import.plain import BLOCK_BYTES, PlainRecords, read_chunk_plain
 from include.csv_import.reader import read_chunk
 from include.csv_import.table import TableName
 from include.csv_import.warehouse import staging_table
@@ -223,12 +224,17 @@ def every_reject(conn: psycopg.Connection, run_id: int) -> list[tuple]:
 
 
 def import_both_ways(
-    conn: psycopg.Connection, start: StartRun, data: bytes, schema: FileSchema, target: TableName = TARGET
-) -> tuple[tuple[int, int], tuple[int, int]]:
+    conn: psycopg.Connection,
+    start: StartRun,
+    data: bytes,
+    schema: FileSchema,
+    target: TableName = TARGET,
+    block_bytes: int = BLOCK_BYTES,
+) -> tuple[int, int]:
     """Import ``data`` read carefully (run 1) and with plain records (run 2); the two runs' ids."""
     chunk = Chunk(schema.file, 0, 0, None, 1)
     results = []
-    for way, read in (("careful", read_chunk), ("plain", read_chunk_plain)):
+    for way, read in (("careful", read_chunk), ("plain", partial(read_chunk_plain, block_bytes=block_bytes))):
         run_id = start(
             f"{way}-{target.name}",
             [schema.file],
@@ -299,3 +305,20 @@ def test_postgresql_reads_plain_records_as_the_careful_reader_reads_them_whateve
     import_both_ways(
         conn, start, data, FileSchema(source("a.csv", size=len(data)), schema.dialect, schema.columns), target
     )
+
+
+def test_a_refusal_in_one_of_many_blocks_copied_together_costs_only_its_line(
+    conn: psycopg.Connection, start: StartRun
+) -> None:
+    # Small blocks, so that many go to one COPY: PostgreSQL refuses the last one's date, and
+    # every record of the statement is read again carefully.
+    records = [f"{n},name {n},{n}.5,2024-03-01" for n in range(1, 2000)] + ["2000,leap,1,2023-02-30"]
+    data = ("id,name,amount,issued\n" + "\n".join(records) + "\n").encode()
+    schema = FileSchema(source("a.csv", size=len(data)), Dialect(), COLUMNS)
+
+    _, plain_run = import_both_ways(conn, start, data, schema, block_bytes=4096)
+
+    assert len(everything_staged(conn, plain_run, COLUMNS)) == 1999
+    assert [(line, reason) for line, _, reason, _, _ in every_reject(conn, plain_run)] == [
+        (2001, "type_mismatch")
+    ]
