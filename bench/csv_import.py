@@ -1,12 +1,13 @@
 """``csv_folder_import`` measured: our import beside the other ways of loading the same files.
 
-    python -m bench.csv_import [--sizes 200MB,2GB] [--files 8] [--quick] [--write-docs]
+    python -m bench.csv_import [--sizes 200MB,2GB] [--files 8] [--rounds 3] [--quick] [--write-docs]
 
 For each size, the demo generator (``devservices.energy_certificates``) writes one drop, with no
 defect and no zip: ``psql \\copy`` stops at the first bad line and cannot read a zip, and every
 lane must read the very same files. The drop keeps its variety (``;``, CRLF, a BOM, cp1252, an
 extra and a missing column), which each lane is told about from the manifest. Then, side by side,
-each lane in a fresh process of its own:
+each lane in a fresh process of its own, the lanes taking turns for ``--rounds`` rounds (each
+lane's median round is reported):
 
 - **ours**: the pipeline's import, its task bodies without Airflow's scheduler: the chunks
   imported by two processes at once, as two workers' slots would (``our_import``);
@@ -337,6 +338,11 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--pandas-sample", type=parse_size, help="bytes the seed's way loads (default 50MB; quick 1MB)"
     )
     parser.add_argument(
+        "--rounds",
+        type=int,
+        help="runs of every lane, taking turns; the median is reported (default 3; quick 1)",
+    )
+    parser.add_argument(
         "--write-docs",
         action="store_true",
         help="rewrite the csv_folder_import section of docs/PERFORMANCE.md and its chart",
@@ -351,6 +357,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.sizes = args.sizes or ((10_000_000,) if args.quick else (200_000_000, 2_000_000_000))
     args.files = args.files or (4 if args.quick else 8)
     args.pandas_sample = args.pandas_sample or (1_000_000 if args.quick else 50_000_000)
+    args.rounds = args.rounds or (1 if args.quick else 3)
     if args.write_docs and args.quick:
         parser.error("--write-docs needs a full run: drop --quick")
     return args
@@ -365,10 +372,21 @@ def _measure_size(server: LocalPostgres, state_dir: Path, size: int, args: argpa
         manifest = generate(folder, size=size, files=args.files, defects=0, zipped=0, seed=SEED)
         generate_s = time.perf_counter() - started
         drop = Drop(folder, manifest)
-        lanes = {}
-        for name in LANES:
-            lanes[name] = _run_lane(server, name, drop, args)
-            log.info("  %-32s %s", name, _lane_sentence(lanes[name]))
+        runs: dict[str, list[dict[str, Any]]] = {name: [] for name in LANES}
+        for round_ in range(args.rounds):  # lanes take turns, so that a busy moment hits them all
+            for name in LANES:
+                runs[name].append(_run_lane(server, name, drop, args))
+                log.info(
+                    "  %-32s %s (round %d of %d)",
+                    name,
+                    _lane_sentence(runs[name][-1]),
+                    round_ + 1,
+                    args.rounds,
+                )
+        lanes = {
+            name: report.median_run(lane_runs, "mb_per_s") if lane_runs[0]["measured"] else lane_runs[0]
+            for name, lane_runs in runs.items()
+        }
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return {
@@ -671,6 +689,9 @@ def _lane_rows(point: dict[str, Any]) -> list[list[str]]:
             rows.append([lane["name"], "-", "-", "-", "-", "-", f"not measured: {lane['skipped']}"])
             continue
         how = f"extrapolated from {lane['sample']}" if lane["extrapolated"] else "measured on the whole drop"
+        if len(lane.get("repeats_mb_per_s", ())) > 1:
+            repeats = lane["repeats_mb_per_s"]
+            how += f", median of {len(repeats)} rounds ({min(repeats):.1f} to {max(repeats):.1f} MB/s)"
         if lane.get("start_s") is not None:
             how += f", after {lane['start_s']:.0f} s starting its processes and importing Airflow"
         rows.append(
@@ -720,7 +741,9 @@ def markdown(results: dict[str, Any], chart_name: str | None) -> list[str]:
         "`python -m bench.csv_import --quick` runs it on 10 MB in about a minute.",
         "",
         "The same generated drop (`devservices.energy_certificates`, no defects, no zips, its other "
-        "variety kept) loaded every way, one lane after the other, each in a fresh process after a "
+        "variety kept) loaded every way, the lanes taking turns round after round (each lane's median "
+        "round is shown: other work on this shared machine then weighs on every lane alike), each in a "
+        "fresh process after a "
         "`CHECKPOINT`, into a local PostgreSQL with default durability. MB/s are of CSV text read; "
         "peak RSS is the lane's process and, in brackets, its largest child (a `psql`, a pool "
         "worker) as Linux counts it, which includes what the child shared with the lane's process "

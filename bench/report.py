@@ -237,6 +237,16 @@ def _point(results: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def median_run(runs: Sequence[dict[str, Any]], key: str) -> dict[str, Any]:
+    """The run whose ``key`` is the median (the lower middle one of an even number), with every run's ``key``.
+
+    Lanes that take turns, repeat after repeat, and report their median run: a busy moment of a
+    shared machine then weighs on each lane alike instead of on the one it happened to meet.
+    """
+    ranked = sorted(runs, key=lambda run: run[key])
+    return {**ranked[(len(ranked) - 1) // 2], f"repeats_{key}": [run[key] for run in runs]}
+
+
 def _times(ratio: float | None) -> str:
     return "not measured" if ratio is None else f"{ratio:.2f}x"
 

@@ -386,7 +386,7 @@ def _measure(state_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
                 repeats[lane].append(measure_run(server, lane, fast, state_dir))
                 log.info("  %s", _run_sentence(repeats[lane][-1]))
         runs: dict[str, Any] = {
-            "fast": {lane: _median_run(runs) for lane, runs in repeats.items()},
+            "fast": {lane: report.median_run(runs, "profiles_per_s") for lane, runs in repeats.items()},
             "paced": {},
         }
         for lane in PACED_LANES:
@@ -399,15 +399,6 @@ def _measure(state_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
     results = {**runs, "batch_size": batch_size, "machine": machine}
     results["targets"] = targets(results)
     return results
-
-
-def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """The run of median profiles/s (the lower middle one of an even number), with every repeat's rate."""
-    ranked = sorted(runs, key=lambda run: run["profiles_per_s"])
-    return {
-        **ranked[(len(ranked) - 1) // 2],
-        "repeats_profiles_per_s": [run["profiles_per_s"] for run in runs],
-    }
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
