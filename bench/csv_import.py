@@ -785,12 +785,17 @@ def _where_the_time_goes(point: dict[str, Any]) -> list[str]:
     read_share = reader["drop_s"] / ours["drop_s"] if ours["drop_s"] else 0.0
     ours_cpu = ours["cpu_s"] + ours["children_cpu_s"]
     reader_cpu = reader["cpu_s"] + reader["children_cpu_s"]
+    writing_cpu = ours_cpu - reader_cpu
+    cpu = (
+        f"{writing_cpu:.1f} s of client CPU to the reader's {reader_cpu:.1f} s"
+        if writing_cpu > 0
+        else f"no client CPU that stands out from the rounds' spread (the reader's: {reader_cpu:.1f} s)"
+    )
     lines.append(
         f"Where its time goes: reading alone (the same inference, plan, reader and processes, "
         f"nothing written) took {reader['drop_s']:.1f} s of its {ours['drop_s']:.1f} s "
         f"({read_share:.0%}); writing (COPY, the ledger, publish) added "
-        f"{ours['drop_s'] - reader['drop_s']:.1f} s and {ours_cpu - reader_cpu:.1f} s of client CPU "
-        f"to the reader's {reader_cpu:.1f} s, besides the server's own work."
+        f"{ours['drop_s'] - reader['drop_s']:.1f} s and {cpu}, besides the server's own work."
     )
     if duckdb["measured"] and duckdb["mb_per_s"]:
         lines.append(
