@@ -236,7 +236,8 @@ class _Checker:
             zero_copy_only=False
         )
         plain &= np.diff(offsets) < MAX_LINE_CHARS
-        plain[np.searchsorted(offsets, _end_of_data_marks(data), side="right") - 1] = False
+        marks = _end_of_data_marks(data)
+        plain[np.searchsorted(offsets, marks[marks < offsets[-1]], side="right") - 1] = False
         if start == 0:
             plain[0] = False  # the header, or a byte order mark: the careful reader's to skip
         first_lines = line + np.concatenate(([0], lines[:-1]))

@@ -159,6 +159,21 @@ def test_records_straddling_blocks_and_a_crlf_split_between_blocks_read_the_same
     assert [result.line for result in careful] == [2, 4, 6, 7]
 
 
+@given(st.integers(1, 64))
+def test_a_line_postgresql_may_read_as_the_end_of_the_data_is_never_sent_whatever_the_blocks(
+    block_bytes: int,
+) -> None:
+    data = b'id,name,issued\n1,"a\n\\.\nb",2024-01-31\n2,x,2024-02-01\n3,"c\r\n\\.",2024-02-02\n'
+    schema = schema_of(data)
+    careful, fast, items = both(data, schema, Chunk(schema.file, 0, 0, None, 1), block_bytes)
+
+    assert fast == careful
+    plain_lines = [
+        line for item in items if isinstance(item, PlainRecords) for line in item.first_lines.tolist()
+    ]
+    assert plain_lines == [5]
+
+
 def test_a_chunk_that_ends_inside_a_quote_rejects_its_last_record_as_the_careful_reader_does() -> None:
     data = b'id,name,issued\n1,a,2024-01-31\n2,"never closed,2024-01-31\n3,b,2024-02-01'
     schema = schema_of(data)
