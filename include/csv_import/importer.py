@@ -268,11 +268,11 @@ class _ChunkWriter:
             "COPY {} ({}) FROM STDIN (FORMAT csv, DELIMITER {}, QUOTE {}, ENCODING {}, FORCE_NULL ({}))"
         ).format(
             sql.Identifier(SCHEMA, staging_name(self._key["run_id"])),
-            sql.SQL(", ").join(map(sql.Identifier, columns)),
+            sql.SQL(", ").join(sql.Identifier(name) for name in columns),
             sql.Literal(format.delimiter),
             sql.Literal(format.quote),
             sql.Literal(format.encoding),
-            sql.SQL(", ").join(map(sql.Identifier, self._columns)),
+            sql.SQL(", ").join(sql.Identifier(name) for name in self._columns),
         )
         blocks = [first]
         try:
