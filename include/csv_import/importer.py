@@ -5,14 +5,14 @@ chunk therefore finds either nothing of the previous attempt (it died: the trans
 back) or the chunk done (it is skipped); a chunk of a file that changed since it was imported is
 deleted by its own key (its file and the lines the ledger recorded) and imported again.
 
-Two kinds of input, each COPYed in its own statement and savepoint:
+Two kinds of input, each COPYed in statements and savepoints of its own:
 
 * **Plain records** (:class:`~include.csv_import.plain.PlainRecords`, nearly every record of a
   real drop): a block of the file's own bytes, already proven to be CSV whose every value is in
   its column's canonical spelling. They go to ``COPY … (FORMAT csv, FORCE_NULL …)`` with the
-  lineage put in front, and PostgreSQL parses them once. If it refuses the block (a date such
-  as ``2023-02-30`` has the right shape), the block's records are read again by the careful
-  reader and go the second way, so that the refused value costs its line, not the block.
+  lineage put in front, and PostgreSQL parses them once. If it refuses a statement's blocks (a
+  date such as ``2023-02-30`` has the right shape), their records are read again by the
+  careful reader and go the second way, so that the refused value costs its line, not a block.
 * **Rows** from the careful reader: every value checked against its column's type with the
   predicates inference used, and written the way PostgreSQL reads it. PostgreSQL stays the
   final judge, as the target's types win over inference's and Python's checks can miss a value
@@ -58,10 +58,10 @@ from include.csv_import.warehouse import sql as query
 log = logging.getLogger(__name__)
 
 BATCH_ROWS = 20_000
-# Blocks of plain records sent in one COPY at most (the bytes held to read again if refused).
-PLAIN_COPY_BYTES = 16 * 1024 * 1024
 BATCH_CHARS = 16 * 1024 * 1024
 REJECT_BATCH = 5_000
+# Blocks of plain records sent in one COPY at most (the bytes held to read again if refused).
+PLAIN_COPY_BYTES = 16 * 1024 * 1024
 
 # What PostgreSQL says about a value it will not store: class 22 (data exception: syntax, range,
 # encoding) and a NULL in a NOT NULL column of the target.
@@ -178,8 +178,6 @@ class _ChunkWriter:
         self._key = key
         self._rejects: list[Reject] = []
         self._rejected = 0
-        # Whether the last batch stopped before its source ended.
-        self._more = False
         self._plain_rows = 0
         self.last_line: int | None = None
 
@@ -191,12 +189,11 @@ class _ChunkWriter:
         """Stage everything ``items`` gives; returns (rows staged, rows PostgreSQL refused)."""
         source = _Items(items)
         staged = refused = 0
-        while True:
+        while not source.exhausted():
             batch: list[Row] = []
-            plain: list[PlainRecords] = []
             # Rows stream into COPY as they are read, so that PostgreSQL parses one while the
             # reader makes the next; the batch is kept only to send it again if it is refused.
-            feed = self._feed(source, batch, plain)
+            feed = self._feed(source, batch)
             try:
                 self._copy(feed)
             except _REFUSALS:
@@ -206,30 +203,25 @@ class _ChunkWriter:
                 staged, refused = staged + staged_now, refused + refused_now
             else:
                 staged += len(batch)
-            more = self._more
             self._flush_rejects()
-            if plain:
-                staged_now, refused_now = self._copy_plain(plain[0], source)
+            if (first := source.next_if(PlainRecords)) is not None:
+                staged_now, refused_now = self._copy_plain(first, source)
                 staged, refused = staged + staged_now, refused + refused_now
-            if not more:
-                return staged, refused
+        return staged, refused
 
-    def _feed(
-        self, source: Iterator[Row | Reject | PlainRecords], batch: list[Row], plain: list[PlainRecords]
-    ) -> Iterator[Row]:
+    def _feed(self, source: _Items, batch: list[Row]) -> Iterator[Row]:
         """The next batch's rows from ``source``; its rejects are kept aside for the reject table.
 
-        The batch ends early at a block of plain records, which goes to ``plain``: it is COPYed
-        on its own, in CSV.
+        The batch ends early at a block of plain records, which stays next in ``source``: it is
+        COPYed on its own, in CSV.
         """
         # Runs once per line of the file: kept to what every line must cost.
         width = len(self._columns)
         chars = 0
-        self._more = True
         for item in source:
             if type(item) is not Row:
                 if type(item) is PlainRecords:
-                    plain.append(item)
+                    source.put_back(item)
                     return
                 self._rejected += 1
                 self._rejects.append(item)
@@ -251,7 +243,6 @@ class _ChunkWriter:
             chars += sum(map(len, filter(None, values)))
             if len(batch) >= BATCH_ROWS or chars >= BATCH_CHARS:
                 return
-        self._more = False
 
     def _copy_plain(self, first: PlainRecords, source: _Items) -> tuple[int, int]:
         """COPY ``first`` and the blocks of plain records right after it, as they are, in one statement.
@@ -405,7 +396,7 @@ class _ChunkWriter:
 
 
 class _Items:
-    """The items of a chunk, of which the next can be taken only if it is of a given type."""
+    """The items of a chunk, with one look ahead: an item taken can be put back, to come next."""
 
     def __init__(self, items: Iterable[Row | Reject | PlainRecords]) -> None:
         self._items = iter(items)
@@ -417,13 +408,25 @@ class _Items:
     def __next__(self) -> Row | Reject | PlainRecords:
         return self._next.pop() if self._next else next(self._items)
 
+    def put_back(self, item: Row | Reject | PlainRecords) -> None:
+        self._next.append(item)
+
     def next_if(self, kind: type[PlainRecords]) -> PlainRecords | None:
         """The next item if it is a ``kind``; otherwise None, and the item stays next."""
         item = next(self, None)
         if item is None or type(item) is kind:
             return item
-        self._next.append(item)
+        self.put_back(item)
         return None
+
+    def exhausted(self) -> bool:
+        """Whether no item is left (reading the next one if need be, which then stays next)."""
+        if self._next:
+            return False
+        for item in self._items:
+            self.put_back(item)
+            return False
+        return True
 
 
 def _text(value: str) -> str:
