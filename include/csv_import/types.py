@@ -79,8 +79,26 @@ NARROWEST_FIRST = (
 _TRUE = frozenset({"true", "t", "yes", "y"})
 _FALSE = frozenset({"false", "f", "no", "n"})
 _BOOLEAN_MAX_LEN = 5
+
+# The one spelling of each type's values that is written for PostgreSQL unchanged (besides empty
+# text, which is NULL): what the column checks below look for, and what the CSV import's plain
+# records must hold (:mod:`~include.csv_import.plain`, whose RE2 reads the same syntax). Years
+# from 1000, no second 60, zones within ±14:59: PostgreSQL and ``fromisoformat`` read each of
+# these the same way, so a value either reads unchanged in both or is refused by one of them.
+_ISO_DATE = "[1-9][0-9]{3}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
+_ISO_TIME = "(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+CANONICAL: dict[ColumnType, str] = {
+    ColumnType.INTEGER: r"-?[1-9][0-9]{0,8}|0",
+    ColumnType.BIGINT: r"-?[1-9][0-9]{0,17}|0",
+    ColumnType.NUMERIC: r"-?(?:0|[1-9][0-9]{0,30})(?:\.[0-9]{1,30})?",
+    ColumnType.DATE: _ISO_DATE,
+    ColumnType.TIMESTAMP: f"{_ISO_DATE}[T ]{_ISO_TIME}",
+    ColumnType.TIMESTAMPTZ: f"{_ISO_DATE}[T ]{_ISO_TIME}(?:Z|[+-](?:0[0-9]|1[0-4]):[0-5][0-9])",
+    ColumnType.BOOLEAN: "true|false",
+}
+
 _NUMERIC = re.compile(r"[+-]?(?:0|[1-9][0-9]*)(?:\.[0-9]*)?(?:[eE][+-]?([0-9]+))?|[+-]?\.[0-9]+")
-_PLAIN_DECIMAL = re.compile(r"-?(?:0|[1-9][0-9]{0,30})(?:\.[0-9]{1,30})?").fullmatch
+_PLAIN_DECIMAL = re.compile(CANONICAL[ColumnType.NUMERIC]).fullmatch
 _DATE_LEN = 10
 _PLAIN_TIMESTAMP_LEN = 19  # YYYY-MM-DD HH:MM:SS, which PostgreSQL reads as is (also with T)
 # The same with an explicit zone, which PostgreSQL reads as is whatever the session's zone.
@@ -320,22 +338,6 @@ def _all_parse(shape: Callable[[Sequence[str]], bool], parse: Callable[[str], ob
     return check
 
 
-# The one spelling of each type's values that is written for PostgreSQL unchanged (besides empty
-# text, which is NULL): what the column checks below look for, and what the CSV import's plain
-# records must hold (:mod:`~include.csv_import.plain`, whose RE2 reads the same syntax). Years
-# from 1000, no second 60, zones within ±14:59: PostgreSQL and ``fromisoformat`` read each of
-# these the same way, so a value either reads unchanged in both or is refused by one of them.
-_ISO_DATE = "[1-9][0-9]{3}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
-_ISO_TIME = "(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
-CANONICAL: dict[ColumnType, str] = {
-    ColumnType.INTEGER: r"-?[1-9][0-9]{0,8}|0",
-    ColumnType.BIGINT: r"-?[1-9][0-9]{0,17}|0",
-    ColumnType.NUMERIC: r"-?(?:0|[1-9][0-9]{0,30})(?:\.[0-9]{1,30})?",
-    ColumnType.DATE: _ISO_DATE,
-    ColumnType.TIMESTAMP: f"{_ISO_DATE}[T ]{_ISO_TIME}",
-    ColumnType.TIMESTAMPTZ: f"{_ISO_DATE}[T ]{_ISO_TIME}(?:Z|[+-](?:0[0-9]|1[0-4]):[0-5][0-9])",
-    ColumnType.BOOLEAN: "true|false",
-}
 _CANONICAL_BOOLEANS = frozenset({"true", "false", ""})
 _COLUMN_CHECKS: dict[ColumnType, ColumnCheck] = {
     ColumnType.INTEGER: _joined(CANONICAL[ColumnType.INTEGER]),
