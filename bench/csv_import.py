@@ -87,8 +87,6 @@ RSS_LIMIT_MB = 300
 # Chunks imported at once by the "ours" lanes: two Airflow workers' slots on this 2-core machine.
 IMPORT_WORKERS = 2
 OUR_TABLE = "ours"
-# PostgreSQL's names of the encodings the generator writes.
-PG_ENCODINGS = {"utf-8": "UTF8", "cp1252": "WIN1252"}
 # DuckDB reads Latin-1, not cp1252; the generator's accented letters are the same in both.
 DUCKDB_ENCODINGS = {"utf-8": "utf-8", "cp1252": "latin-1"}
 DUCKDB_TYPES = {
@@ -492,15 +490,21 @@ def _read_chunk(schema: FileSchema, chunk: Chunk) -> dict[str, Any]:
     from include.csv_import.plain import PlainRecords, read_chunk_plain
 
     started = time.perf_counter()
-    rows = 0
+    rows = plain_rows = 0
     with sources.open_chunk(chunk.file, chunk.start, chunk.end, conn_id=None) as stream:
         for item in read_chunk_plain(stream, chunk, schema):
             if isinstance(item, PlainRecords):
                 item.payload(file_id=1)  # the COPY input is the reader's to make
                 rows += item.rows
+                plain_rows += item.rows
             elif isinstance(item, Row):
                 rows += 1
-    return {"rows": rows, "seconds": round(time.perf_counter() - started, 3), **this_process()}
+    return {
+        "rows": rows,
+        "plain_rows": plain_rows,
+        "seconds": round(time.perf_counter() - started, 3),
+        **this_process(),
+    }
 
 
 def _workers_figures(chunks: list[dict[str, Any]]) -> dict[str, Any]:
@@ -508,7 +512,7 @@ def _workers_figures(chunks: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "chunks": len(chunks),
         "rows": sum(chunk["rows"] for chunk in chunks),
-        "plain_rows": sum(chunk.get("plain_rows", 0) for chunk in chunks),
+        "plain_rows": sum(chunk["plain_rows"] for chunk in chunks),
         "chunk_s": [chunk["seconds"] for chunk in chunks],
         "processes_peak_rss_mb": processes_peak_rss_mb(chunks),
     }
@@ -554,6 +558,8 @@ def _psql_copy(drop: Drop, conninfo: str, workers: int) -> Loaded:
 
 def _copy_command(drop: Drop, entry: dict[str, Any]) -> str:
     """A psql meta-command: psql parses it, so the path and identifiers are quoted for psql."""
+    from include.csv_import.plain import PG_ENCODINGS
+
     path = "'" + str(drop.folder / entry["path"]).replace("'", "''") + "'"
     columns = ", ".join(_quoted_identifier(name) for name in entry["columns"])
     delimiter = "'" + entry["delimiter"].replace("'", "''") + "'"
