@@ -104,7 +104,7 @@ def discover(source: str, pattern: str, *, conn_id: str | None) -> list[SourceFi
 
     base = root.path.rstrip("/") + "/"
     files: list[SourceFile] = []
-    whole: list[tuple[str, str, dict[str, Any]]] = []
+    to_hash: list[tuple[str, str, dict[str, Any]]] = []
     for name, info in sorted(listing.items()):
         if info.get("type") != "file":
             continue
@@ -120,13 +120,13 @@ def discover(source: str, pattern: str, *, conn_id: str | None) -> list[SourceFi
                     "or leave it out with the pattern"
                 ) from error
         elif matches(relative):
-            whole.append((url, name, info))
+            to_hash.append((url, name, info))
     # Hashing a local drop reads all of it: files are hashed side by side.
     with ThreadPoolExecutor(PARALLEL_READS) as pool:
-        fingerprints = pool.map(lambda found: _fingerprint(root, found[1], found[2]), whole)
+        fingerprints = pool.map(lambda found: _fingerprint(root, found[1], found[2]), to_hash)
         files.extend(
             SourceFile(url, None, int(info["size"]), fingerprint)
-            for (url, _, info), fingerprint in zip(whole, fingerprints, strict=True)
+            for (url, _, info), fingerprint in zip(to_hash, fingerprints, strict=True)
         )
     if not files:
         raise SourceError(

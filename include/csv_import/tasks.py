@@ -158,7 +158,7 @@ def plan(spec: ImportSpec) -> list[dict[str, Any]]:
         run = _run(conn, spec)
         files = ledger.read_files(conn, run.id)
 
-        def plan_file(entry: ledger.RunFile) -> planning.Plan:
+        def plan_entry(entry: ledger.RunFile) -> planning.Plan:
             if entry.rejected is not None:
                 return planning.whole(entry.file, f"rejected whole: {entry.rejected.reason}")
             return planning.plan_file(
@@ -167,7 +167,7 @@ def plan(spec: ImportSpec) -> list[dict[str, Any]]:
 
         # A big file is read whole to find where to split it: files are read side by side.
         with ThreadPoolExecutor(sources.PARALLEL_READS) as pool:
-            plans = list(pool.map(plan_file, files))
+            plans = list(pool.map(plan_entry, files))
         rejected: list[tuple[Chunk, Reject]] = []
         for entry, file_plan in zip(files, plans, strict=True):
             log.info("%s: %s", entry.file.name, file_plan.reason)
