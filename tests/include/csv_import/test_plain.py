@@ -25,11 +25,11 @@ from include.csv_import.model import (
     Reject,
     RejectReason,
     Row,
-    SourceFile,
 )
 from include.csv_import.plain import PlainRecords, copy_format, read_chunk_plain
 from include.csv_import.planning import plan_stream
 from include.csv_import.reader import read_chunk
+from tests.include.csv_import.conftest import source
 from tests.include.csv_import.test_reading_properties import Expected, csv_files
 
 PLAIN_CSV = Dialect()
@@ -43,7 +43,12 @@ SCHEMA_COLUMNS = (
 def schema_of(
     data: bytes, dialect: Dialect = PLAIN_CSV, columns: tuple[Column, ...] = SCHEMA_COLUMNS
 ) -> FileSchema:
-    return FileSchema(SourceFile("file:///plain.csv", None, len(data), "v1"), dialect, columns)
+    return FileSchema(source("plain.csv", size=len(data)), dialect, columns)
+
+
+def lines_sent_plain(items: list[Row | Reject | PlainRecords]) -> list[int]:
+    """The first lines of the records that went as plain records, in order."""
+    return [line for item in items if isinstance(item, PlainRecords) for line in item.first_lines.tolist()]
 
 
 def expanded(items: list[Row | Reject | PlainRecords], schema: FileSchema) -> list[Row | Reject]:
@@ -94,7 +99,7 @@ def test_a_file_of_plain_records_is_one_block_of_them_with_lineage_in_front() ->
     assert fast == careful
     plain = [item for item in items if isinstance(item, PlainRecords)]
     assert sum(block.rows for block in plain) == 3
-    assert [line for block in plain for line in block.first_lines.tolist()] == [2, 3, 5]
+    assert lines_sent_plain(items) == [2, 3, 5]
     assert b"".join(block.payload(7) for block in plain) == (
         b'7,2,1,"Smith, J",2024-01-31\r\n7,3,2,"say ""hi""\r\non two lines",\r\n7,5,3,,2024-02-01'
     )
@@ -121,9 +126,7 @@ def test_a_record_that_is_not_plain_goes_through_the_careful_reader(record: byte
     careful, fast, items = both(data, schema, Chunk(schema.file, 0, 0, None, 1), 1 << 20)
 
     assert fast == careful, why
-    plain_lines = [
-        line for item in items if isinstance(item, PlainRecords) for line in item.first_lines.tolist()
-    ]
+    plain_lines = lines_sent_plain(items)
     assert plain_lines[0] == 2, why
     assert 3 not in plain_lines, why
 
@@ -143,9 +146,7 @@ def test_a_quote_that_opens_mid_file_hands_the_rest_of_the_chunk_to_the_careful_
     careful, fast, items = both(data, schema, Chunk(schema.file, 0, 0, None, 1), 1 << 20)
 
     assert fast == careful
-    plain_lines = [
-        line for item in items if isinstance(item, PlainRecords) for line in item.first_lines.tolist()
-    ]
+    plain_lines = lines_sent_plain(items)
     assert plain_lines == [2]
 
 
@@ -168,9 +169,7 @@ def test_a_line_postgresql_may_read_as_the_end_of_the_data_is_never_sent_whateve
     careful, fast, items = both(data, schema, Chunk(schema.file, 0, 0, None, 1), block_bytes)
 
     assert fast == careful
-    plain_lines = [
-        line for item in items if isinstance(item, PlainRecords) for line in item.first_lines.tolist()
-    ]
+    plain_lines = lines_sent_plain(items)
     assert plain_lines == [5]
 
 
@@ -211,7 +210,5 @@ def test_bytes_a_code_page_lacks_are_never_plain() -> None:
     assert fast == careful
     assert isinstance(careful[-1], Reject)
     assert careful[-1].reason is RejectReason.INVALID_ENCODING
-    plain_lines = [
-        line for item in items if isinstance(item, PlainRecords) for line in item.first_lines.tolist()
-    ]
+    plain_lines = lines_sent_plain(items)
     assert plain_lines == [2]
