@@ -113,6 +113,14 @@ def _utf8_lines(block: bytes, *, ragged: bool) -> tuple[int, int]:
     parts = block.split(b"\n")
     if ragged:
         parts = parts[1:-1]
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(b"\n".join(parts), final=ragged)
+    except UnicodeDecodeError:
+        pass
+    else:
+        # A line feed is never part of a UTF-8 character, so each line is valid when all are:
+        # one decode instead of one per line, for the files that are UTF-8 (most of them).
+        return len(parts), 0
     invalid = 0
     for position, part in enumerate(parts):
         decoder = codecs.getincrementaldecoder("utf-8")()
