@@ -52,8 +52,8 @@ from psycopg.copy import QueuedLibpqWriter
 from include.csv_import.model import RAW_TEXT_LIMIT, Chunk, Reject, RejectReason, Row
 from include.csv_import.plain import PlainRecords
 from include.csv_import.table import LINEAGE_COLUMNS
-from include.csv_import.warehouse import SCHEMA, staging_name
 from include.csv_import.warehouse import sql as query
+from include.csv_import.warehouse import staging_table
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ def import_chunk(
                 sql.SQL(
                     "DELETE FROM {} WHERE _source_file_id = %(file_id)s"
                     " AND _source_line BETWEEN %(first_line)s AND %(last_line)s"
-                ).format(sql.Identifier(SCHEMA, staging_name(run_id))),
+                ).format(staging_table(run_id)),
                 {"file_id": file_id, "first_line": first_line, "last_line": last_line},
             )
             replaced = cursor.rowcount
@@ -258,7 +258,7 @@ class _ChunkWriter:
         statement = sql.SQL(
             "COPY {} ({}) FROM STDIN (FORMAT csv, DELIMITER {}, QUOTE {}, ENCODING {}, FORCE_NULL ({}))"
         ).format(
-            sql.Identifier(SCHEMA, staging_name(self._key["run_id"])),
+            staging_table(self._key["run_id"]),
             sql.SQL(", ").join(sql.Identifier(name) for name in columns),
             sql.Literal(format.delimiter),
             sql.Literal(format.quote),
@@ -329,7 +329,7 @@ class _ChunkWriter:
         rows = itertools.chain((first,), rows)
         lineage = self._file_id
         statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
-            sql.Identifier(SCHEMA, staging_name(self._key["run_id"])),
+            staging_table(self._key["run_id"]),
             sql.SQL(", ").join(sql.Identifier(name) for name in (*self._columns, *LINEAGE_COLUMNS)),
         )
         with self._cursor.connection.transaction(), self._cursor.copy(statement) as copy:

@@ -41,7 +41,7 @@ from include.common.failures import PermanentFailure
 from include.csv_import.ledger import Mode, read_files, read_run
 from include.csv_import.model import SourceFile
 from include.csv_import.table import IncompatibleTarget, TableName, target_columns
-from include.csv_import.warehouse import SCHEMA, staging_name
+from include.csv_import.warehouse import SCHEMA, staging_name, staging_table
 from include.csv_import.warehouse import sql as query
 
 log = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ class _File:
 
 def publish(conn: psycopg.Connection, run_id: int) -> PublishResult:
     """Publish the run's staged drop into its target (see the module's docstring)."""
-    staging = sql.Identifier(SCHEMA, staging_name(run_id))
+    staging = staging_table(run_id)
     with conn.transaction(), conn.cursor() as cursor:
         (published,) = cursor.execute(query("lock_run"), {"run_id": run_id}).fetchone()
         if published:
@@ -243,7 +243,7 @@ def _insert(
     columns = sql.SQL(", ").join(sql.Identifier(name) for name in _insertable_columns(cursor, target, run_id))
     cursor.execute(
         sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} WHERE _source_file_id = ANY(%(file_ids)s)").format(
-            target_table, columns, columns, sql.Identifier(SCHEMA, staging_name(run_id))
+            target_table, columns, columns, staging_table(run_id)
         ),
         {"file_ids": [f.id for f in published]},
     )
@@ -255,14 +255,10 @@ def _swap(cursor: psycopg.Cursor, run_id: int, target: TableName, *, rename_firs
     rename = sql.SQL("ALTER TABLE {} RENAME TO {}")
     move = sql.SQL("ALTER TABLE {} SET SCHEMA {}")
     if rename_first:
-        cursor.execute(
-            rename.format(sql.Identifier(SCHEMA, staging_name(run_id)), sql.Identifier(target.name))
-        )
+        cursor.execute(rename.format(staging_table(run_id), sql.Identifier(target.name)))
         cursor.execute(move.format(sql.Identifier(SCHEMA, target.name), sql.Identifier(target.schema)))
     else:
-        cursor.execute(
-            move.format(sql.Identifier(SCHEMA, staging_name(run_id)), sql.Identifier(target.schema))
-        )
+        cursor.execute(move.format(staging_table(run_id), sql.Identifier(target.schema)))
         cursor.execute(
             rename.format(sql.Identifier(target.schema, staging_name(run_id)), sql.Identifier(target.name))
         )
@@ -276,7 +272,7 @@ def _compare_columns(cursor: psycopg.Cursor, target: TableName, run_id: int) -> 
     column the target lacks means a person dropped it: nothing is published over that.
     """
     existing = {c.name for c in target_columns(cursor, target)}
-    staged = {c.name for c in target_columns(cursor, TableName(SCHEMA, staging_name(run_id)))}
+    staged = _staged_columns(cursor, run_id)
     if staged - existing:
         raise IncompatibleTarget(
             f"{target} lost column(s) {', '.join(sorted(staged - existing))} since csv_import run {run_id} "
@@ -288,8 +284,12 @@ def _compare_columns(cursor: psycopg.Cursor, target: TableName, run_id: int) -> 
 def _insertable_columns(cursor: psycopg.Cursor, target: TableName, run_id: int) -> list[str]:
     # Identity and generated columns are the target's to fill; a column the target gained after
     # the staging table was made has nothing to take from it.
-    staged = {c.name for c in target_columns(cursor, TableName(SCHEMA, staging_name(run_id)))}
+    staged = _staged_columns(cursor, run_id)
     return [c.name for c in target_columns(cursor, target) if not c.generated and c.name in staged]
+
+
+def _staged_columns(cursor: psycopg.Cursor, run_id: int) -> set[str]:
+    return {c.name for c in target_columns(cursor, TableName(SCHEMA, staging_name(run_id)))}
 
 
 def _record(
@@ -365,7 +365,7 @@ def discard_staging(conn: psycopg.Connection, run_id: int) -> bool:
     For a run given up on (failed for good, or superseded): its staged rows would otherwise stay
     in ``csv_import`` until someone drops them. The ledgers keep the run's account.
     """
-    staging = sql.Identifier(SCHEMA, staging_name(run_id))
+    staging = staging_table(run_id)
     with conn.transaction(), conn.cursor() as cursor:
         (published,) = cursor.execute(query("lock_run"), {"run_id": run_id}).fetchone()
         if published:

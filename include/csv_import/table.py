@@ -32,7 +32,7 @@ from psycopg import sql
 from include.common.failures import ConfigurationError
 from include.common.postgres import lock_resource
 from include.csv_import.model import Column, ColumnType
-from include.csv_import.warehouse import SCHEMA, staging_name
+from include.csv_import.warehouse import SCHEMA, staging_table
 from include.csv_import.warehouse import sql as query
 
 log = logging.getLogger(__name__)
@@ -327,5 +327,5 @@ def create_staging(conn: psycopg.Connection, run_id: int, target: TableName) -> 
             sql.SQL(
                 "CREATE TABLE IF NOT EXISTS {}"
                 " (LIKE {} INCLUDING DEFAULTS INCLUDING IDENTITY INCLUDING GENERATED)"
-            ).format(sql.Identifier(SCHEMA, staging_name(run_id)), sql.Identifier(target.schema, target.name))
+            ).format(staging_table(run_id), sql.Identifier(target.schema, target.name))
         )

@@ -13,6 +13,8 @@ A static check of ``include/`` (no database needed), closed-world: every ``.exec
 - a SQLAlchemy Core statement: ``sqlalchemy.select(...)`` and its builder methods (``where``,
   ``order_by`` …), which bind every value as a parameter and take names from ORM models (the REST
   API's reads of Airflow's own metadata); ``sqlalchemy.text()`` is not among them;
+- a call of a function of ``include/`` (in the same module or imported) whose every ``return``
+  gives one of the compositions above, such as ``warehouse.staging_table(run_id)``;
 - a variable or a function parameter whose every assignment or every call site (in the same
   module) passes one of the above.
 
@@ -30,6 +32,7 @@ would be ``str.format`` fields.
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -182,6 +185,8 @@ class StatementChecker:
             return len(node.args) == 1 and _is_literal(node.args[0])
         if qualified == f"{PSYCOPG_SQL}.Composed":
             return len(node.args) == 1 and self._all_composed(node.args[0], seen)
+        if self._returns_composition(qualified, seen):
+            return True
         if isinstance(node.func, ast.Attribute) and node.func.attr in ("format", "join"):
             if not self._is_composition(node.func.value, seen):
                 return False
@@ -190,6 +195,23 @@ class StatementChecker:
             parts = [*node.args, *(kw.value for kw in node.keywords)]
             return all(self._is_composition(part, seen) for part in parts)
         return False
+
+    def _returns_composition(self, qualified: str, seen: set[int]) -> bool:
+        """A function of ``include/`` whose every ``return`` gives a proven composition.
+
+        Such as ``warehouse.staging_table(run_id)``, which returns an ``sql.Identifier``: proven in
+        its own module, so that callers elsewhere need not spell the identifier out again.
+        """
+        module, _, name = qualified.rpartition(".")
+        checker = self if module == self.module else _module_checker(module)
+        function = checker.functions.get(name) if checker is not None else None
+        if function is None or id(function) in seen:
+            return False
+        seen = seen | {id(function)}
+        returned = [node.value for node in ast.walk(function) if isinstance(node, ast.Return)]
+        return bool(returned) and all(
+            value is not None and checker._is_composition(value, seen) for value in returned
+        )
 
     def _is_sqlalchemy_statement(self, node: ast.expr, seen: set[int]) -> bool:
         """``sqlalchemy.select(...)``, possibly refined by builder methods, directly or through names."""
@@ -312,6 +334,15 @@ class StatementChecker:
         return self.tree
 
 
+@functools.cache
+def _module_checker(module: str) -> StatementChecker | None:
+    """The checker of a module of ``include/`` (None for any other module)."""
+    path = PROJECT_ROOT.joinpath(*module.split(".")).with_suffix(".py")
+    if module.split(".")[0] != "include" or not path.is_file():
+        return None
+    return StatementChecker(path.read_text(), module, str(path.relative_to(PROJECT_ROOT)))
+
+
 def _is_literal(node: ast.expr) -> bool:
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
         return True
@@ -420,6 +451,21 @@ from include.learning_platform.warehouse import sql as statement
         ("def f(cur, p):\n    cur.execute(p.read_text())", "not globbed as *.sql"),
         ('def f(session, t):\n    session.execute(text(f"SELECT * FROM {t}"))', "not proven safe"),
         ('def f(session, q):\n    session.execute(select(q).where(q).union(f"{q}"))', "not proven safe"),
+        (
+            "def table(t):\n    return sql.SQL(t)\n\n"
+            "def f(cur, t):\n    cur.execute(sql.SQL('DROP TABLE {}').format(table(t)))",
+            "format()",
+        ),
+        (
+            "def table(t):\n    if t:\n        return sql.Identifier(t)\n    return sql.SQL(t)\n\n"
+            "def f(cur, t):\n    cur.execute(sql.SQL('DROP TABLE {}').format(table(t)))",
+            "format()",
+        ),
+        (
+            "from include.csv_import.warehouse import staging_name\n\n"
+            "def f(cur, run):\n    cur.execute(sql.SQL('DROP TABLE {}').format(staging_name(run)))",
+            "format()",
+        ),
     ],
 )
 def test_the_statement_check_refuses_sql_built_from_values(snippet: str, expected: str) -> None:
@@ -441,6 +487,10 @@ def test_the_statement_check_refuses_sql_built_from_values(snippet: str, expecte
         "        text = path.read_text()\n        cur.execute(text)",
         "def run(cur, q):\n    cur.execute(q)\n\ndef g(cur):\n    run(cur, statement('delete_raw'))",
         "import shutil\n\ndef f(a, b):\n    shutil.copy(a, b)",
+        "def table(t):\n    return sql.Identifier('s', t)\n\n"
+        "def f(cur, t):\n    cur.execute(sql.SQL('DROP TABLE {}').format(table(t)))",
+        "from include.csv_import.warehouse import staging_table\n\n"
+        "def f(cur, run):\n    cur.execute(sql.SQL('DROP TABLE {}').format(staging_table(run)))",
         "def f(session, model, v):\n    query = select(model).where(model.a == v)\n"
         "    if v:\n        query = query.where(model.b == v)\n"
         "    session.execute(query.order_by(model.a).limit(5))",
