@@ -12,7 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from bench.csv_import import IMPORT_WORKERS, LANES, OUR_READER, OURS, SECTION_TITLE, SEED_WAY, write_docs
+from bench.csv_import import (
+    DATABASE_APART,
+    IMPORT_WORKERS,
+    LANES,
+    OUR_READER,
+    OURS,
+    OURS_APART,
+    SECTION_TITLE,
+    SEED_WAY,
+    write_docs,
+)
 from devservices.postgres import LocalPostgres, free_port
 from tests.bench.runs import assert_rewrites_only_its_part, run_quick
 
@@ -62,7 +72,7 @@ def test_our_chunks_are_imported_by_two_processes_whose_peak_rss_is_reported(qui
     results, _ = quick_run
     [point] = results["sizes"]
 
-    for name in (OURS, OUR_READER):
+    for name in (OURS, OUR_READER, OURS_APART):
         lane = point["lanes"][name]
         workers = lane["workers"]
         # Every file is one chunk at least (the quick drop's files are far below a chunk's size).
@@ -74,6 +84,20 @@ def test_our_chunks_are_imported_by_two_processes_whose_peak_rss_is_reported(qui
         largest = max(workers["processes_peak_rss_mb"])
         assert largest > 0, name
         assert lane["children_peak_rss_mb"] == pytest.approx(largest, rel=0.05), name
+
+
+def test_the_database_apart_lanes_ran_the_server_and_the_lane_on_cpus_of_their_own(quick_run) -> None:
+    results, _ = quick_run
+    [point] = results["sizes"]
+
+    for name, lane in point["lanes"].items():
+        if name not in DATABASE_APART:
+            assert lane["cpus"] is None, name
+            continue
+        cpus = lane["cpus"]
+        assert len(cpus["database"]) == 1, name
+        assert cpus["lane"], name
+        assert not set(cpus["database"]) & set(cpus["lane"]), name
 
 
 def test_the_targets_name_what_was_not_measured(quick_run) -> None:
