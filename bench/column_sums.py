@@ -423,7 +423,7 @@ def measure(state_dir: Path, sizes: list[int], columns: int, repeat: int) -> dic
                     log.info("%s/%s on %s rows (run %d of %d)", group, name, f"{rows:,}", round_ + 1, repeat)
                     runs[group, name].append(run_lane(group, name, written, s3 if group == "s3" else None))
             for group, names in GROUPS.items():
-                lanes = {name: _median(runs[group, name]) for name in names}
+                lanes = {name: report.median_run(runs[group, name], "wall_s") for name in names}
                 results[group].append(
                     {
                         "rows": rows,
@@ -437,12 +437,6 @@ def measure(state_dir: Path, sizes: list[int], columns: int, repeat: int) -> dic
     results["targets"] = targets(results)
     results["machine"] = {**report.machine(), "load_average_1min": load}
     return results
-
-
-def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """The run with the median wall time, and the range of the wall times."""
-    ordered = sorted(runs, key=lambda run: run["wall_s"])
-    return {**ordered[len(ordered) // 2], "wall_s_range": [ordered[0]["wall_s"], ordered[-1]["wall_s"]]}
 
 
 def fastest_engine(lanes: dict[str, Any]) -> str:
@@ -511,7 +505,7 @@ def _lane_rows(points: list[dict[str, Any]]) -> list[list[str]]:
             f"{point['rows']:,}",
             f"{point['bytes'] / 1e6:.0f}",
             f"{lane['wall_s']:.2f}",
-            "–".join(f"{seconds:.2f}" for seconds in lane["wall_s_range"]),
+            f"{min(lane['repeats_wall_s']):.2f}–{max(lane['repeats_wall_s']):.2f}",
             f"{lane['cpu_s']:.2f}",
             f"{lane['mb_per_s']:.1f}",
             f"{lane['peak_rss_mb']:.0f}",
