@@ -26,8 +26,10 @@ import re
 import unicodedata
 from collections.abc import Iterable
 
+# PostgreSQL truncates longer identifiers silently: two long names would then meet.
 MAX_IDENTIFIER_BYTES = 63
-LINEAGE_COLUMNS = frozenset({"_source_file_id", "_source_line"})
+# The columns every imported row carries besides its file's: the file (its ledger id) and line.
+LINEAGE_COLUMNS = ("_source_file_id", "_source_line")
 
 _NOT_WORD = re.compile(r"[^a-z0-9]+")
 # Letters NFKD does not take apart: their usual ASCII spelling.

@@ -49,9 +49,9 @@ import psycopg
 from psycopg import sql
 from psycopg.copy import QueuedLibpqWriter
 
+from include.csv_import.identifiers import LINEAGE_COLUMNS
 from include.csv_import.model import RAW_TEXT_LIMIT, Chunk, Reject, RejectReason, Row
 from include.csv_import.plain import PlainRecords
-from include.csv_import.table import LINEAGE_COLUMNS
 from include.csv_import.warehouse import sql as query
 from include.csv_import.warehouse import staging_table
 

@@ -31,18 +31,13 @@ from psycopg import sql
 
 from include.common.failures import ConfigurationError
 from include.common.postgres import lock_resource
+from include.csv_import.identifiers import LINEAGE_COLUMNS, MAX_IDENTIFIER_BYTES
 from include.csv_import.model import Column, ColumnType
 from include.csv_import.warehouse import SCHEMA, staging_table
 from include.csv_import.warehouse import sql as query
 
 log = logging.getLogger(__name__)
 
-SOURCE_FILE_ID = "_source_file_id"
-SOURCE_LINE = "_source_line"
-LINEAGE_COLUMNS = (SOURCE_FILE_ID, SOURCE_LINE)
-
-# PostgreSQL truncates longer identifiers silently: two long names would then meet.
-MAX_IDENTIFIER_BYTES = 63
 _UNQUOTED = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
 # Schemas a run may never write into: the catalog, and the pipeline's own ledgers.
 _RESERVED_SCHEMAS = ("pg_catalog", "information_schema", SCHEMA)

@@ -67,7 +67,7 @@ def test_long_headers_are_cut_to_63_bytes_and_stay_distinct() -> None:
 def test_headers_cannot_take_the_lineage_columns() -> None:
     names = unique_identifiers(["_source_file_id", "_source_line", "source_line"])
 
-    assert not set(names) & LINEAGE_COLUMNS
+    assert not set(names) & set(LINEAGE_COLUMNS)
     assert len(set(names)) == 3
 
 
