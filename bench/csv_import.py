@@ -707,9 +707,9 @@ def targets(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
     largest = points[-1]
     ours, copy_2, seed = (largest["lanes"][name] for name in (OURS, COPY_2, SEED_WAY))
     ratio = _ratio(ours, copy_2)
-    add("ours MB/s >= 0.8x psql \\copy 2 at a time", _times(ratio), None if ratio is None else ratio >= 0.8)
+    add("ours MB/s >= 0.8x psql \\copy 2 at a time", report._times(ratio), report._at_least(ratio, 0.8))
     ratio = _ratio(ours, seed)
-    add("ours MB/s >= 20x the seed's way", _times(ratio), None if ratio is None else ratio >= 20)
+    add("ours MB/s >= 20x the seed's way", report._times(ratio), report._at_least(ratio, 20))
     if ours["measured"]:
         worst = max(ours["peak_rss_mb"], ours["children_peak_rss_mb"])
         add(f"peak RSS per task < {RSS_LIMIT_MB} MB", f"{worst:.0f} MB", worst < RSS_LIMIT_MB)
@@ -747,10 +747,6 @@ def _ratio(lane: dict[str, Any], other: dict[str, Any]) -> float | None:
 def _round_ratios(lane: dict[str, Any], other: dict[str, Any]) -> list[float]:
     pairs = zip(lane["repeats_mb_per_s"], other["repeats_mb_per_s"], strict=True)
     return [mine / theirs for mine, theirs in pairs if theirs]
-
-
-def _times(ratio: float | None) -> str:
-    return "not measured" if ratio is None else f"{ratio:.2f}x"
 
 
 LANE_HEADER = ("lane", "MB/s", "rows/s", "drop s", "CPU s (children)", "peak RSS MB (largest child)", "how")
@@ -883,11 +879,8 @@ def _where_the_time_goes(point: dict[str, Any]) -> list[str]:
 
 def _for_scale(point: dict[str, Any]) -> list[str]:
     """How far the targets are from what ``psql \\copy`` itself achieves on this machine."""
-    ours, copy_2, seed = (point["lanes"][name] for name in (OURS, COPY_2, SEED_WAY))
-    if not (ours["measured"] and copy_2["measured"] and seed["measured"] and seed["mb_per_s"]):
-        return []
-    psql_vs_seed = _ratio(copy_2, seed)
-    if not psql_vs_seed:
+    psql_vs_seed = _ratio(point["lanes"][COPY_2], point["lanes"][SEED_WAY])
+    if not (point["lanes"][OURS]["measured"] and psql_vs_seed):
         return []
     return [
         f"For scale, at {point['bytes'] / 1e6:,.0f} MB: `psql \\copy` 2 at a time is itself "
