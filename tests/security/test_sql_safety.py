@@ -337,8 +337,11 @@ class StatementChecker:
 @functools.cache
 def _module_checker(module: str) -> StatementChecker | None:
     """The checker of a module of ``include/`` (None for any other module)."""
-    path = PROJECT_ROOT.joinpath(*module.split(".")).with_suffix(".py")
-    if module.split(".")[0] != "include" or not path.is_file():
+    parts = module.split(".")
+    if parts[0] != "include":
+        return None
+    path = PROJECT_ROOT.joinpath(*parts).with_suffix(".py")
+    if not path.is_file():
         return None
     return StatementChecker(path.read_text(), module, str(path.relative_to(PROJECT_ROOT)))
 
