@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 # Airflow reads its plugins folder once, when first imported, and the DAGs' timetable is only
 # usable once the project's plugin registered it: set before anything imports Airflow.
@@ -30,6 +31,7 @@ from include.common.http import RetryPolicy
 from include.learning_platform.api import LearningPlatformClient
 from include.learning_platform.warehouse import SCHEMA, migrate_schema
 from tests.fakes.google_sheets import FakeGoogleSheets, service_account_info
+from tests.reliability import table_file
 
 CLIENT = "test-client"
 CLIENT_KEY = "test-key-Secret-42"
@@ -56,6 +58,17 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[AIRFLOW_HOME] = home
     os.environ["AIRFLOW_HOME"] = str(home)
     os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """An xdist worker finished (``make test`` runs two): keep the fault rows it recorded."""
+    table_file.collect_from_worker(node.config, node.workeroutput)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """In xdist's controller, write the fault rows of every worker as one table."""
+    table_file.write_collected(session.config)
 
 
 @pytest.fixture(scope="session")

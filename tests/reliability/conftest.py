@@ -1,15 +1,14 @@
 """Fixtures of the fault table: a PostgreSQL cluster the tests may stop, configured runs, the table.
 
 Every fault test adds its row to ``fault_table``; at the end of the session the rows are
-written to ``<artifacts>/reliability/faults.json``, from which ``python -m
-tests.reliability.report`` writes docs/RELIABILITY.md (``make reliability`` does both).
+written to ``<artifacts>/reliability/faults.json`` (``table_file.TABLE_FILE``), from which
+``python -m tests.reliability.report`` writes docs/RELIABILITY.md (``make reliability`` does both).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,18 +21,15 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from devservices.environment import PROJECT_ROOT
 from devservices.postgres import LocalPostgres, free_port
 from devservices.simulator import SimulatorServer
 from devservices.smtp_sink import SmtpSink
 from include.learning_platform.warehouse import migrate_schema
 from tests.conftest import CLIENT, CLIENT_KEY
-from tests.reliability import workers
+from tests.reliability import table_file, workers
 from tests.reliability.harness import DayRun, DayState
 from tests.test_end_to_end import api_connection, smtp_connection
 
-ARTIFACTS = Path(os.environ.get("PIPELINES_TEST_ARTIFACTS", PROJECT_ROOT / ".local/test-artifacts"))
-TABLE_FILE = ARTIFACTS / "reliability" / "faults.json"
 RECORDS_PER_DAY = 2000
 # Attempts per API request within one try (the connection's retry_attempts): the outage rows
 # are sized against it.
@@ -48,12 +44,10 @@ def _workers_warm_up() -> None:
 
 
 @pytest.fixture(scope="session")
-def fault_table() -> Iterator[list[dict[str, Any]]]:
+def fault_table(pytestconfig: pytest.Config) -> Iterator[list[dict[str, Any]]]:
     rows: list[dict[str, Any]] = []
     yield rows
-    if rows:
-        TABLE_FILE.parent.mkdir(parents=True, exist_ok=True)
-        TABLE_FILE.write_text(json.dumps(rows, indent=2, default=str) + "\n")
+    table_file.finish_session(pytestconfig, rows)
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from devservices.environment import PROJECT_ROOT
-from tests.reliability.conftest import TABLE_FILE
+from tests.reliability.table_file import TABLE_FILE
 
 OUTPUT = PROJECT_ROOT / "docs" / "RELIABILITY.md"
 COLUMNS = (
