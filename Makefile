@@ -30,9 +30,11 @@ airflow: setup ## Airflow with its UI on http://127.0.0.1:8080 (admin/admin) and
 airflow-cli: setup ## any airflow command with the local Airflow's environment: ARGS="dags list"
 	$(VENV_PYTHON) -m devservices.airflow_cli $(ARGS)
 
+# Two pytest processes, a test module always whole on one (--dist loadfile): most of the suite
+# waits on the services it starts, so two at once nearly halve its time on two cores.
 test: setup lint ## run the whole test suite (starts and stops its own services)
 	@scripts/install_test_tools.sh
-	$(VENV_PYTHON) -m pytest
+	$(VENV_PYTHON) -m pytest --numprocesses 2 --dist loadfile
 
 reliability: setup ## run the fault-injection tests and rewrite docs/RELIABILITY.md from their output
 	$(VENV_PYTHON) -m pytest tests/reliability -q
