@@ -61,7 +61,8 @@ BATCH_ROWS = 20_000
 BATCH_CHARS = 16 * 1024 * 1024
 REJECT_BATCH = 5_000
 # Blocks of plain records sent in one COPY at most (the bytes held to read again if refused).
-PLAIN_COPY_BYTES = 16 * 1024 * 1024
+# 8 MiB: as fast as 16 at 2 GB (bench, paired rounds), with 17 MB less peak memory per process.
+PLAIN_COPY_BYTES = 8 * 1024 * 1024
 
 # What PostgreSQL says about a value it will not store: class 22 (data exception: syntax, range,
 # encoding) and a NULL in a NOT NULL column of the target.
