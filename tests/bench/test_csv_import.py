@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from bench.csv_import import (
+    COPY_2,
+    COPY_2_APART,
     DATABASE_APART,
     IMPORT_WORKERS,
     LANES,
@@ -21,6 +23,7 @@ from bench.csv_import import (
     OURS_APART,
     SECTION_TITLE,
     SEED_WAY,
+    _apart_sentence,
     write_docs,
 )
 from devservices.postgres import LocalPostgres, free_port
@@ -125,3 +128,28 @@ def test_its_part_of_the_performance_document_is_rewritten_and_the_rest_kept(qui
     flagship = "# Performance of the learning platform pipeline\n\n## Stages\n\nfigures\n"
 
     assert_rewrites_only_its_part(write_docs, results, SECTION_TITLE, tmp_path, flagship)
+
+
+@pytest.mark.parametrize(
+    ("ours_apart", "explained"),
+    [((40.0, 45.0, 50.0), True), ((30.0, 35.0, 40.0), False)],
+    ids=["apart faster", "apart no faster"],
+)
+def test_the_database_apart_paragraph_explains_only_what_its_rounds_bear_out(ours_apart, explained) -> None:
+    def lane(*mb_per_s: float) -> dict:
+        return {"measured": True, "repeats_mb_per_s": list(mb_per_s)}
+
+    point = {
+        "lanes": {
+            OURS: lane(35.0, 40.0, 45.0),
+            COPY_2: lane(50.0, 50.0, 50.0),
+            OURS_APART: lane(*ours_apart),
+            COPY_2_APART: lane(50.0, 50.0, 50.0),
+        }
+    }
+
+    paragraph = " ".join(_apart_sentence(point))
+
+    assert "against 0.80x sharing both" in paragraph
+    assert ("the check's CPU no longer takes the server's" in paragraph) is explained
+    assert ("no better in this run" in paragraph) is not explained
