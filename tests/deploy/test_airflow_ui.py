@@ -34,6 +34,7 @@ from devservices.column_sums_demo import sample
 from devservices.environment import PROJECT_ROOT, environment_without
 from devservices.local_airflow import SUMS_SAMPLE_COLUMNS, SUMS_SAMPLE_ROWS
 from devservices.postgres import LocalPostgres, free_port
+from tests.artifacts import TEST_ARTIFACTS
 from tests.test_end_to_end import api_connection, smtp_connection, warehouse_connection
 
 pytestmark = pytest.mark.timeout(900)
@@ -47,9 +48,7 @@ BACKFILL_FROM, BACKFILL_TO = date(2026, 11, 1), date(2026, 11, 3)
 ADMIN_PASSWORD = "ui-test-password"
 DB_PASSWORD = "ui-test-db-password"
 RECEIVER_TOKEN = "ui-test-receiver-token"
-ARTIFACTS = (
-    Path(os.environ.get("PIPELINES_TEST_ARTIFACTS", PROJECT_ROOT / ".local" / "test-artifacts")) / "ui"
-)
+ARTIFACTS = TEST_ARTIFACTS / "ui"
 # Chromium as root in a sandbox-less container, and no calls home (the network is closed).
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

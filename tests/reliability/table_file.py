@@ -8,16 +8,13 @@ writes them all: a worker writing the file itself would overwrite the other's ro
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from devservices.environment import PROJECT_ROOT
+from tests.artifacts import TEST_ARTIFACTS
 
-ARTIFACTS = Path(os.environ.get("PIPELINES_TEST_ARTIFACTS", PROJECT_ROOT / ".local/test-artifacts"))
-TABLE_FILE = ARTIFACTS / "reliability" / "faults.json"
+TABLE_FILE = TEST_ARTIFACTS / "reliability" / "faults.json"
 # The key of a worker's rows in what it sends the controller (JSON text: the rows hold dates).
 _WORKER_ROWS = "reliability_fault_rows"
 _COLLECTED = pytest.StashKey[list[dict[str, Any]]]()
